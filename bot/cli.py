@@ -1,0 +1,247 @@
+"""The `teambot` command: ask and chat in a terminal, ingest docs, manage the database.
+
+Every failure a user can cause or fix ends in one clear line on stderr and a
+non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from sqlalchemy.exc import OperationalError
+
+from bot import render
+from bot.errors import BotError
+from bot.logs import configure_logging
+from bot.runtime import Runtime
+from bot.settings import Settings, mask_url
+from bot.types import Question
+from knowledge import db
+from knowledge.errors import KnowledgeError
+from knowledge.ingest import ingest_folder
+from knowledge.store import source_summaries
+
+CLI_PLATFORM = "cli"
+CLI_CHANNEL = "terminal"
+DEMO_SOURCE = "teambot-guide"
+DEMO_QUESTION = "How do I use PostgreSQL instead of SQLite?"
+BUNDLED_DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+err = Console(stderr=True)
+
+
+class _UserErrors(typer.core.TyperGroup):
+    """Turns the errors a user can fix into a one-line message and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (BotError, KnowledgeError) as exc:
+            raise click.ClickException(str(exc)) from None
+        except OperationalError as exc:
+            url = mask_url(ctx.find_object(Runtime).settings.database_url)  # type: ignore[union-attr]
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unknown error"
+            raise click.ClickException(
+                f"Cannot use the database {url}: {reason}. Check DATABASE_URL."
+            ) from None
+
+
+app = typer.Typer(
+    cls=_UserErrors,
+    help="teambot answers questions from your team's docs, with citations.\n\n"
+    'Start with `teambot demo`, then `teambot ingest PATH` and `teambot ask "..."`.',
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+sources_app = typer.Typer(help="List the sources teambot ingests.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the database schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(sources_app, name="sources")
+app.add_typer(db_app, name="db")
+
+
+@app.callback()
+def _setup(
+    ctx: typer.Context,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logs.")] = False,
+) -> None:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise click.ClickException(f"Invalid setting — {problems}") from None
+    configure_logging("DEBUG" if verbose else settings.log_level, settings.secret_values())
+    runtime = Runtime(settings)
+    ctx.obj = runtime
+    ctx.call_on_close(runtime.close)
+
+
+def _runtime(ctx: typer.Context) -> Runtime:
+    return ctx.ensure_object(Runtime)
+
+
+def _question(text: str, thread: str) -> Question:
+    return Question(
+        platform=CLI_PLATFORM, channel=CLI_CHANNEL, thread=thread, user=getpass.getuser(), text=text
+    )
+
+
+@app.command()
+def ask(
+    ctx: typer.Context,
+    question: Annotated[str, typer.Argument(help="What you want to know, in quotes.")],
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print one JSON object (answer, citations, model, timings)."),
+    ] = False,
+    thread: Annotated[
+        str | None,
+        typer.Option(
+            help="Continue the conversation with this name, so follow-ups see its history."
+        ),
+    ] = None,
+) -> None:
+    """Ask one question and print the answer with numbered citations."""
+    runtime = _runtime(ctx)
+    runtime.assistant.validate(question)  # refuse bad input before loading the model
+    answer = runtime.assistant.ask(_question(question, thread or uuid.uuid4().hex))
+    if as_json:
+        typer.echo(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
+    else:
+        typer.echo(render.answer_text(answer))
+
+
+@app.command()
+def chat(
+    ctx: typer.Context,
+    thread: Annotated[
+        str | None, typer.Option(help="Resume the conversation with this name.")
+    ] = None,
+) -> None:
+    """Talk to teambot in one conversation; /new starts another, /quit (or Ctrl-D) leaves."""
+    runtime = _runtime(ctx)
+    thread = thread or uuid.uuid4().hex
+    err.print("Ask a question about your docs. /new starts a new conversation, /quit leaves.")
+    while True:
+        try:
+            text = input("you> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            typer.echo()
+            return
+        if text in ("/quit", "/exit"):
+            return
+        if text == "/new":
+            thread = uuid.uuid4().hex
+            err.print("(new conversation)")
+            continue
+        if not text:
+            continue
+        try:
+            answer = runtime.assistant.ask(_question(text, thread))
+        except BotError as exc:
+            err.print(f"[red]{exc}[/red]", markup=True)
+            continue
+        typer.echo(f"teambot> {render.answer_text(answer)}\n")
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="A folder of .md, .html, .txt or .rst files.")],
+    name: Annotated[
+        str | None, typer.Option(help="Name of the source (default: the folder's name).")
+    ] = None,
+) -> None:
+    """Index a local folder; re-running it embeds only what changed."""
+    runtime = _runtime(ctx)
+    started = time.perf_counter()
+    report = ingest_folder(
+        runtime.sessions, runtime.embedder, path, name=name, progress=render.ProgressBar(err)
+    )
+    typer.echo(render.ingest_summary(report, time.perf_counter() - started))
+
+
+@sources_app.command("list")
+def sources_list(ctx: typer.Context) -> None:
+    """Each source with its documents, chunks and last ingestion run."""
+    with _runtime(ctx).sessions() as session:
+        summaries = source_summaries(session)
+    if not summaries:
+        typer.echo("No sources yet. Add one with `teambot ingest PATH` or run `teambot demo`.")
+        return
+    Console().print(render.sources_table(summaries))
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context) -> None:
+    """Apply every pending migration (run this before starting teambot on PostgreSQL)."""
+    engine = _runtime(ctx).engine
+    db.upgrade(engine)
+    typer.echo(f"Database at revision {db.current_revision(engine)}.")
+
+
+@db_app.command("current")
+def db_current(ctx: typer.Context) -> None:
+    """Show the database's schema revision and the one this teambot needs."""
+    engine = _runtime(ctx).engine
+    typer.echo(
+        f"current: {db.current_revision(engine) or 'empty'}  head: {db.head_revision(engine)}"
+    )
+
+
+@app.command()
+def config(ctx: typer.Context) -> None:
+    """Print the effective settings (environment and .env), secrets masked."""
+    for name, value in _runtime(ctx).settings.masked().items():
+        typer.echo(f"{name}={value}")
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    question: Annotated[str, typer.Option(help="The question to ask.")] = DEMO_QUESTION,
+) -> None:
+    """Index teambot's own user guide and answer a question about it."""
+    if not BUNDLED_DOCS.is_dir():
+        raise click.ClickException(
+            f"The bundled guide is not at {BUNDLED_DOCS}. Install teambot from a clone "
+            "with `pip install -e .` to run the demo."
+        )
+    ingest(ctx, BUNDLED_DOCS, name=DEMO_SOURCE)
+    typer.echo(f"\nQ: {question}\n")
+    ask(ctx, question, as_json=False, thread=None)
+    typer.echo(
+        '\nNext: teambot ask "your question", teambot chat, or teambot ingest PATH for your docs.'
+    )
+
+
+@app.command()
+def worker(ctx: typer.Context) -> None:
+    """Re-ingest every source on its schedule (REFRESH_INTERVAL_MINUTES) until stopped."""
+    from workers.scheduler import run_forever
+
+    run_forever(_runtime(ctx))
+
+
+@app.command()
+def serve() -> None:
+    """Run the chat platform adapters (Slack, Discord): not built yet."""
+    raise click.ClickException(
+        "No chat platform adapter is built yet (Slack and Discord are planned). "
+        'Use `teambot ask "..."` or `teambot chat` meanwhile.'
+    )
+
+
+def main() -> None:
+    app()

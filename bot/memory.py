@@ -1,0 +1,86 @@
+"""Conversation memory in SQL: one conversation per (platform, channel, thread), turns in order."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.models import Conversation, Turn
+from bot.types import Answer, Question
+from knowledge.models import utcnow
+
+HISTORY_TURNS = 10
+
+
+@dataclass(frozen=True)
+class PastTurn:
+    role: str
+    text: str
+
+
+class ConversationMemory:
+    """Reads a conversation's recent turns and records new question/answer pairs."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def conversation_id(self, platform: str, channel: str, thread: str) -> int:
+        """The id of the conversation, created on first use (safe against a concurrent creator)."""
+        key = (
+            Conversation.platform == platform,
+            Conversation.channel == channel,
+            Conversation.thread == thread,
+        )
+        with self._sessions.begin() as session:
+            found = session.scalar(select(Conversation.id).where(*key))
+            if found is not None:
+                return found
+        try:
+            with self._sessions.begin() as session:
+                conversation = Conversation(platform=platform, channel=channel, thread=thread)
+                session.add(conversation)
+                session.flush()
+                return conversation.id
+        except IntegrityError:  # another process created it between our two transactions
+            with self._sessions() as session:
+                return session.scalars(select(Conversation.id).where(*key)).one()
+
+    def history(self, conversation_id: int, limit: int = HISTORY_TURNS) -> list[PastTurn]:
+        """The last ``limit`` turns, oldest first."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(Turn.role, Turn.text)
+                .where(Turn.conversation_id == conversation_id)
+                .order_by(Turn.id.desc())
+                .limit(limit)
+            ).all()
+            return [PastTurn(role, text) for role, text in reversed(list(rows))]
+
+    def record(self, question: Question, answer: Answer) -> None:
+        """Store the question and its answer as two turns, in one transaction."""
+        with self._sessions.begin() as session:
+            session.add_all(
+                [
+                    Turn(
+                        conversation_id=answer.conversation_id,
+                        role="user",
+                        user_id=question.user,
+                        text=question.text,
+                    ),
+                    Turn(
+                        conversation_id=answer.conversation_id,
+                        role="assistant",
+                        text=answer.text,
+                        search_query=answer.search_query,
+                        citations=[asdict(c) for c in answer.citations],
+                        model=answer.model,
+                        latency_ms=answer.timings.get("total"),
+                        timings=answer.timings,
+                    ),
+                ]
+            )
+            conversation = session.get_one(Conversation, answer.conversation_id)
+            conversation.updated_at = utcnow()

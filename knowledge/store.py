@@ -1,0 +1,168 @@
+"""Reading and writing the knowledge tables; each function works inside the caller's session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from knowledge.errors import SourceError
+from knowledge.models import Chunk, Document, IndexState, IngestionRun, Source, utcnow
+from knowledge.types import ChunkDraft
+
+
+def get_or_create_source(session: Session, *, name: str, kind: str, location: str) -> Source:
+    """The source called ``name``; created if new, refused if the name is taken elsewhere."""
+    source = session.scalar(select(Source).where(Source.name == name))
+    if source is None:
+        source = Source(name=name, kind=kind, location=location, options={})
+        session.add(source)
+        session.flush()
+        return source
+    if (source.kind, source.location) != (kind, location):
+        raise SourceError(
+            f"A source named {name!r} already exists for {source.location}. "
+            "Choose another name with --name."
+        )
+    return source
+
+
+def document_hashes(session: Session, source_id: int) -> dict[str, str]:
+    """url → content hash of every document the source has."""
+    rows = session.execute(
+        select(Document.url, Document.content_hash).where(Document.source_id == source_id)
+    )
+    return dict(rows.all())
+
+
+def stored_embeddings(session: Session, hashes: Iterable[str], model: str) -> dict[str, bytes]:
+    """Embeddings already computed by ``model`` for any of these chunk hashes (from any page)."""
+    wanted = list(set(hashes))
+    found: dict[str, bytes] = {}
+    for start in range(0, len(wanted), 500):  # stay under bound-parameter limits
+        rows = session.execute(
+            select(Chunk.content_hash, Chunk.embedding).where(
+                Chunk.content_hash.in_(wanted[start : start + 500]), Chunk.model == model
+            )
+        )
+        found.update(rows.all())
+    return found
+
+
+def save_document(
+    session: Session,
+    *,
+    source_id: int,
+    url: str,
+    title: str,
+    content_hash: str,
+    drafts: Sequence[ChunkDraft],
+    chunk_hashes: Sequence[str],
+    embeddings: Sequence[bytes],
+    model: str,
+) -> None:
+    """Insert or replace one document and all its chunks, and bump the index revision."""
+    document = session.scalar(
+        select(Document).where(Document.source_id == source_id, Document.url == url)
+    )
+    if document is None:
+        document = Document(source_id=source_id, url=url)
+        session.add(document)
+    else:
+        session.execute(delete(Chunk).where(Chunk.document_id == document.id))
+    document.title = title
+    document.content_hash = content_hash
+    document.status = "ok"
+    document.error = None
+    document.fetched_at = utcnow()
+    session.flush()
+    session.add_all(
+        Chunk(
+            document_id=document.id,
+            ordinal=draft.ordinal,
+            heading_path=list(draft.heading_path),
+            anchor=draft.anchor,
+            text=draft.text,
+            content_hash=chunk_hash,
+            token_count=draft.token_count,
+            model=model,
+            embedding=embedding,
+        )
+        for draft, chunk_hash, embedding in zip(drafts, chunk_hashes, embeddings, strict=True)
+    )
+    bump_revision(session)
+
+
+def delete_documents(session: Session, source_id: int, urls: Iterable[str]) -> int:
+    """Remove these documents of the source with their chunks; returns how many went."""
+    urls = list(urls)
+    if not urls:
+        return 0
+    result = session.execute(
+        delete(Document).where(Document.source_id == source_id, Document.url.in_(urls))
+    )
+    bump_revision(session)
+    return result.rowcount or 0
+
+
+def bump_revision(session: Session) -> None:
+    """Tell every process that chunks changed (their in-memory index is now stale)."""
+    session.execute(
+        update(IndexState).where(IndexState.id == 1).values(revision=IndexState.revision + 1)
+    )
+
+
+def index_revision(session: Session) -> int:
+    return session.scalar(select(IndexState.revision).where(IndexState.id == 1)) or 0
+
+
+def vector_bytes(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+@dataclass(frozen=True)
+class SourceSummary:
+    name: str
+    kind: str
+    location: str
+    documents: int
+    chunks: int
+    last_run: IngestionRun | None
+
+
+def source_summaries(session: Session) -> list[SourceSummary]:
+    """Every source with its document and chunk counts and its latest run."""
+    documents = dict(
+        session.execute(
+            select(Document.source_id, func.count()).group_by(Document.source_id)
+        ).tuples()
+    )
+    chunks = dict(
+        session.execute(
+            select(Document.source_id, func.count(Chunk.id))
+            .join(Chunk, Chunk.document_id == Document.id)
+            .group_by(Document.source_id)
+        ).tuples()
+    )
+    summaries = []
+    for source in session.scalars(select(Source).order_by(Source.name)):
+        last_run = session.scalar(
+            select(IngestionRun)
+            .where(IngestionRun.source_id == source.id)
+            .order_by(IngestionRun.id.desc())
+            .limit(1)
+        )
+        summaries.append(
+            SourceSummary(
+                name=source.name,
+                kind=source.kind,
+                location=source.location,
+                documents=documents.get(source.id, 0),
+                chunks=chunks.get(source.id, 0),
+                last_run=last_run,
+            )
+        )
+    return summaries

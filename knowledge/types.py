@@ -1,0 +1,69 @@
+"""The stages of a document, named after what they are.
+
+A file or web page becomes a ``Page`` (extracted text in sections), a page
+becomes ``ChunkDraft`` pieces sized for the embedder, stored chunks come back
+from search as ``ScoredChunk``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Section:
+    """A run of text under one heading.
+
+    ``heading_path`` lists the headings from the outermost to this one (the
+    page title is not repeated in it unless the page has no other heading);
+    ``anchor`` is the element id a link can point at (``page#anchor``), or
+    ``""`` for text before the first heading.
+    """
+
+    heading_path: tuple[str, ...]
+    anchor: str
+    blocks: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(self.blocks)
+
+
+@dataclass(frozen=True)
+class Page:
+    """The readable content of one document: its title and its sections."""
+
+    title: str
+    sections: tuple[Section, ...] = field(default_factory=tuple)
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(s.text for s in self.sections if s.blocks)
+
+
+@dataclass(frozen=True)
+class ChunkDraft:
+    """A piece of a page, ready to embed; ``embed_text`` carries the context."""
+
+    ordinal: int
+    heading_path: tuple[str, ...]
+    anchor: str
+    text: str
+    embed_text: str
+    token_count: int
+
+
+@dataclass(frozen=True)
+class ScoredChunk:
+    """A stored chunk returned by search, with what a citation needs."""
+
+    chunk_id: int
+    score: float
+    text: str
+    heading_path: tuple[str, ...]
+    anchor: str
+    document_title: str
+    document_url: str
+    source_name: str
+    source_kind: str
+    source_location: str
