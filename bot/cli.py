@@ -11,15 +11,15 @@ import json
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
-import click
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy.exc import OperationalError
 
 from bot import render
+from bot.core import validate_question
 from bot.errors import BotError
 from bot.logs import configure_logging
 from bot.runtime import Runtime
@@ -39,20 +39,25 @@ BUNDLED_DOCS = Path(__file__).resolve().parent.parent / "docs"
 err = Console(stderr=True)
 
 
+def fail(message: str) -> NoReturn:
+    """End the command with one clear line on stderr and exit code 1."""
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(1)
+
+
 class _UserErrors(typer.core.TyperGroup):
     """Turns the errors a user can fix into a one-line message and exit code 1."""
 
-    def invoke(self, ctx: click.Context) -> object:
+    def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except (BotError, KnowledgeError) as exc:
-            raise click.ClickException(str(exc)) from None
+            fail(str(exc))
         except OperationalError as exc:
-            url = mask_url(ctx.find_object(Runtime).settings.database_url)  # type: ignore[union-attr]
+            runtime = ctx.find_object(Runtime)
+            url = mask_url(runtime.settings.database_url) if runtime else "(unknown)"
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unknown error"
-            raise click.ClickException(
-                f"Cannot use the database {url}: {reason}. Check DATABASE_URL."
-            ) from None
+            fail(f"Cannot use the database {url}: {reason}. Check DATABASE_URL.")
 
 
 app = typer.Typer(
@@ -80,7 +85,7 @@ def _setup(
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
         )
-        raise click.ClickException(f"Invalid setting — {problems}") from None
+        fail(f"Invalid setting — {problems}")
     configure_logging("DEBUG" if verbose else settings.log_level, settings.secret_values())
     runtime = Runtime(settings)
     ctx.obj = runtime
@@ -111,10 +116,16 @@ def ask(
             help="Continue the conversation with this name, so follow-ups see its history."
         ),
     ] = None,
+    top_k: Annotated[
+        int | None,
+        typer.Option("--top-k", min=1, max=20, help="Passages to use (default: TOP_K)."),
+    ] = None,
 ) -> None:
     """Ask one question and print the answer with numbered citations."""
     runtime = _runtime(ctx)
-    runtime.assistant.validate(question)  # refuse bad input before loading the model
+    if top_k is not None:
+        runtime.settings = runtime.settings.model_copy(update={"top_k": top_k})
+    validate_question(question, runtime.settings.max_question_chars)  # before loading the model
     answer = runtime.assistant.ask(_question(question, thread or uuid.uuid4().hex))
     if as_json:
         typer.echo(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
@@ -150,7 +161,7 @@ def chat(
         try:
             answer = runtime.assistant.ask(_question(text, thread))
         except BotError as exc:
-            err.print(f"[red]{exc}[/red]", markup=True)
+            typer.echo(f"Error: {exc}", err=True)
             continue
         typer.echo(f"teambot> {render.answer_text(answer)}\n")
 
@@ -214,13 +225,13 @@ def demo(
 ) -> None:
     """Index teambot's own user guide and answer a question about it."""
     if not BUNDLED_DOCS.is_dir():
-        raise click.ClickException(
+        fail(
             f"The bundled guide is not at {BUNDLED_DOCS}. Install teambot from a clone "
             "with `pip install -e .` to run the demo."
         )
     ingest(ctx, BUNDLED_DOCS, name=DEMO_SOURCE)
     typer.echo(f"\nQ: {question}\n")
-    ask(ctx, question, as_json=False, thread=None)
+    ask(ctx, question, as_json=False, thread=None, top_k=None)
     typer.echo(
         '\nNext: teambot ask "your question", teambot chat, or teambot ingest PATH for your docs.'
     )
@@ -237,7 +248,7 @@ def worker(ctx: typer.Context) -> None:
 @app.command()
 def serve() -> None:
     """Run the chat platform adapters (Slack, Discord): not built yet."""
-    raise click.ClickException(
+    fail(
         "No chat platform adapter is built yet (Slack and Discord are planned). "
         'Use `teambot ask "..."` or `teambot chat` meanwhile.'
     )

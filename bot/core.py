@@ -40,7 +40,7 @@ class Assistant:
 
     def ask(self, question: Question) -> Answer:
         """Answer ``question`` in its conversation; raises QuestionError before storing anything."""
-        text = self.validate(question.text)
+        text = validate_question(question.text, self._max_question_chars)
         started = time.perf_counter()
         conversation_id = self._memory.conversation_id(
             question.platform, question.channel, question.thread
@@ -76,18 +76,18 @@ class Assistant:
         self._memory.record(question, answer)
         return answer
 
-    def validate(self, text: str) -> str:
-        """The question stripped, or a QuestionError that says how to fix it."""
-        text = text.strip()
-        if not text:
-            raise QuestionError("The question is empty. Type what you want to know.")
-        if len(text) > self._max_question_chars:
-            raise QuestionError(
-                f"The question is {len(text):,} characters long; the limit is "
-                f"{self._max_question_chars:,} (MAX_QUESTION_CHARS). Ask about one thing, "
-                "quoting only the part that matters."
-            )
-        return text
+
+def validate_question(text: str, max_chars: int) -> str:
+    """The question stripped, or a QuestionError that says how to fix it."""
+    text = text.strip()
+    if not text:
+        raise QuestionError("The question is empty. Type what you want to know.")
+    if len(text) > max_chars:
+        raise QuestionError(
+            f"The question is {len(text):,} characters long; the limit is {max_chars:,} "
+            "(MAX_QUESTION_CHARS). Ask about one thing, quoting only the part that matters."
+        )
+    return text
 
 
 def citation(n: int, passage: ScoredChunk) -> Citation:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,6 +15,7 @@ from knowledge.db import ensure_schema, make_engine, make_session_factory
 from knowledge.embed import Embedder
 from knowledge.index import VectorIndex
 from knowledge.search import Retriever
+from knowledge.snapshot import SnapshotStore
 
 
 class Runtime:
@@ -40,7 +42,12 @@ class Runtime:
 
     @cached_property
     def retriever(self) -> Retriever:
-        index = VectorIndex(self.sessions, self.embedder.model_name, self.embedder.dimension)
+        snapshots = SnapshotStore(
+            self.settings.data_dir, self._database_identity(), self.embedder.model_name
+        )
+        index = VectorIndex(
+            self.sessions, self.embedder.model_name, self.embedder.dimension, snapshots=snapshots
+        )
         return Retriever(self.sessions, self.embedder, index)
 
     @cached_property
@@ -52,6 +59,13 @@ class Runtime:
             min_relevance=self.settings.min_relevance,
             max_question_chars=self.settings.max_question_chars,
         )
+
+    def _database_identity(self) -> str:
+        """Names the database for snapshot files: an absolute path for SQLite, else the URL."""
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            return f"sqlite:{Path(url.database).resolve()}"
+        return url.render_as_string(hide_password=True)
 
     def close(self) -> None:
         if "engine" in self.__dict__:

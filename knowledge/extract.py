@@ -247,7 +247,8 @@ def _extract_rst(text: str, *, fallback_title: str) -> Page:
     the first title is the page title.
     """
     text = text.replace("\r\n", "\n")
-    sections, styles, title, position = _Sections(), [], "", 0
+    sections, title, position = _Sections(), "", 0
+    styles: list[tuple[str, bool]] = []  # (character, overlined), in order of appearance
     for match in _RST_TITLE.finditer(text):
         heading, underline = match.group(2).strip(), match.group(3).strip()
         if len(underline) < len(heading):
@@ -255,7 +256,8 @@ def _extract_rst(text: str, *, fallback_title: str) -> Page:
         for block in _paragraphs(text[position : match.start()]):
             sections.add(block)
         style = (underline[0], match.group(1) is not None)
-        styles += [] if style in styles else [style]
+        if style not in styles:
+            styles.append(style)
         sections.heading(styles.index(style) + 1, heading)
         title, position = title or heading, match.end()
     for block in _paragraphs(text[position:]):

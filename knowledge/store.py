@@ -119,6 +119,18 @@ def index_revision(session: Session) -> int:
     return session.scalar(select(IndexState.revision).where(IndexState.id == 1)) or 0
 
 
+def index_stamp(session: Session) -> str:
+    """The revision and the time it was set: unique even across a re-created database."""
+    revision, updated_at = session.execute(
+        select(IndexState.revision, IndexState.updated_at).where(IndexState.id == 1)
+    ).one()
+    return f"r{revision}-{updated_at:%Y%m%d%H%M%S%f}"
+
+
+def chunk_count(session: Session, model: str) -> int:
+    return session.scalar(select(func.count(Chunk.id)).where(Chunk.model == model)) or 0
+
+
 def vector_bytes(vector: np.ndarray) -> bytes:
     return np.asarray(vector, dtype="<f4").tobytes()
 
@@ -136,16 +148,14 @@ class SourceSummary:
 def source_summaries(session: Session) -> list[SourceSummary]:
     """Every source with its document and chunk counts and its latest run."""
     documents = dict(
-        session.execute(
-            select(Document.source_id, func.count()).group_by(Document.source_id)
-        ).tuples()
+        session.execute(select(Document.source_id, func.count()).group_by(Document.source_id)).all()
     )
     chunks = dict(
         session.execute(
             select(Document.source_id, func.count(Chunk.id))
             .join(Chunk, Chunk.document_id == Document.id)
             .group_by(Document.source_id)
-        ).tuples()
+        ).all()
     )
     summaries = []
     for source in session.scalars(select(Source).order_by(Source.name)):

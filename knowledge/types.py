@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 class Section:
     """A run of text under one heading.
 
-    ``heading_path`` lists the headings from the outermost to this one (the
-    page title is not repeated in it unless the page has no other heading);
-    ``anchor`` is the element id a link can point at (``page#anchor``), or
-    ``""`` for text before the first heading.
+    ``heading_path`` lists the real heading stack from the outermost heading
+    (often an h1 equal to the page title) to this one; ``anchor`` is the
+    element id a link can point at (``page#anchor``), or ``""`` for text
+    before the first heading.
     """
 
     heading_path: tuple[str, ...]

@@ -1,0 +1,203 @@
+"""The real `teambot` command in a subprocess, as a user runs it: answers, errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from knowledge.db import make_engine, make_session_factory, upgrade
+from knowledge.embed import Embedder
+from knowledge.ingest import ingest_folder
+from knowledge.models import Chunk
+from tests.conftest import postgres_schema_url, sqlite_url
+
+TEAMBOT = str(Path(sys.executable).parent / "teambot")
+
+
+def run(
+    *args: str, db_url: str, cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "DATABASE_URL": db_url, **(env or {})}
+    return subprocess.run(
+        [TEAMBOT, *args],
+        cwd=cwd,
+        env=environment,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess[str], message: str) -> None:
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def chunk_count(db_url: str) -> int:
+    engine = make_engine(db_url)
+    try:
+        with make_session_factory(engine)() as session:
+            return session.scalar(select(func.count(Chunk.id))) or 0
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return sqlite_url(tmp_path)
+
+
+@pytest.fixture
+def ingested(corpus: Path, db_url: str, embedder: Embedder) -> str:
+    """The corpus ingested in-process (with the session's model), for tests about asking."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    ingest_folder(make_session_factory(engine), embedder, corpus, name="zephyr-docs")
+    engine.dispose()
+    return db_url
+
+
+def test_ingest_then_ask_cites_the_file_that_holds_the_answer(
+    corpus: Path, db_url: str, tmp_path: Path
+) -> None:
+    ingested = run("ingest", str(corpus), "--name", "zephyr", db_url=db_url, cwd=tmp_path)
+    assert ingested.returncode == 0, ingested.stderr
+    assert "Source 'zephyr': 4 files — 4 new" in ingested.stdout
+
+    asked = run(
+        "ask", "--json", "Which TCP port does Zephyr listen on?", db_url=db_url, cwd=tmp_path
+    )
+    assert asked.returncode == 0, asked.stderr
+    answer = json.loads(asked.stdout)
+    assert set(answer) >= {"answer", "citations", "model", "timings"}
+    assert answer["model"] == "extractive"
+    assert answer["citations"][0]["path"] == "guide/network.md"
+    assert answer["citations"][0]["anchor"] == "listening-port"
+    assert {"title", "url", "path", "anchor"} <= set(answer["citations"][0])
+    assert "8731" in answer["answer"]
+    assert answer["timings"]["total"] > 0
+
+    listed = run("sources", "list", db_url=db_url, cwd=tmp_path)
+    assert listed.returncode == 0 and "zephyr" in listed.stdout and "ok" in listed.stdout
+
+
+def test_plain_answers_print_numbered_sources(ingested: str, tmp_path: Path) -> None:
+    asked = run("ask", "How do I restore a backup?", db_url=ingested, cwd=tmp_path)
+    assert asked.returncode == 0, asked.stderr
+    assert "Sources:\n  [1] Backups" in asked.stdout
+    assert "guide/backups.html#" in asked.stdout
+
+
+def test_chat_keeps_one_conversation_for_follow_ups(ingested: str, tmp_path: Path) -> None:
+    chat = run(
+        "chat",
+        db_url=ingested,
+        cwd=tmp_path,
+        stdin="How do I set up TLS certificates for Zephyr?\nand where do they go?\n\n/quit\n",
+    )
+    assert chat.returncode == 0, chat.stderr
+    answers = chat.stdout.split("teambot> ")[1:]
+    assert len(answers) == 2
+    assert "network.md#tls-certificates" in answers[1]
+
+
+def test_bad_input_fails_clearly_and_loses_nothing(
+    corpus: Path, ingested: str, tmp_path: Path
+) -> None:
+    db_url = ingested
+    stored = chunk_count(db_url)
+    assert stored > 0
+
+    assert_clean_failure(run("ask", "", db_url=db_url, cwd=tmp_path), "The question is empty")
+    assert_clean_failure(
+        run("ask", "why?" * 10_000, db_url=db_url, cwd=tmp_path), "40,000 characters"
+    )
+    assert_clean_failure(
+        run("ingest", str(tmp_path / "missing"), db_url=db_url, cwd=tmp_path), "No such folder"
+    )
+    assert_clean_failure(
+        run("ingest", str(corpus / "install.md"), db_url=db_url, cwd=tmp_path), "is a file"
+    )
+    assert_clean_failure(
+        run("ingest", str(tmp_path), "--name", "zephyr-docs", db_url=db_url, cwd=tmp_path),
+        "already exists",
+    )
+    assert chunk_count(db_url) == stored
+
+
+def test_binary_and_non_utf8_files_are_listed_as_skipped(
+    corpus: Path, db_url: str, tmp_path: Path
+) -> None:
+    (corpus / "diagram.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    (corpus / "notes.md").write_bytes(b"# Notes\n\nCaf\xe9 au lait\n")
+    (corpus / "dump.txt").write_bytes(b"\x00\x00\x00\xff")
+    result = run("ingest", str(corpus), db_url=db_url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Skipped 3 file(s):" in result.stdout
+    assert "diagram.png: not a format teambot reads" in result.stdout
+    assert "notes.md: not UTF-8 (byte 12); re-save it as UTF-8" in result.stdout
+    assert "dump.txt: binary, not text" in result.stdout
+    assert "4 new" in result.stdout
+
+
+def test_config_masks_secrets_and_an_unreachable_database_is_explained(tmp_path: Path) -> None:
+    url = "postgresql://bot:hunter2@127.0.0.1:1/teambot"
+    shown = run("config", db_url=url, cwd=tmp_path)
+    assert shown.returncode == 0
+    assert "DATABASE_URL=postgresql+psycopg://bot:***@127.0.0.1:1/teambot" in shown.stdout
+    assert "hunter2" not in shown.stdout + shown.stderr
+
+    failed = run("-v", "sources", "list", db_url=url, cwd=tmp_path)
+    assert_clean_failure(failed, "Cannot use the database postgresql+psycopg://bot:***@127.0.0.1:1")
+    assert "Check DATABASE_URL" in failed.stderr
+    assert "hunter2" not in failed.stdout + failed.stderr
+
+
+def test_an_invalid_setting_is_named(tmp_path: Path, db_url: str) -> None:
+    result = run("config", db_url=db_url, cwd=tmp_path, env={"TOP_K": "many"})
+    assert_clean_failure(result, "Invalid setting")
+    assert "TOP_K" in result.stderr
+
+
+def test_postgres_needs_db_upgrade_then_works_end_to_end(
+    corpus: Path, pg_schema: str, tmp_path: Path
+) -> None:
+    url = postgres_schema_url(pg_schema)
+    assert_clean_failure(run("sources", "list", db_url=url, cwd=tmp_path), "teambot db upgrade")
+
+    upgraded = run("db", "upgrade", db_url=url, cwd=tmp_path)
+    assert upgraded.returncode == 0 and "Database at revision 0001" in upgraded.stdout
+
+    assert run("ingest", str(corpus), "--name", "zephyr", db_url=url, cwd=tmp_path).returncode == 0
+    asked = run("ask", "--json", "How do I restore a backup?", db_url=url, cwd=tmp_path)
+    assert json.loads(asked.stdout)["citations"][0]["path"] == "guide/backups.html"
+
+
+def test_demo_answers_from_the_bundled_guide(db_url: str, tmp_path: Path) -> None:
+    result = run("demo", db_url=db_url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Source 'teambot-guide'" in result.stdout
+    assert "Sources:\n  [1] " in result.stdout
+    assert ".md#" in result.stdout
+
+
+def test_serve_says_what_is_not_built_yet(db_url: str, tmp_path: Path) -> None:
+    assert_clean_failure(run("serve", db_url=db_url, cwd=tmp_path), "teambot chat")
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["ask"], ["chat"], ["ingest"], ["sources", "list"], ["db", "upgrade"], ["demo"]]
+)
+def test_every_command_explains_itself(command: list[str], tmp_path: Path, db_url: str) -> None:
+    result = run(*command, "--help", db_url=db_url, cwd=tmp_path)
+    assert result.returncode == 0
+    assert "Usage: teambot" in result.stdout
+    assert len(result.stdout.split()) > 20

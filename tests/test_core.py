@@ -1,0 +1,169 @@
+"""The conversation core: validation, extractive answers with citations, memory and follow-ups."""
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import extractive
+from bot.core import Assistant
+from bot.errors import QuestionError
+from bot.followup import is_follow_up, search_query
+from bot.memory import ConversationMemory, PastTurn
+from bot.models import Conversation, Turn
+from bot.types import Question
+from knowledge.embed import Embedder
+from knowledge.index import VectorIndex
+from knowledge.ingest import ingest_folder
+from knowledge.search import Retriever
+
+
+def make_assistant(sessions: sessionmaker[Session], embedder: Embedder) -> Assistant:
+    retriever = Retriever(sessions, embedder, VectorIndex(sessions, embedder.model_name, 384))
+    return Assistant(
+        ConversationMemory(sessions),
+        retriever,
+        top_k=3,
+        min_relevance=0.25,
+        max_question_chars=4000,
+    )
+
+
+@pytest.fixture
+def assistant(sessions: sessionmaker[Session], embedder: Embedder, corpus: Path) -> Assistant:
+    ingest_folder(sessions, embedder, corpus, name="zephyr")
+    return make_assistant(sessions, embedder)
+
+
+def ask(assistant: Assistant, text: str, thread: str = "t1", channel: str = "c1"):
+    return assistant.ask(Question("slack", channel, thread, "U1", text))
+
+
+def turn_count(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.count(Turn.id))) or 0
+
+
+def test_an_extractive_answer_is_labelled_quoted_and_cited(assistant: Assistant) -> None:
+    answer = ask(assistant, "Which port does the Zephyr server listen on?")
+
+    assert answer.model == "extractive"
+    assert answer.text.startswith(extractive.LABEL)
+    assert "> The Zephyr server listens on TCP port 8731 by default." in answer.text
+    first = answer.citations[0]
+    assert (first.n, first.path, first.anchor) == (1, "guide/network.md", "listening-port")
+    assert first.title == "Network settings" and first.heading == "Listening port"
+    assert first.url.startswith("file://") and first.url.endswith("/guide/network.md")
+    assert first.location == "guide/network.md#listening-port"
+    assert "[1] Network settings › Listening port" in answer.text
+    assert set(answer.timings) == {"memory", "retrieve", "answer", "total"}
+    assert answer.timings["total"] >= answer.timings["retrieve"] > 0
+
+
+def test_the_question_and_answer_are_stored_as_turns(
+    assistant: Assistant, sessions: sessionmaker[Session]
+) -> None:
+    answer = ask(assistant, "How do I restore a backup?")
+    with sessions() as session:
+        turns = session.scalars(select(Turn).order_by(Turn.id)).all()
+        conversation = session.get_one(Conversation, answer.conversation_id)
+    assert [(t.role, t.text) for t in turns] == [
+        ("user", "How do I restore a backup?"),
+        ("assistant", answer.text),
+    ]
+    assert turns[0].user_id == "U1"
+    assert turns[1].citations[0]["path"] == "guide/backups.html"
+    assert turns[1].model == "extractive" and turns[1].latency_ms == answer.timings["total"]
+    assert (conversation.platform, conversation.channel, conversation.thread) == (
+        "slack", "c1", "t1",
+    )  # fmt: skip
+
+
+def test_a_follow_up_is_searched_with_the_previous_question(assistant: Assistant) -> None:
+    first = ask(assistant, "How do I configure TLS certificates for Zephyr?")
+    follow = ask(assistant, "and where do they go?")
+
+    assert follow.conversation_id == first.conversation_id
+    expected = "How do I configure TLS certificates for Zephyr?\nand where do they go?"
+    assert follow.search_query == expected
+    assert follow.citations[0].anchor == "tls-certificates"
+
+
+def test_threads_are_separate_conversations(assistant: Assistant) -> None:
+    ask(assistant, "How do I configure TLS certificates for Zephyr?", thread="a")
+    other = ask(assistant, "and where do they go?", thread="b")
+    same_thread_other_channel = ask(assistant, "what about it?", thread="a", channel="c2")
+
+    assert other.search_query == "and where do they go?"
+    assert same_thread_other_channel.search_query == "what about it?"
+    assert len({other.conversation_id, same_thread_other_channel.conversation_id}) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("", "empty"), ("   \n\t ", "empty"), ("x" * 40_000, "40,000 characters")],
+)
+def test_bad_questions_are_refused_and_nothing_is_stored(
+    assistant: Assistant, sessions: sessionmaker[Session], text: str, message: str
+) -> None:
+    with pytest.raises(QuestionError, match=message):
+        ask(assistant, text)
+    assert turn_count(sessions) == 0
+
+
+def test_unrelated_questions_get_an_honest_no_answer(assistant: Assistant) -> None:
+    answer = ask(assistant, "What is the recipe for banana bread?")
+    assert answer.text == extractive.NOTHING_FOUND
+    assert answer.citations == []
+
+
+def test_an_empty_knowledge_base_says_how_to_fill_it(
+    sessions: sessionmaker[Session], embedder: Embedder
+) -> None:
+    answer = ask(make_assistant(sessions, embedder), "How do I install it?")
+    assert answer.text == extractive.EMPTY_KNOWLEDGE_BASE
+    assert "teambot ingest" in answer.text
+
+
+def test_memory_returns_the_latest_turns_oldest_first(sessions: sessionmaker[Session]) -> None:
+    memory = ConversationMemory(sessions)
+    conversation = memory.conversation_id("discord", "chan", "thread")
+    assert memory.conversation_id("discord", "chan", "thread") == conversation
+    with sessions.begin() as session:
+        session.add_all(
+            Turn(conversation_id=conversation, role="user", text=f"q{i}") for i in range(12)
+        )
+    assert [t.text for t in memory.history(conversation, limit=3)] == ["q9", "q10", "q11"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("and its default?", True),
+        ("What about TLS?", True),
+        ("Does it support IPv6 connections on Linux?", True),
+        ("How do I restore a backup of the database?", False),
+        ("Which port does the Zephyr server listen on?", False),
+    ],
+)
+def test_follow_up_rule(text: str, expected: bool) -> None:
+    assert is_follow_up(text) is expected
+
+
+def test_search_query_uses_the_last_user_turn_only_for_follow_ups() -> None:
+    history = [PastTurn("user", "How do I set the port?"), PastTurn("assistant", "Set PORT.")]
+    assert search_query("and its default?", history) == "How do I set the port?\nand its default?"
+    assert search_query("How do I restore a backup today?", history) == (
+        "How do I restore a backup today?"
+    )
+    assert search_query("and its default?", []) == "and its default?"
+
+
+def test_quote_keeps_the_sentences_that_match_the_question() -> None:
+    filler = " ".join(f"Filler sentence number {i} talks about nothing." for i in range(30))
+    passage = f"{filler} The retry limit defaults to five attempts. {filler}"
+    quoted = extractive.quote(passage, "What is the retry limit?", limit=200)
+    assert "The retry limit defaults to five attempts." in quoted
+    assert len(quoted) <= 204 and quoted.startswith("… ") and quoted.endswith(" …")
+    assert extractive.quote("Short passage.", "anything") == "Short passage."
