@@ -25,6 +25,19 @@ def make_index(
     )
 
 
+@pytest.fixture
+def snapshots(
+    sessions: sessionmaker[Session], embedder: Embedder, corpus: Path, tmp_path: Path
+) -> SnapshotStore:
+    """A snapshot folder for a database that holds the ingested corpus."""
+    ingest_folder(sessions, embedder, corpus)
+    return SnapshotStore(tmp_path / "data", "sqlite:/x.db", embedder.model_name)
+
+
+def snapshot_files(snapshots_folder: Path) -> set[Path]:
+    return set(snapshots_folder.glob("index-*.faiss"))
+
+
 def loaded_from(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [m.split(" loaded from the ")[1].split(":")[0] for m in caplog.messages if "loaded" in m]
 
@@ -32,12 +45,10 @@ def loaded_from(caplog: pytest.LogCaptureFixture) -> list[str]:
 def test_a_snapshot_is_written_then_used_by_the_next_process(
     sessions: sessionmaker[Session],
     embedder: Embedder,
-    corpus: Path,
+    snapshots: SnapshotStore,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    ingest_folder(sessions, embedder, corpus)
-    snapshots = SnapshotStore(tmp_path / "data", "sqlite:/x.db", embedder.model_name)
     caplog.set_level(logging.DEBUG, logger="knowledge.index")
 
     first = make_index(sessions, embedder, snapshots)
@@ -47,28 +58,27 @@ def test_a_snapshot_is_written_then_used_by_the_next_process(
 
     assert loaded_from(caplog) == ["database", "snapshot"]
     assert len(second) == len(first) > 0
-    assert len(list((tmp_path / "data").glob("index-*.faiss"))) == 1
+    assert len(snapshot_files(tmp_path / "data")) == 1
 
 
 def test_a_new_revision_replaces_the_snapshot(
     sessions: sessionmaker[Session],
     embedder: Embedder,
+    snapshots: SnapshotStore,
     corpus: Path,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    ingest_folder(sessions, embedder, corpus)
-    snapshots = SnapshotStore(tmp_path / "data", "sqlite:/x.db", embedder.model_name)
     index = make_index(sessions, embedder, snapshots)
     index.sync()
-    before = set((tmp_path / "data").glob("index-*.faiss"))
+    before = snapshot_files(tmp_path / "data")
     (corpus / "faq.txt").unlink()
     ingest_folder(sessions, embedder, corpus)
     caplog.set_level(logging.DEBUG, logger="knowledge.index")
 
     assert index.sync() is True
 
-    after = set((tmp_path / "data").glob("index-*.faiss"))
+    after = snapshot_files(tmp_path / "data")
     assert loaded_from(caplog) == ["database"]
     assert len(after) == 1 and after != before
 
@@ -76,14 +86,12 @@ def test_a_new_revision_replaces_the_snapshot(
 def test_a_snapshot_that_disagrees_with_the_database_is_ignored(
     sessions: sessionmaker[Session],
     embedder: Embedder,
-    corpus: Path,
+    snapshots: SnapshotStore,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    ingest_folder(sessions, embedder, corpus)
-    snapshots = SnapshotStore(tmp_path / "data", "sqlite:/x.db", embedder.model_name)
     make_index(sessions, embedder, snapshots).sync()
-    [snapshot] = (tmp_path / "data").glob("index-*.faiss")
+    [snapshot] = snapshot_files(tmp_path / "data")
     snapshot.write_bytes(b"not a faiss index")
     caplog.set_level(logging.DEBUG, logger="knowledge.index")
 
