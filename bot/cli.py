@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -16,6 +15,7 @@ from typing import Annotated, NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from bot import render
@@ -28,6 +28,10 @@ from bot.types import Question
 from knowledge import db
 from knowledge.errors import KnowledgeError
 from knowledge.ingest import ingest_folder
+from knowledge.models import Source
+from knowledge.progress import NullProgress
+from knowledge.refresh import refresh
+from knowledge.sources import SourceSpec, add_source, remove_source
 from knowledge.store import source_summaries
 
 CLI_PLATFORM = "cli"
@@ -68,7 +72,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-sources_app = typer.Typer(help="List the sources teambot ingests.", no_args_is_help=True)
+sources_app = typer.Typer(
+    help="Add, remove and list the sources teambot ingests (doc sites, sitemaps, pages, folders).",
+    no_args_is_help=True,
+)
 db_app = typer.Typer(help="Manage the database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
 app.add_typer(db_app, name="db")
@@ -176,11 +183,94 @@ def ingest(
 ) -> None:
     """Index a local folder; re-running it embeds only what changed."""
     runtime = _runtime(ctx)
-    started = time.perf_counter()
     report = ingest_folder(
         runtime.sessions, runtime.embedder, path, name=name, progress=render.ProgressBar(err)
     )
-    typer.echo(render.ingest_summary(report, time.perf_counter() - started))
+    typer.echo(render.refresh_summary(report))
+
+
+@sources_app.command("add")
+def sources_add(
+    ctx: typer.Context,
+    location: Annotated[str, typer.Argument(help="Start URL, sitemap URL, page URL or folder.")],
+    name: Annotated[str, typer.Option(help="A short name to refer to the source by.")],
+    kind: Annotated[
+        str | None,
+        typer.Option(help="site, sitemap, page or folder (default: guessed from LOCATION)."),
+    ] = None,
+    include: Annotated[
+        list[str] | None, typer.Option(help="Only URLs matching this regex (repeatable).")
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option(help="Never URLs matching this regex (repeatable).")
+    ] = None,
+    max_pages: Annotated[int | None, typer.Option(help="Stop after this many pages.")] = None,
+    max_depth: Annotated[int | None, typer.Option(help="Follow links this deep.")] = None,
+    every: Annotated[str | None, typer.Option(help="Refresh interval, e.g. 30m, 6h, 1d.")] = None,
+    cron: Annotated[str | None, typer.Option(help='Refresh schedule, e.g. "0 3 * * *".')] = None,
+    allow_private: Annotated[
+        bool,
+        typer.Option(help="Allow private/loopback addresses (intranet docs) for this source."),
+    ] = False,
+) -> None:
+    """Register a source; `teambot refresh NAME` (or the worker) then indexes it."""
+    spec = SourceSpec(
+        name=name,
+        location=location,
+        kind=kind,
+        include=tuple(include or ()),
+        exclude=tuple(exclude or ()),
+        max_pages=max_pages,
+        max_depth=max_depth,
+        every=every,
+        cron=cron,
+        allow_private=allow_private,
+    )
+    with _runtime(ctx).sessions.begin() as session:
+        source = add_source(session, spec)
+        kind, where = source.kind, source.location
+    typer.echo(
+        f"Added {kind} source {name!r} at {where}. Index it now with `teambot refresh {name}`."
+    )
+
+
+@sources_app.command("remove")
+def sources_remove(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The source's name.")]
+) -> None:
+    """Delete a source with all its documents and chunks."""
+    with _runtime(ctx).sessions.begin() as session:
+        documents = remove_source(session, name)
+    typer.echo(f"Removed source {name!r} and its {documents} documents.")
+
+
+@app.command("refresh")
+def refresh_command(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None, typer.Argument(help="The source to refresh (default: every source).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object with the run's counts.")
+    ] = False,
+) -> None:
+    """Refresh sources now: fetch what changed, embed only changed chunks, drop what is gone."""
+    runtime = _runtime(ctx)
+    with runtime.sessions() as session:
+        names = [name] if name else list(session.scalars(select(Source.name).order_by(Source.name)))
+    if not names:
+        fail("No sources yet. Add one with `teambot sources add URL --name NAME`.")
+    progress = NullProgress() if as_json else render.ProgressBar(err)
+    reports = [
+        refresh(
+            runtime.sessions, runtime.embedder, n, limits=runtime.crawl_limits, progress=progress
+        )
+        for n in names
+    ]
+    if as_json:
+        typer.echo(json.dumps(render.refresh_json(reports, single=bool(name)), indent=2))
+    else:
+        typer.echo("\n".join(render.refresh_summary(r) for r in reports))
 
 
 @sources_app.command("list")

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.progress import Progress as RichBar
 from rich.table import Table
 
 from bot.types import Answer
-from knowledge.ingest import IngestReport
+from knowledge.report import RunReport
 from knowledge.store import SourceSummary
 
 
@@ -20,17 +29,35 @@ def answer_text(answer: Answer) -> str:
     return f"{answer.text}\n\nSources:\n{sources}"
 
 
-def ingest_summary(report: IngestReport, seconds: float) -> str:
+def refresh_summary(report: RunReport) -> str:
+    """One line of counts, then each failed and skipped page with its reason."""
+    seconds = report.timings.get("total", 0.0)
     lines = [
-        f"Source {report.source!r}: {report.files_seen} files — {report.documents_new} new, "
-        f"{report.documents_changed} changed, {report.documents_unchanged} unchanged, "
-        f"{report.documents_removed} removed; {report.chunks_embedded} chunks embedded, "
+        f"Source {report.source!r}: {report.pages_seen} pages seen — {report.pages_new} new, "
+        f"{report.pages_changed} changed, {report.pages_unchanged} unchanged, "
+        f"{report.pages_removed} removed, {report.pages_failed} failed, "
+        f"{report.pages_skipped} skipped; {report.chunks_embedded} chunks embedded, "
         f"{report.chunks_reused} reused, in {seconds:.1f} s."
     ]
-    if report.skipped:
-        lines.append(f"Skipped {len(report.skipped)} file(s):")
-        lines += [f"  {s.path}: {s.reason}" for s in report.skipped]
+    for kind in ("failed", "skipped"):
+        issues = [i for i in report.issues if i.kind == kind]
+        if issues:
+            lines.append(f"{kind.capitalize()} ({len(issues)}):")
+            lines += [f"  {i.url}: {i.error}" for i in issues]
     return "\n".join(lines)
+
+
+def refresh_json(reports: list[RunReport], *, single: bool) -> dict[str, Any]:
+    """One source's report, or the totals of several with each under ``sources``."""
+    if single:
+        return reports[0].to_json()
+    totals: dict[str, Any] = {key: 0 for key in reports[0].counts()} if reports else {}
+    for report in reports:
+        for key, value in report.counts().items():
+            totals[key] += value
+    totals["errors"] = [{"source": r.source, **e} for r in reports for e in r.errors()]
+    totals["sources"] = {r.source: r.to_json() for r in reports}
+    return totals
 
 
 def sources_table(summaries: list[SourceSummary]) -> Table:
@@ -40,8 +67,8 @@ def sources_table(summaries: list[SourceSummary]) -> Table:
         last = "never"
         if run is not None:
             when = run.started_at.strftime("%Y-%m-%d %H:%M")
-            skipped = run.counts.get("files_skipped", 0)
-            last = f"{when} {run.status}" + (f" ({skipped} skipped)" if skipped else "")
+            failed = run.counts.get("pages_failed", 0)
+            last = f"{when} {run.status}" + (f" ({failed} failed)" if failed else "")
         table.add_row(s.name, s.kind, s.location, str(s.documents), str(s.chunks), last)
     return table
 
@@ -54,14 +81,14 @@ class ProgressBar:
         self._bar: RichBar | None = None
         self._task: TaskID | None = None
 
-    def begin(self, stage: str, total: int) -> None:
+    def begin(self, stage: str, total: int | None) -> None:
         if total == 0:
             return
         self._bar = RichBar(
             TextColumn("{task.description:<10}"),
             BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
+            MofNCompleteColumn() if total else TextColumn("{task.completed} done"),
+            TimeRemainingColumn() if total else TimeElapsedColumn(),
             console=self._console,
         )
         self._task = self._bar.add_task(stage, total=total)

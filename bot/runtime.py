@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core import Assistant
 from bot.memory import ConversationMemory
 from bot.settings import Settings
+from knowledge.crawl import CrawlLimits
 from knowledge.db import ensure_schema, make_engine, make_session_factory
 from knowledge.embed import Embedder
 from knowledge.index import VectorIndex
@@ -58,6 +59,16 @@ class Runtime:
             top_k=self.settings.top_k,
             min_relevance=self.settings.min_relevance,
             max_question_chars=self.settings.max_question_chars,
+        )
+
+    @property
+    def crawl_limits(self) -> CrawlLimits:
+        s = self.settings
+        return CrawlLimits(
+            max_bytes=int(s.crawl_max_page_mb * 2**20),
+            max_redirects=s.crawl_max_redirects,
+            timeout=s.crawl_timeout_seconds,
+            per_host=s.crawl_per_host,
         )
 
     def _database_identity(self) -> str:

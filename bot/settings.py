@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     refresh_interval_minutes: int = Field(
         default=360, ge=1, description="How often the worker re-ingests each source."
     )
+    crawl_timeout_seconds: float = Field(default=20.0, gt=0, description="Per request.")
+    crawl_max_page_mb: float = Field(default=10.0, gt=0, description="Larger pages are refused.")
+    crawl_max_redirects: int = Field(default=5, ge=0)
+    crawl_per_host: int = Field(default=4, ge=1, le=32, description="Requests at once per host.")
     log_level: str = Field(default="INFO")
 
     @field_validator("database_url")

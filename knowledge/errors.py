@@ -2,6 +2,7 @@
 
 KnowledgeError
 ├── SourceError          a source or path that cannot be used as given
+├── BlockedURLError      a URL teambot refuses to fetch (private, loopback, metadata…)
 ├── EmbeddingModelError  the embedding model cannot be loaded
 └── SchemaError          the database schema is missing or out of date
 """
@@ -13,6 +14,10 @@ class KnowledgeError(Exception):
 
 class SourceError(KnowledgeError):
     """A source or path that cannot be used as given."""
+
+
+class BlockedURLError(KnowledgeError):
+    """A URL teambot refuses to fetch: private, loopback, link-local or cloud metadata address."""
 
 
 class EmbeddingModelError(KnowledgeError):

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -41,6 +42,10 @@ class Source(Base):
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     schedule: Mapped[str | None] = mapped_column(String(100))
     allow_private: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Who is refreshing this source and until when: one refresh at a time, across machines.
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -66,6 +71,12 @@ class Document(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20), default="ok")
     error: Mapped[str | None] = mapped_column(Text)
+    # The sitemap's <lastmod> when the page was last fetched: a later one means "fetch again".
+    sitemap_lastmod: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The page's outgoing links, so a crawl can go on through a page that answered 304.
+    links: Mapped[list[str] | None] = mapped_column(JSON)
+    # Complete crawls in a row that did not reach this page; see knowledge/refresh.py.
+    missing_runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

@@ -10,8 +10,8 @@ from typing import Protocol
 
 
 class Progress(Protocol):
-    def begin(self, stage: str, total: int) -> None:
-        """A new stage of ``total`` steps starts."""
+    def begin(self, stage: str, total: int | None) -> None:
+        """A new stage of ``total`` steps (None: not known in advance) starts."""
 
     def advance(self, steps: int = 1) -> None:
         """``steps`` more steps of the current stage are done."""
@@ -23,7 +23,7 @@ class Progress(Protocol):
 class NullProgress:
     """Progress that goes nowhere."""
 
-    def begin(self, stage: str, total: int) -> None:
+    def begin(self, stage: str, total: int | None) -> None:
         pass
 
     def advance(self, steps: int = 1) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 from sqlalchemy import delete, func, select, update
@@ -30,12 +31,76 @@ def get_or_create_source(session: Session, *, name: str, kind: str, location: st
     return source
 
 
-def document_hashes(session: Session, source_id: int) -> dict[str, str]:
-    """url → content hash of every document the source has."""
+@dataclass(frozen=True)
+class KnownDocument:
+    """What a run needs to know about a stored document to skip work on it."""
+
+    content_hash: str
+    etag: str | None
+    last_modified: str | None
+    sitemap_lastmod: datetime | None
+    missing_runs: int
+    links: list[str] | None
+
+
+def known_documents(session: Session, source_id: int) -> dict[str, KnownDocument]:
+    """url → what is stored about every document of the source."""
     rows = session.execute(
-        select(Document.url, Document.content_hash).where(Document.source_id == source_id)
+        select(
+            Document.url,
+            Document.content_hash,
+            Document.etag,
+            Document.last_modified,
+            Document.sitemap_lastmod,
+            Document.missing_runs,
+            Document.links,
+        ).where(Document.source_id == source_id)
     )
-    return dict(rows.all())
+    return {url: KnownDocument(*rest) for url, *rest in rows.all()}
+
+
+def update_document_metadata(
+    session: Session,
+    *,
+    source_id: int,
+    url: str,
+    etag: str | None,
+    last_modified: str | None,
+    sitemap_lastmod: datetime | None,
+    links: list[str] | None,
+) -> None:
+    """Record new validators and links for a document whose content did not change."""
+    session.execute(
+        update(Document)
+        .where(Document.source_id == source_id, Document.url == url)
+        .values(
+            etag=etag,
+            last_modified=last_modified,
+            sitemap_lastmod=sitemap_lastmod,
+            links=links,
+            fetched_at=utcnow(),
+        )
+    )
+
+
+def settle_missing(session: Session, source_id: int, present: set[str], grace_runs: int) -> int:
+    """After a complete run: reset documents seen, count a missed run for the others, and
+    delete those missed ``grace_runs`` runs in a row. Returns how many were deleted."""
+    missing_run = Document.source_id == source_id
+    if present:
+        missing_run = missing_run & Document.url.not_in(present)
+        session.execute(
+            update(Document)
+            .where(Document.source_id == source_id, Document.url.in_(present))
+            .values(missing_runs=0)
+        )
+    session.execute(
+        update(Document).where(missing_run).values(missing_runs=Document.missing_runs + 1)
+    )
+    gone = session.scalars(
+        select(Document.url).where(missing_run, Document.missing_runs >= grace_runs)
+    ).all()
+    return delete_documents(session, source_id, gone)
 
 
 def stored_embeddings(session: Session, hashes: Iterable[str], model: str) -> dict[str, bytes]:
@@ -59,6 +124,10 @@ def save_document(
     url: str,
     title: str,
     content_hash: str,
+    etag: str | None,
+    last_modified: str | None,
+    sitemap_lastmod: datetime | None,
+    links: list[str] | None,
     drafts: Sequence[ChunkDraft],
     chunk_hashes: Sequence[str],
     embeddings: Sequence[bytes],
@@ -75,6 +144,11 @@ def save_document(
         session.execute(delete(Chunk).where(Chunk.document_id == document.id))
     document.title = title
     document.content_hash = content_hash
+    document.etag = etag
+    document.last_modified = last_modified
+    document.sitemap_lastmod = sitemap_lastmod
+    document.links = links
+    document.missing_runs = 0
     document.status = "ok"
     document.error = None
     document.fetched_at = utcnow()

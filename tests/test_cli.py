@@ -70,7 +70,7 @@ def test_ingest_then_ask_cites_the_file_that_holds_the_answer(
 ) -> None:
     ingested = run("ingest", str(corpus), "--name", "zephyr", db_url=db_url, cwd=tmp_path)
     assert ingested.returncode == 0, ingested.stderr
-    assert "Source 'zephyr': 4 files — 4 new" in ingested.stdout
+    assert "Source 'zephyr': 4 pages seen — 4 new" in ingested.stdout
 
     asked = run(
         "ask", "--json", "Which TCP port does Zephyr listen on?", db_url=db_url, cwd=tmp_path
@@ -141,7 +141,7 @@ def test_binary_and_non_utf8_files_are_listed_as_skipped(
     (corpus / "dump.txt").write_bytes(b"\x00\x00\x00\xff")
     result = run("ingest", str(corpus), db_url=db_url, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "Skipped 3 file(s):" in result.stdout
+    assert "Failed (2):" in result.stdout and "Skipped (1):" in result.stdout
     assert "diagram.png: not a format teambot reads" in result.stdout
     assert "notes.md: not UTF-8 (byte 12); re-save it as UTF-8" in result.stdout
     assert "dump.txt: binary, not text" in result.stdout
@@ -174,7 +174,7 @@ def test_postgres_needs_db_upgrade_then_works_end_to_end(
     assert_clean_failure(run("sources", "list", db_url=url, cwd=tmp_path), "teambot db upgrade")
 
     upgraded = run("db", "upgrade", db_url=url, cwd=tmp_path)
-    assert upgraded.returncode == 0 and "Database at revision 0001" in upgraded.stdout
+    assert upgraded.returncode == 0 and "Database at revision 0002" in upgraded.stdout
 
     assert run("ingest", str(corpus), "--name", "zephyr", db_url=url, cwd=tmp_path).returncode == 0
     asked = run("ask", "--json", "How do I restore a backup?", db_url=url, cwd=tmp_path)

@@ -49,7 +49,7 @@ def test_first_ingest_stores_documents_chunks_and_their_embeddings(
 ) -> None:
     report = ingest_folder(any_sessions, counting, corpus, name="zephyr")
 
-    assert (report.files_seen, report.documents_new, report.skipped) == (4, 4, [])
+    assert (report.pages_seen, report.pages_new, report.issues) == (4, 4, [])
     rows = chunk_rows(any_sessions)
     assert {url for url, *_ in rows} == {
         "install.md", "guide/network.md", "guide/backups.html", "faq.txt",
@@ -82,7 +82,7 @@ def test_reingesting_an_unchanged_folder_embeds_nothing(
     report = ingest_folder(any_sessions, counting, corpus)
 
     assert counting.embedded == []
-    assert (report.documents_unchanged, report.chunks_embedded) == (4, 0)
+    assert (report.pages_unchanged, report.chunks_embedded) == (4, 0)
     assert chunk_rows(any_sessions) == before
     with any_sessions() as session:
         assert index_revision(session) == revision
@@ -98,7 +98,7 @@ def test_a_changed_file_re_embeds_only_its_changed_chunks(
 
     report = ingest_folder(any_sessions, counting, corpus)
 
-    assert (report.documents_changed, report.documents_unchanged) == (1, 3)
+    assert (report.pages_changed, report.pages_unchanged) == (1, 3)
     assert len(counting.embedded) == 1 and "port 9000" in counting.embedded[0]
     assert report.chunks_reused == 1  # the TLS section did not change
     texts = [text for url, _, text, _ in chunk_rows(any_sessions) if url == "guide/network.md"]
@@ -113,7 +113,7 @@ def test_a_deleted_file_loses_its_document_and_chunks(
 
     report = ingest_folder(any_sessions, counting, corpus)
 
-    assert report.documents_removed == 1
+    assert report.pages_removed == 1
     assert "faq.txt" not in {url for url, *_ in chunk_rows(any_sessions)}
     with any_sessions() as session:
         orphans = session.scalar(
@@ -133,7 +133,7 @@ def test_binary_and_non_utf8_files_are_reported_and_what_was_stored_is_kept(
 
     report = ingest_folder(any_sessions, counting, corpus)
 
-    reasons = {s.path: s.reason for s in report.skipped}
+    reasons = {i.url: i.error for i in report.issues}
     assert reasons["logo.png"] == "not a format teambot reads"
     assert reasons["latin1.txt"].startswith("not UTF-8")
     assert reasons["faq.txt"] == "binary, not text"
@@ -141,7 +141,8 @@ def test_binary_and_non_utf8_files_are_reported_and_what_was_stored_is_kept(
     with any_sessions() as session:
         run = session.scalars(select(IngestionRun).order_by(IngestionRun.id.desc())).first()
         assert run is not None and run.status == "partial"
-        assert {e["path"] for e in run.errors} == {"logo.png", "latin1.txt", "faq.txt"}
+        assert {e["url"] for e in run.errors} == {"logo.png", "latin1.txt", "faq.txt"}
+        assert (run.counts["pages_failed"], run.counts["pages_skipped"]) == (2, 1)
 
 
 def test_a_missing_path_is_refused_before_anything_is_written(

@@ -20,22 +20,22 @@ from knowledge.embed import Embedder
 from knowledge.errors import SourceError
 from knowledge.ingest import ingest_folder
 from knowledge.models import IngestionRun, Source
+from knowledge.refresh import refresh
 from tests.conftest import sqlite_url
-from workers.refresh import refresh_source
 from workers.scheduler import JOB_PREFIX, sync_jobs
 
 
-def test_refresh_source_reingests_by_name(
+def test_refresh_reingests_a_folder_source_by_name(
     sessions: sessionmaker[Session], embedder: Embedder, corpus: Path
 ) -> None:
     ingest_folder(sessions, embedder, corpus, name="zephyr")
     (corpus / "new.md").write_text("# New page\n\nFresh content about queues.\n")
 
-    report = refresh_source(sessions, embedder, "zephyr")
+    report = refresh(sessions, embedder, "zephyr")
 
-    assert (report.documents_new, report.documents_unchanged) == (1, 4)
+    assert (report.pages_new, report.pages_unchanged) == (1, 4)
     with pytest.raises(SourceError, match="No source named 'nope'"):
-        refresh_source(sessions, embedder, "nope")
+        refresh(sessions, embedder, "nope")
 
 
 def test_sync_jobs_follows_the_sources_table(tmp_path: Path, corpus: Path) -> None:
@@ -88,4 +88,4 @@ def test_the_worker_process_refreshes_sources_then_stops_on_sigint(
     with sessions() as session:
         runs = session.scalars(select(IngestionRun).order_by(IngestionRun.id)).all()
     assert [r.status for r in runs] == ["ok", "ok"]
-    assert runs[1].counts["documents_unchanged"] == 4
+    assert runs[1].counts["pages_unchanged"] == 4

@@ -1,8 +1,11 @@
-"""The worker process: APScheduler runs one refresh job per source, at a fixed interval.
+"""The worker process: APScheduler runs one refresh job per enabled source, on its schedule.
 
-Sources added while the worker runs are picked up within ``RESCAN_MINUTES``;
-removed ones lose their job. A failing refresh is logged and retried at the
-next interval; it never stops the worker.
+A source's schedule is ``every <seconds>`` or ``cron <expression>`` (set by
+``teambot sources add --every/--cron``), else every REFRESH_INTERVAL_MINUTES.
+Sources added, changed or removed while the worker runs are picked up within
+``RESCAN_MINUTES``. A failing refresh is logged and retried at the next run;
+it never stops the worker. Two workers never refresh one source at once: the
+refresh takes the source's lease in the database.
 """
 
 from __future__ import annotations
@@ -10,13 +13,18 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
 from bot.runtime import Runtime
 from knowledge.errors import KnowledgeError
+from knowledge.lease import SourceBusyError
 from knowledge.models import Source
-from workers.refresh import refresh_source
+from knowledge.refresh import refresh
 
 log = logging.getLogger(__name__)
 
@@ -24,35 +32,62 @@ RESCAN_MINUTES = 1
 JOB_PREFIX = "refresh:"
 
 
+def trigger_for(schedule: str | None, default_minutes: int) -> BaseTrigger:
+    """The APScheduler trigger for a stored schedule string."""
+    if schedule and schedule.startswith("cron "):
+        return CronTrigger.from_crontab(schedule.removeprefix("cron "), timezone=UTC)
+    if schedule and schedule.startswith("every "):
+        return IntervalTrigger(seconds=int(schedule.removeprefix("every ")), timezone=UTC)
+    return IntervalTrigger(minutes=default_minutes, timezone=UTC)
+
+
 def _refresh(runtime: Runtime, name: str) -> None:
     try:
-        refresh_source(runtime.sessions, runtime.embedder, name)
+        report = refresh(runtime.sessions, runtime.embedder, name, limits=runtime.crawl_limits)
+    except SourceBusyError as exc:
+        log.info("skipped %s: %s", name, exc)
     except KnowledgeError as exc:
         log.error("refresh of %s failed: %s", name, exc)
+    else:
+        log.info("refreshed %s: %s", name, report.counts())
 
 
-def sync_jobs(scheduler: BlockingScheduler, runtime: Runtime) -> None:
-    """One interval job per source in the database: add the new ones, drop the removed."""
+def sync_jobs(scheduler: BaseScheduler, runtime: Runtime) -> None:
+    """One job per enabled source: add new ones, reschedule changed ones, drop removed ones."""
     with runtime.sessions() as session:
-        names = set(session.scalars(select(Source.name)))
-    scheduled = {
-        j.id.removeprefix(JOB_PREFIX) for j in scheduler.get_jobs() if j.id.startswith(JOB_PREFIX)
-    }
-    for name in names - scheduled:
-        scheduler.add_job(
-            _refresh,
-            "interval",
-            args=(runtime, name),
-            id=JOB_PREFIX + name,
-            minutes=runtime.settings.refresh_interval_minutes,
-            next_run_time=datetime.now(UTC),
-            coalesce=True,
-            max_instances=1,
+        wanted = dict(
+            session.execute(select(Source.name, Source.schedule).where(Source.enabled)).all()
         )
-        log.info("scheduled %s every %d min", name, runtime.settings.refresh_interval_minutes)
-    for name in scheduled - names:
+    jobs = {
+        j.id.removeprefix(JOB_PREFIX): j
+        for j in scheduler.get_jobs()
+        if j.id.startswith(JOB_PREFIX)
+    }
+    default = runtime.settings.refresh_interval_minutes
+    for name, schedule in wanted.items():
+        label = schedule or f"every {default * 60} (default)"
+        job = jobs.get(name)
+        if job is None:
+            trigger = trigger_for(schedule, default)
+            first = datetime.now(UTC) if isinstance(trigger, IntervalTrigger) else None
+            scheduler.add_job(
+                _refresh,
+                trigger,
+                args=(runtime, name),
+                id=JOB_PREFIX + name,
+                name=label,
+                coalesce=True,
+                max_instances=1,
+                **({"next_run_time": first} if first else {}),
+            )
+            log.info("scheduled %s: %s", name, label)
+        elif job.name != label:
+            scheduler.modify_job(job.id, name=label)
+            scheduler.reschedule_job(job.id, trigger=trigger_for(schedule, default))
+            log.info("rescheduled %s: %s", name, label)
+    for name in set(jobs) - set(wanted):
         scheduler.remove_job(JOB_PREFIX + name)
-        log.info("unscheduled removed source %s", name)
+        log.info("unscheduled %s (removed or disabled)", name)
 
 
 def run_forever(runtime: Runtime) -> None:

@@ -1,0 +1,475 @@
+"""A polite, guarded async crawler for documentation sites, sitemaps and single pages.
+
+Polite: robots.txt and its crawl-delay are honoured, requests per host are
+bounded, conditional requests (If-None-Match / If-Modified-Since) let the
+server answer 304, and a sitemap's <lastmod> skips pages without a request.
+Guarded: every hop, redirects included, goes through the SSRF guard; pages
+are size- and redirect-capped (redirects are followed by hand, so a hop
+outside the source or to a page already indexed is not even requested);
+anything that is not HTML, Markdown or text is skipped and counted. The
+crawler only fetches; it never touches the database — it reports each page
+as a ``Fetched`` and the caller decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Literal
+from urllib.parse import urlsplit
+
+import httpx
+
+from knowledge.errors import BlockedURLError, SourceError
+from knowledge.links import extract_links
+from knowledge.netguard import AddressPolicy, GuardedTransport
+from knowledge.robots import Robots
+from knowledge.sitemap import SitemapEntry, parse_sitemap
+from knowledge.urls import UrlRules, canonicalize, in_scope
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "teambot/0.1 (documentation indexer; honours robots.txt)"
+ROBOTS_AGENT = "teambot"
+MAX_SITEMAPS = 50
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MEDIA_SUFFIXES = {
+    "text/html": ".html",
+    "application/xhtml+xml": ".html",
+    "text/markdown": ".md",
+    "text/x-markdown": ".md",
+    "text/plain": ".txt",
+}
+# "disallowed": robots.txt forbids it now; what was indexed from it before is kept.
+Outcome = Literal["ok", "not_modified", "gone", "failed", "skipped", "disallowed"]
+Emit = Callable[["Fetched"], None]
+
+
+@dataclass(frozen=True)
+class CrawlLimits:
+    max_pages: int = 2000
+    max_depth: int = 20
+    max_bytes: int = 10 * 1024 * 1024
+    max_redirects: int = 5
+    timeout: float = 20.0
+    per_host: int = 4
+
+
+@dataclass(frozen=True)
+class CrawlTarget:
+    """What to crawl: a ``site`` from a start URL, a ``sitemap``, or one ``page``."""
+
+    kind: Literal["site", "sitemap", "page"]
+    start_url: str
+    rules: UrlRules = field(default_factory=UrlRules)
+    allow_private: bool = False
+    limits: CrawlLimits = field(default_factory=CrawlLimits)
+
+    @property
+    def scope(self) -> str:
+        """Site: under the start URL's folder. Sitemap: the sitemap's host. Page: itself."""
+        if self.kind == "sitemap":
+            parts = urlsplit(self.start_url)
+            return f"{parts.scheme}://{parts.netloc}/"
+        return self.start_url
+
+    @property
+    def policy(self) -> AddressPolicy:
+        host = urlsplit(self.start_url).hostname or ""
+        return AddressPolicy(allow_private=self.allow_private, private_hosts=frozenset({host}))
+
+
+@dataclass(frozen=True)
+class Validators:
+    """What we know of a page from the last run, for conditional requests."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    sitemap_lastmod: datetime | None = None
+    links: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One page's outcome. ``reason`` explains failed and skipped pages."""
+
+    url: str
+    outcome: Outcome
+    text: str | None = None
+    suffix: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    sitemap_lastmod: datetime | None = None
+    links: tuple[str, ...] = ()
+    reason: str | None = None
+
+
+class _HostGate:
+    """At most ``per_host`` requests at once per host, spaced by the robots crawl-delay."""
+
+    def __init__(self, per_host: int, delay: float) -> None:
+        self._slots = asyncio.Semaphore(1 if delay > 0 else per_host)
+        self._delay = delay
+        self._next = 0.0
+
+    async def __aenter__(self) -> None:
+        await self._slots.acquire()
+        wait = self._next - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._next = time.monotonic() + self._delay
+        self._slots.release()
+
+
+class Crawler:
+    """Crawls one target; ``complete`` is False when limits or failures hid part of it."""
+
+    def __init__(self, target: CrawlTarget, known: dict[str, Validators]) -> None:
+        self.target = target
+        self.known = known
+        self.complete = True
+        self._seen: set[str] = set()
+        self._robots: dict[str, Robots] = {}
+        self._gates: dict[str, _HostGate] = {}
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    async def run(self, emit: Callable[[Fetched], None]) -> None:
+        limits = self.target.limits
+        async with httpx.AsyncClient(
+            transport=GuardedTransport(self.target.policy),
+            follow_redirects=False,  # by hand, in _fetch, to judge each hop first
+            timeout=httpx.Timeout(limits.timeout, connect=min(10.0, limits.timeout)),
+            headers={"User-Agent": USER_AGENT},
+        ) as client:
+            start = canonicalize(self.target.start_url)
+            if start is None:
+                raise SourceError(f"Not an http(s) URL: {self.target.start_url}")
+            if self.target.kind == "sitemap":
+                await self._crawl_sitemap(client, start, emit)
+            else:
+                await self._crawl_links(client, start, emit)
+
+    async def _crawl_links(self, client: httpx.AsyncClient, start: str, emit: Emit) -> None:
+        frontier: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        self._seen.add(start)
+        frontier.put_nowait((start, 0))
+
+        async def worker() -> None:
+            while True:
+                url, depth = await frontier.get()
+                try:
+                    if not self._cancelled.is_set():
+                        for link in await self._visit(client, url, depth, emit):
+                            frontier.put_nowait((link, depth + 1))
+                finally:
+                    frontier.task_done()
+
+        workers = [asyncio.create_task(worker()) for _ in range(self.target.limits.per_host)]
+        await frontier.join()
+        for task in workers:
+            task.cancel()
+
+    async def _visit(
+        self, client: httpx.AsyncClient, url: str, depth: int, emit: Emit
+    ) -> list[str]:
+        """Fetch one page, emit it, and return the new links to follow."""
+        fetched, html = await self._fetch(client, url)
+        if depth == 0 and fetched.outcome not in ("ok", "not_modified"):
+            self.complete = False  # without the start page, absence proves nothing
+        if self.target.kind == "page":
+            emit(fetched)
+            return []
+        if fetched.outcome == "not_modified":  # go on through the links it had last time
+            known = self.known.get(fetched.url, Validators())
+            emit(replace(fetched, links=known.links))
+            return self._claim(list(known.links), depth + 1)
+        if fetched.outcome != "ok" or html is None:
+            emit(fetched)
+            return []
+        found = extract_links(html, fetched.url)
+        for link in found.links:  # say so when a page points at addresses we never fetch
+            refusal = self._refusal(link)
+            if refusal and link not in self._seen:
+                self._seen.add(link)
+                emit(_skipped(link, f"linked from {fetched.url}, not followed: {refusal}"))
+        canonical = found.canonical
+        if canonical and canonical != fetched.url and self._in_scope(canonical):
+            emit(_skipped(fetched.url, f"a duplicate of its canonical {canonical}"))
+            return self._claim([canonical], depth)
+        emit(replace(fetched, links=tuple(found.links)))
+        return self._claim(found.links, depth + 1)
+
+    def _claim(self, links: list[str], depth: int) -> list[str]:
+        """The links not seen before that the source covers, within the depth and page limits."""
+        if depth > self.target.limits.max_depth:
+            return []
+        fresh = []
+        for link in links:
+            if link in self._seen or not self._in_scope(link):
+                continue
+            if len(self._seen) >= self.target.limits.max_pages:
+                self.complete = False
+                break
+            self._seen.add(link)
+            fresh.append(link)
+        return fresh
+
+    def _in_scope(self, url: str) -> bool:
+        return in_scope(url, self.target.scope) and self.target.rules.allows(url)
+
+    async def _crawl_sitemap(self, client: httpx.AsyncClient, start: str, emit: Emit) -> None:
+        entries = await self._sitemap_entries(client, start)
+        pending = []
+        for entry in entries:
+            url = canonicalize(entry.loc)
+            if url is None or url in self._seen or not self._in_scope(url):
+                continue
+            if len(self._seen) >= self.target.limits.max_pages:
+                self.complete = False
+                break
+            self._seen.add(url)
+            if _unchanged_since(entry, self.known.get(url)):
+                emit(Fetched(url, "not_modified"))
+                continue
+            pending.append((url, entry.lastmod))
+        slots = asyncio.Semaphore(self.target.limits.per_host)
+
+        async def fetch(url: str, lastmod: datetime | None) -> None:
+            async with slots:
+                if self._cancelled.is_set():
+                    return
+                fetched, _ = await self._fetch(client, url)
+                emit(_with_lastmod(fetched, lastmod))
+
+        await asyncio.gather(*(fetch(url, lastmod) for url, lastmod in pending))
+
+    async def _sitemap_entries(self, client: httpx.AsyncClient, start: str) -> list[SitemapEntry]:
+        """Every page entry of the sitemap, following sitemap indexes."""
+        to_read, read, entries = [start], 0, []
+        while to_read and read < MAX_SITEMAPS:
+            url = to_read.pop(0)
+            read += 1
+            try:
+                response = await self._get(client, url)
+            except (httpx.HTTPError, BlockedURLError) as exc:
+                raise SourceError(f"Cannot read the sitemap {url}: {exc}") from None
+            if response.status_code != 200:
+                raise SourceError(f"The sitemap {url} answered HTTP {response.status_code}.")
+            pages, children = parse_sitemap(response.content)
+            entries.extend(pages)
+            to_read.extend(c for c in children if self._in_scope_host(c))
+        if to_read:
+            self.complete = False
+        return entries
+
+    def _in_scope_host(self, url: str) -> bool:
+        canonical = canonicalize(url)
+        return canonical is not None and in_scope(canonical, self.target.scope)
+
+    async def _fetch(self, client: httpx.AsyncClient, url: str) -> tuple[Fetched, str | None]:
+        """GET one page, following redirects by hand so each hop is judged before it is
+        requested; returns its outcome and, for HTML, the markup to find links in."""
+        hops, mine = [url], {url}  # mine: hops no other link or redirect claimed first
+        try:
+            while len(hops) <= self.target.limits.max_redirects + 1:
+                current = hops[-1]
+                robots = await self._robots_for(client, current)
+                if not robots.allowed(current):
+                    return Fetched(current, "disallowed", reason="disallowed by robots.txt"), None
+                known = self.known.get(current, Validators())
+                async with (
+                    self._gate(current),
+                    client.stream("GET", current, headers=_conditional(known)) as response,
+                ):
+                    if not _is_redirect(response):
+                        if current not in mine:  # its own link fetches it
+                            return _skipped(url, f"redirects to {current}, indexed once"), None
+                        fetched = await self._read(current, response, known)
+                        return fetched, fetched.text if fetched.suffix == ".html" else None
+                    target = canonicalize(response.headers.get("location", ""), base=current)
+                problem = self._redirect_problem(hops, target)
+                if problem is not None:
+                    return problem, None
+                hops.append(target)  # type: ignore[arg-type]
+                if target not in self._seen:
+                    self._seen.add(target)  # type: ignore[arg-type]
+                    mine.add(target)  # type: ignore[arg-type]
+            return _failed(url, f"more than {self.target.limits.max_redirects} redirects"), None
+        except BlockedURLError as exc:
+            return _failed(url, str(exc)), None
+        except httpx.TimeoutException:
+            return _failed(url, f"timed out after {self.target.limits.timeout:g} s"), None
+        except httpx.HTTPError as exc:
+            return _failed(url, f"{type(exc).__name__}: {exc}"), None
+
+    def _redirect_problem(self, hops: list[str], target: str | None) -> Fetched | None:
+        """Why the redirect from ``hops[-1]`` to ``target`` is not followed, if it is not."""
+        url = hops[0]
+        if target is None:
+            return _failed(url, "redirects to something that is not an http(s) URL")
+        if target in hops:
+            return _failed(url, "a redirect loop: " + " → ".join([*hops, target]))
+        if not self._in_scope(target):
+            refusal = self._refusal(target)
+            if refusal:
+                return _failed(url, f"redirects to {target}, refused: {refusal}")
+            return _skipped(url, f"redirects outside the source, to {target}")
+        return None
+
+    def _refusal(self, url: str) -> str | None:
+        """The guard's reason to refuse a URL whose host is an IP literal (no DNS needed)."""
+        host = urlsplit(url).hostname or ""
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return None
+        return self.target.policy.refusal(host, ip)
+
+    async def _read(self, final: str, response: httpx.Response, known: Validators) -> Fetched:
+        """Judge a final response by its status, type and size, then read its text."""
+        status = response.status_code
+        if status == 304:
+            return Fetched(
+                final, "not_modified", etag=known.etag, last_modified=known.last_modified
+            )
+        if status in (404, 410):
+            return Fetched(final, "gone", reason=f"HTTP {status}")
+        if status != 200:
+            return _failed(final, f"HTTP {status}")
+        media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        suffix = MEDIA_SUFFIXES.get(media)
+        if suffix is None:
+            return _skipped(final, f"not a type teambot reads ({media or 'no content type'})")
+        limit = self.target.limits.max_bytes
+        if int(response.headers.get("content-length") or 0) > limit:
+            return _failed(final, _too_large(limit))
+        body = bytearray()
+        async for piece in response.aiter_bytes():
+            body.extend(piece)
+            if len(body) > limit:
+                return _failed(final, _too_large(limit))
+        if b"\x00" in body[:8192]:
+            return _failed(final, f"binary content served as {media}")
+        return Fetched(
+            final,
+            "ok",
+            text=bytes(body).decode(response.encoding or "utf-8", errors="replace"),
+            suffix=suffix,
+            etag=response.headers.get("etag"),
+            last_modified=response.headers.get("last-modified"),
+        )
+
+    async def _get(self, client: httpx.AsyncClient, url: str) -> httpx.Response:
+        async with self._gate(url):
+            return await client.get(url)
+
+    def _gate(self, url: str) -> _HostGate:
+        host = urlsplit(url).netloc
+        robots = self._robots.get(host)
+        delay = robots.crawl_delay if robots and robots.crawl_delay else 0.0
+        if host not in self._gates:
+            self._gates[host] = _HostGate(self.target.limits.per_host, delay)
+        return self._gates[host]
+
+    async def _robots_for(self, client: httpx.AsyncClient, url: str) -> Robots:
+        parts = urlsplit(url)
+        host = parts.netloc
+        if host not in self._robots:
+            robots_url = f"{parts.scheme}://{host}/robots.txt"
+            try:
+                response = await client.get(robots_url)
+            except httpx.HTTPError as exc:
+                log.warning("robots.txt of %s unreachable (%s): crawling nothing there", host, exc)
+                self._robots[host] = Robots.deny_all(ROBOTS_AGENT)
+                self.complete = False
+                return self._robots[host]
+            if response.status_code >= 500:
+                self._robots[host] = Robots.deny_all(ROBOTS_AGENT)
+                self.complete = False
+            elif response.status_code != 200:
+                self._robots[host] = Robots.allow_all(ROBOTS_AGENT)
+            else:
+                self._robots[host] = Robots.parse(response.text, ROBOTS_AGENT)
+        return self._robots[host]
+
+
+def _is_redirect(response: httpx.Response) -> bool:
+    # Not Response.is_redirect: in httpx 0.28 it is true for any 3xx, 304 included.
+    return response.status_code in REDIRECT_STATUSES and "location" in response.headers
+
+
+def _conditional(known: Validators) -> dict[str, str]:
+    """Headers that let the server answer 304 Not Modified."""
+    headers = {}
+    if known.etag:
+        headers["If-None-Match"] = known.etag
+    if known.last_modified:
+        headers["If-Modified-Since"] = known.last_modified
+    return headers
+
+
+def _failed(url: str, reason: str) -> Fetched:
+    return Fetched(url, "failed", reason=reason)
+
+
+def _skipped(url: str, reason: str) -> Fetched:
+    return Fetched(url, "skipped", reason=reason)
+
+
+def _too_large(limit: int) -> str:
+    return f"larger than {limit / 2**20:g} MB"
+
+
+def _unchanged_since(entry: SitemapEntry, known: Validators | None) -> bool:
+    """The sitemap says the page has not changed since we fetched it."""
+    if known is None or entry.lastmod is None or known.sitemap_lastmod is None:
+        return False
+    stored = known.sitemap_lastmod
+    if stored.tzinfo is None:  # SQLite returns naive datetimes; we store UTC
+        stored = stored.replace(tzinfo=UTC)
+    return entry.lastmod <= stored
+
+
+def _with_lastmod(fetched: Fetched, lastmod: datetime | None) -> Fetched:
+    return replace(fetched, sitemap_lastmod=lastmod)
+
+
+def crawl_in_thread(crawler: Crawler) -> Iterator[Fetched]:
+    """Run the crawler on its own event loop in a thread; yield pages as they arrive.
+
+    The caller embeds and stores on its own thread meanwhile, so network and
+    CPU work overlap. Stopping the iteration early cancels the crawl.
+    """
+    # Unbounded: a full queue would block the crawler's event loop and time out its requests.
+    results: queue.Queue[Fetched | BaseException | None] = queue.Queue()
+
+    def run() -> None:
+        try:
+            asyncio.run(crawler.run(results.put))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            results.put(exc)
+        else:
+            results.put(None)
+
+    thread = threading.Thread(target=run, name="teambot-crawl", daemon=True)
+    thread.start()
+    try:
+        while (item := results.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        crawler.cancel()
+        thread.join()

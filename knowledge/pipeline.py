@@ -1,0 +1,190 @@
+"""From fetched text to stored, embedded chunks — the same path for folders and web pages.
+
+Nothing unchanged is embedded twice: a document whose extracted content hash
+is unchanged is not re-chunked into the database, and inside a changed
+document every chunk whose text was embedded before (by the same model, on
+any page) reuses the stored vector. Each document is written in its own
+transaction, so a run that dies halfway leaves whole documents behind and
+the next run finishes the job without duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from knowledge import store
+from knowledge.chunk import chunk_page
+from knowledge.embed import Embedder
+from knowledge.extract import extract
+from knowledge.links import is_javascript_shell
+from knowledge.report import RunReport
+from knowledge.types import ChunkDraft
+
+# Bumped whenever extraction or chunking changes, so every document is re-chunked.
+PIPELINE_VERSION = "1"
+# Documents are embedded together until this many chunks wait, then stored one by one.
+EMBED_GROUP_CHUNKS = 256
+
+
+@dataclass(frozen=True)
+class FetchedDocument:
+    """A document's current text as its source delivered it."""
+
+    url: str
+    text: str
+    suffix: str  # how to read it: ".html", ".md", ".txt"...
+    fallback_title: str
+    etag: str | None = None
+    last_modified: str | None = None
+    sitemap_lastmod: datetime | None = None
+    links: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class _Planned:
+    document: FetchedDocument
+    title: str
+    content_hash: str
+    drafts: list[ChunkDraft]
+    chunk_hashes: list[str]
+    is_new: bool
+
+
+class DocumentSync:
+    """Brings a source's stored documents in line with what one run fetches."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        embedder: Embedder,
+        source_id: int,
+        report: RunReport,
+    ) -> None:
+        self._sessions = sessions
+        self._embedder = embedder
+        self._source_id = source_id
+        self._report = report
+        with sessions() as session:
+            self.known = store.known_documents(session, source_id)
+        self.present: set[str] = set()  # urls confirmed to exist this run
+        self.gone: set[str] = set()  # known urls the source says no longer exist
+        self._pending: list[_Planned] = []
+        self._metadata: list[FetchedDocument] = []
+
+    def submit(self, document: FetchedDocument) -> None:
+        """Index ``document`` if its content changed; count it as unchanged otherwise."""
+        self.present.add(document.url)
+        started = time.perf_counter()
+        page = extract(
+            document.text, suffix=document.suffix, fallback_title=document.fallback_title
+        )
+        self._report.add_time("extract", time.perf_counter() - started)
+        if document.suffix in (".html", ".htm") and is_javascript_shell(document.text, page.text):
+            self._report.skip(document.url, "a JavaScript app shell with no content to index")
+            return
+        content_hash = _digest([PIPELINE_VERSION, self._embedder.model_name, page.title, page.text])
+        known = self.known.get(document.url)
+        if known is not None and known.content_hash == content_hash:
+            self._report.pages_unchanged += 1
+            self._metadata.append(document)
+            return
+        started = time.perf_counter()
+        drafts = chunk_page(page, self._embedder.count_tokens, self._embedder.max_tokens)
+        self._report.add_time("chunk", time.perf_counter() - started)
+        if not drafts:
+            self._report.skip(document.url, "no text found in it")
+            return
+        model = self._embedder.model_name
+        self._pending.append(
+            _Planned(
+                document=document,
+                title=page.title,
+                content_hash=content_hash,
+                drafts=drafts,
+                chunk_hashes=[_digest([model, d.embed_text]) for d in drafts],
+                is_new=known is None,
+            )
+        )
+        if sum(len(p.drafts) for p in self._pending) >= EMBED_GROUP_CHUNKS:
+            self.flush()
+
+    def unchanged(self, url: str) -> None:
+        """The source says this document did not change (HTTP 304, sitemap lastmod)."""
+        self.present.add(url)
+        self._report.pages_unchanged += 1
+
+    def keep(self, url: str) -> None:
+        """The document could not be read this run: keep what was stored, do not remove it."""
+        if url in self.known:
+            self.present.add(url)
+
+    def flush(self) -> None:
+        """Embed what the pending documents need, store each, and save changed metadata."""
+        group, self._pending = self._pending, []
+        if group:
+            self._store(group)
+        if self._metadata:
+            with self._sessions.begin() as session:
+                for document in self._metadata:
+                    store.update_document_metadata(
+                        session,
+                        source_id=self._source_id,
+                        url=document.url,
+                        etag=document.etag,
+                        last_modified=document.last_modified,
+                        sitemap_lastmod=document.sitemap_lastmod,
+                        links=document.links,
+                    )
+            self._metadata = []
+
+    def _store(self, group: list[_Planned]) -> None:
+        report, model = self._report, self._embedder.model_name
+        with self._sessions() as session:
+            vectors = store.stored_embeddings(
+                session, (h for p in group for h in p.chunk_hashes), model
+            )
+        texts: dict[str, str] = {}
+        for plan in group:
+            for draft, chunk_hash in zip(plan.drafts, plan.chunk_hashes, strict=True):
+                if chunk_hash not in vectors:
+                    texts.setdefault(chunk_hash, draft.embed_text)
+        if texts:
+            started = time.perf_counter()
+            embedded = self._embedder.embed_texts(list(texts.values()))
+            vectors.update(zip(texts, map(store.vector_bytes, embedded), strict=True))
+            report.add_time("embed", time.perf_counter() - started)
+            report.chunks_embedded += len(texts)
+        report.chunks_reused += sum(len(p.drafts) for p in group) - len(texts)
+        started = time.perf_counter()
+        for plan in group:
+            with self._sessions.begin() as session:
+                store.save_document(
+                    session,
+                    source_id=self._source_id,
+                    url=plan.document.url,
+                    title=plan.title,
+                    content_hash=plan.content_hash,
+                    etag=plan.document.etag,
+                    last_modified=plan.document.last_modified,
+                    sitemap_lastmod=plan.document.sitemap_lastmod,
+                    links=plan.document.links,
+                    drafts=plan.drafts,
+                    chunk_hashes=plan.chunk_hashes,
+                    embeddings=[vectors[h] for h in plan.chunk_hashes],
+                    model=model,
+                )
+            if plan.is_new:
+                report.pages_new += 1
+            else:
+                report.pages_changed += 1
+        report.add_time("store", time.perf_counter() - started)
+
+
+def _digest(parts: list[str]) -> str:
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()

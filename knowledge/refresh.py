@@ -1,0 +1,272 @@
+"""One refresh of one source, whatever its kind: lease, run record, fetch, sync, settle.
+
+Removal rule (documented in docs/knowledge-base.md): a page that answers 404
+or 410 is removed at once; a page that a complete crawl no longer reaches is
+removed after ``MISSING_GRACE_RUNS`` complete runs in a row missed it. A
+crawl cut short by the page limit or by robots.txt being unavailable, or in
+which more than ``MAX_FAILED_SHARE`` of the pages failed, may have missed
+links, so it removes nothing by absence. A folder's deleted files go at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from knowledge import store
+from knowledge.crawl import Crawler, CrawlLimits, CrawlTarget, Fetched, Validators, crawl_in_thread
+from knowledge.embed import Embedder
+from knowledge.errors import SourceError
+from knowledge.extract import SUPPORTED_SUFFIXES
+from knowledge.lease import Lease
+from knowledge.models import IngestionRun, Source, utcnow
+from knowledge.pipeline import DocumentSync, FetchedDocument
+from knowledge.progress import NullProgress, Progress
+from knowledge.report import RunReport
+from knowledge.sources import source_rules
+
+log = logging.getLogger(__name__)
+
+MISSING_GRACE_RUNS = 2
+# A crawl with more failed pages than this share may have missed links: it removes nothing.
+MAX_FAILED_SHARE = 0.1
+MAX_FILE_BYTES = 10 * 1024 * 1024
+
+
+def refresh(
+    sessions: sessionmaker[Session],
+    embedder: Embedder,
+    name: str,
+    *,
+    limits: CrawlLimits | None = None,
+    progress: Progress | None = None,
+) -> RunReport:
+    """Bring the source called ``name`` in line with where its documents live."""
+    with sessions() as session:
+        source = session.scalar(select(Source).where(Source.name == name))
+        if source is None:
+            raise SourceError(f"No source named {name!r}; see `teambot sources list`.")
+        session.expunge(source)
+    lease = Lease(sessions, source.id)
+    lease.acquire()
+    try:
+        _close_interrupted_runs(sessions, source.id)
+        with sessions.begin() as session:
+            run = IngestionRun(source_id=source.id)
+            session.add(run)
+            session.flush()
+            run_id = run.id
+        report = RunReport(source=name)
+        started = time.perf_counter()
+        try:
+            _run(sessions, embedder, source, report, lease, limits, progress or NullProgress())
+        except BaseException as exc:
+            report.timings["total"] = time.perf_counter() - started
+            _finish(sessions, run_id, report, "failed", str(exc) or type(exc).__name__)
+            raise
+        report.timings["total"] = time.perf_counter() - started
+        _finish(sessions, run_id, report, "partial" if report.pages_failed else "ok")
+        return report
+    finally:
+        lease.release()
+
+
+def _run(
+    sessions: sessionmaker[Session],
+    embedder: Embedder,
+    source: Source,
+    report: RunReport,
+    lease: Lease,
+    limits: CrawlLimits | None,
+    progress: Progress,
+) -> None:
+    sync = DocumentSync(sessions, embedder, source.id, report)
+    progress.begin("Fetching", None)
+    if source.kind == "folder":
+        complete = _sync_folder(sync, Path(source.location), report, lease, progress)
+    else:
+        complete = _sync_web(sync, source, report, lease, limits or CrawlLimits(), progress)
+    sync.flush()
+    progress.end()
+    with sessions.begin() as session:
+        report.pages_removed += store.delete_documents(session, source.id, sync.gone)
+        if source.kind == "folder":
+            absent = set(sync.known) - sync.present - sync.gone
+            report.pages_removed += store.delete_documents(session, source.id, absent)
+        elif complete:
+            report.pages_removed += store.settle_missing(
+                session, source.id, sync.present, MISSING_GRACE_RUNS
+            )
+
+
+def _sync_web(
+    sync: DocumentSync,
+    source: Source,
+    report: RunReport,
+    lease: Lease,
+    limits: CrawlLimits,
+    progress: Progress,
+) -> bool:
+    """Crawl and index; True when the crawl was complete enough to judge removals."""
+    options = source.options or {}
+    target = CrawlTarget(
+        kind=source.kind,  # type: ignore[arg-type]
+        start_url=source.location,
+        rules=source_rules(options),
+        allow_private=source.allow_private,
+        limits=CrawlLimits(
+            max_pages=options.get("max_pages", limits.max_pages),
+            max_depth=options.get("max_depth", limits.max_depth),
+            max_bytes=limits.max_bytes,
+            max_redirects=limits.max_redirects,
+            timeout=limits.timeout,
+            per_host=limits.per_host,
+        ),
+    )
+    known = {
+        url: Validators(k.etag, k.last_modified, k.sitemap_lastmod, tuple(k.links or ()))
+        for url, k in sync.known.items()
+    }
+    crawler = Crawler(target, known)
+    started = time.perf_counter()
+    for fetched in crawl_in_thread(crawler):
+        report.pages_seen += 1
+        _apply(sync, fetched, report)
+        lease.renew_if_due()
+        progress.advance()
+    report.add_time("fetch", time.perf_counter() - started)
+    return crawler.complete and report.pages_failed <= MAX_FAILED_SHARE * report.pages_seen
+
+
+def _apply(sync: DocumentSync, fetched: Fetched, report: RunReport) -> None:
+    if fetched.outcome == "ok":
+        report.pages_fetched += 1
+        sync.submit(
+            FetchedDocument(
+                url=fetched.url,
+                text=fetched.text or "",
+                suffix=fetched.suffix or ".html",
+                fallback_title=_fallback_title(fetched.url),
+                etag=fetched.etag,
+                last_modified=fetched.last_modified,
+                sitemap_lastmod=fetched.sitemap_lastmod,
+                links=list(fetched.links) if fetched.suffix == ".html" else None,
+            )
+        )
+    elif fetched.outcome == "not_modified":
+        sync.unchanged(fetched.url)
+    elif fetched.outcome == "gone":
+        if fetched.url in sync.known:
+            sync.gone.add(fetched.url)
+        else:
+            report.fail(fetched.url, fetched.reason or "gone")
+    elif fetched.outcome == "skipped":
+        report.skip(fetched.url, fetched.reason or "skipped")
+    elif fetched.outcome == "disallowed":
+        sync.keep(fetched.url)
+        report.skip(fetched.url, fetched.reason or "disallowed by robots.txt")
+    else:
+        sync.keep(fetched.url)
+        report.fail(fetched.url, fetched.reason or "failed")
+
+
+def _fallback_title(url: str) -> str:
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    return name.rsplit(".", 1)[0].replace("-", " ").replace("_", " ") or url
+
+
+def _sync_folder(
+    sync: DocumentSync, folder: Path, report: RunReport, lease: Lease, progress: Progress
+) -> bool:
+    if not folder.is_dir():
+        raise SourceError(f"The folder {folder} of this source no longer exists.")
+    started = time.perf_counter()
+    for path in _folder_files(folder, report):
+        rel = path.relative_to(folder).as_posix()
+        report.pages_seen += 1
+        text = _read_text(path, rel, report)
+        if text is None:
+            sync.keep(rel)
+        else:
+            report.pages_fetched += 1
+            sync.submit(
+                FetchedDocument(
+                    url=rel,
+                    text=text,
+                    suffix=path.suffix.lower(),
+                    fallback_title=path.stem.replace("_", " "),
+                )
+            )
+        lease.renew_if_due()
+        progress.advance()
+    report.add_time("fetch", time.perf_counter() - started)
+    return True
+
+
+def _folder_files(folder: Path, report: RunReport) -> Iterator[Path]:
+    """Files under ``folder`` teambot can read, in a stable order; others are skipped."""
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if name.startswith("."):
+                continue
+            path = Path(root, name)
+            if path.suffix.lower() in SUPPORTED_SUFFIXES:
+                yield path
+            else:
+                report.pages_seen += 1
+                report.skip(path.relative_to(folder).as_posix(), "not a format teambot reads")
+
+
+def _read_text(path: Path, rel: str, report: RunReport) -> str | None:
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            report.fail(rel, f"larger than {MAX_FILE_BYTES // 2**20} MB")
+            return None
+        data = path.read_bytes()
+    except OSError as exc:
+        report.fail(rel, f"cannot be read ({exc.strerror})")
+        return None
+    if b"\x00" in data[:8192]:
+        report.fail(rel, "binary, not text")
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        report.fail(rel, f"not UTF-8 (byte {exc.start}); re-save it as UTF-8")
+        return None
+
+
+def _close_interrupted_runs(sessions: sessionmaker[Session], source_id: int) -> None:
+    """Runs left 'running' by a process that died: we hold the lease, so they are over."""
+    with sessions.begin() as session:
+        session.execute(
+            update(IngestionRun)
+            .where(IngestionRun.source_id == source_id, IngestionRun.status == "running")
+            .values(status="interrupted", finished_at=utcnow())
+        )
+
+
+def _finish(
+    sessions: sessionmaker[Session],
+    run_id: int,
+    report: RunReport,
+    status: str,
+    error: str | None = None,
+) -> None:
+    errors = report.errors()
+    if error:
+        errors.append({"url": "", "error": error, "kind": "failed"})
+    with sessions.begin() as session:
+        run = session.get_one(IngestionRun, run_id)
+        run.status = status
+        run.finished_at = utcnow()
+        run.counts = report.counts()
+        run.timings = {k: round(v, 3) for k, v in report.timings.items()}
+        run.errors = errors

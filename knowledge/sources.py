@@ -1,0 +1,155 @@
+"""Registering and removing sources, with every argument checked before anything is stored."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from knowledge import store
+from knowledge.errors import BlockedURLError, SourceError
+from knowledge.models import Source
+from knowledge.netguard import AddressPolicy, resolve_checked
+from knowledge.urls import UrlRules, canonicalize
+
+KINDS = ("site", "sitemap", "page", "folder")
+_EVERY = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MIN_EVERY_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A source as an admin describes it; ``add_source`` validates and stores it."""
+
+    name: str
+    location: str
+    kind: str | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    max_pages: int | None = None
+    max_depth: int | None = None
+    every: str | None = None
+    cron: str | None = None
+    allow_private: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_every(text: str) -> int:
+    """``"6h"`` → 21600 seconds; units s, m, h, d."""
+    match = _EVERY.match(text)
+    if not match:
+        raise SourceError(f"--every {text!r} is not an interval; write it like 30m, 6h or 1d.")
+    seconds = int(match[1]) * _UNIT_SECONDS[match[2]]
+    if seconds < MIN_EVERY_SECONDS:
+        raise SourceError(f"--every {text!r} is too often; the minimum is 1m.")
+    return seconds
+
+
+def schedule_of(spec: SourceSpec) -> str | None:
+    """The stored schedule: ``every <seconds>``, ``cron <expression>`` or None (the default)."""
+    if spec.every and spec.cron:
+        raise SourceError("Give --every or --cron, not both.")
+    if spec.every:
+        return f"every {parse_every(spec.every)}"
+    if spec.cron:
+        try:
+            CronTrigger.from_crontab(spec.cron)
+        except ValueError as exc:
+            raise SourceError(f"--cron {spec.cron!r} is not a crontab expression: {exc}") from None
+        return f"cron {spec.cron.strip()}"
+    return None
+
+
+def guess_kind(location: str) -> str:
+    if Path(location).expanduser().is_dir():
+        return "folder"
+    path = urlsplit(location).path.lower()
+    return "sitemap" if path.endswith((".xml", ".xml.gz")) or "sitemap" in path else "site"
+
+
+def source_rules(options: dict[str, Any]) -> UrlRules:
+    return UrlRules(
+        include=tuple(options.get("include", ())), exclude=tuple(options.get("exclude", ()))
+    )
+
+
+def add_source(session: Session, spec: SourceSpec) -> Source:
+    """Validate ``spec`` (name, kind, URL safety, rules, limits, schedule) and store it."""
+    name = spec.name.strip()
+    if not name or len(name) > 100:
+        raise SourceError("A source needs a name of 1 to 100 characters (--name).")
+    if session.scalar(select(Source.id).where(Source.name == name)) is not None:
+        raise SourceError(
+            f"A source named {name!r} already exists; remove it or pick another name."
+        )
+    kind = spec.kind or guess_kind(spec.location)
+    if kind not in KINDS:
+        raise SourceError(f"Unknown kind {kind!r}; use one of {', '.join(KINDS)}.")
+    options: dict[str, Any] = {**spec.options}
+    if spec.include:
+        options["include"] = list(spec.include)
+    if spec.exclude:
+        options["exclude"] = list(spec.exclude)
+    source_rules(options)  # raises on an invalid regex
+    for key, value in (("max_pages", spec.max_pages), ("max_depth", spec.max_depth)):
+        if value is not None:
+            if value < (1 if key == "max_pages" else 0):
+                raise SourceError(f"--{key.replace('_', '-')} must be positive, not {value}.")
+            options[key] = value
+    location = _checked_location(kind, spec.location, spec.allow_private)
+    source = Source(
+        name=name,
+        kind=kind,
+        location=location,
+        options=options,
+        schedule=schedule_of(spec),
+        allow_private=spec.allow_private,
+    )
+    session.add(source)
+    session.flush()
+    return source
+
+
+def _checked_location(kind: str, location: str, allow_private: bool) -> str:
+    if kind == "folder":
+        folder = Path(location).expanduser()
+        if not folder.is_dir():
+            raise SourceError(
+                f"No such folder: {location}. Pass the path of a folder of documents."
+            )
+        return str(folder.resolve())
+    url = canonicalize(location)
+    if url is None:
+        raise SourceError(f"{location!r} is not an http:// or https:// URL.")
+    parts = urlsplit(url)
+    policy = AddressPolicy(
+        allow_private=allow_private, private_hosts=frozenset({parts.hostname or ""})
+    )
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        asyncio.run(resolve_checked(parts.hostname or "", port, policy))
+    except BlockedURLError as exc:
+        raise SourceError(str(exc)) from None
+    except (OSError, httpx.HTTPError) as exc:
+        raise SourceError(f"Cannot resolve {parts.hostname}: {exc}. Check the URL.") from None
+    return url
+
+
+def remove_source(session: Session, name: str) -> int:
+    """Delete the source with its documents and chunks; returns how many documents went."""
+    source = session.scalar(select(Source).where(Source.name == name))
+    if source is None:
+        raise SourceError(f"No source named {name!r}; see `teambot sources list`.")
+    documents = len(store.known_documents(session, source.id))
+    session.execute(delete(Source).where(Source.id == source.id))  # cascades to documents, chunks
+    store.bump_revision(session)
+    return documents
