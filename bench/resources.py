@@ -12,32 +12,16 @@ children), which for the test suite is pytest or one of its CLI subprocesses.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from measure import measure
+
 ROOT = Path(__file__).resolve().parent.parent
 TEAMBOT = str(Path(sys.executable).parent / "teambot")
-
-
-def measure(command: list[str], cwd: Path, env: dict[str, str]) -> dict[str, float]:
-    """Run ``command`` in a child that reports its wall time and its children's peak RSS."""
-    probe = (
-        "import json, resource, subprocess, sys, time\n"
-        "start = time.perf_counter()\n"
-        "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
-        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-        "print(json.dumps({'seconds': time.perf_counter() - start, 'peak_mb': peak / 1024,"
-        " 'exit': code}))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", probe, *command], cwd=cwd, env=env, capture_output=True, text=True
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:

@@ -261,16 +261,33 @@ def refresh_command(
     if not names:
         fail("No sources yet. Add one with `teambot sources add URL --name NAME`.")
     progress = NullProgress() if as_json else render.ProgressBar(err)
-    reports = [
-        refresh(
-            runtime.sessions, runtime.embedder, n, limits=runtime.crawl_limits, progress=progress
-        )
-        for n in names
-    ]
+    reports, failures = [], {}
+    for each in names:  # one source failing does not stop the others
+        try:
+            reports.append(
+                refresh(
+                    runtime.sessions,
+                    runtime.embedder,
+                    each,
+                    limits=runtime.crawl_limits,
+                    progress=progress,
+                )
+            )
+        except KnowledgeError as exc:
+            if name:
+                raise
+            failures[each] = str(exc)
+            if not as_json:
+                typer.echo(f"Error: source {each!r}: {exc}", err=True)
     if as_json:
-        typer.echo(json.dumps(render.refresh_json(reports, single=bool(name)), indent=2))
+        summary = render.refresh_json(reports, single=bool(name))
+        if not name:
+            summary["failed_sources"] = failures
+        typer.echo(json.dumps(summary, indent=2))
     else:
         typer.echo("\n".join(render.refresh_summary(r) for r in reports))
+    if failures:
+        raise typer.Exit(1)
 
 
 @sources_app.command("list")

@@ -173,6 +173,9 @@ class Crawler:
                     if not self._cancelled.is_set():
                         for link in await self._visit(client, url, depth, emit):
                             frontier.put_nowait((link, depth + 1))
+                except Exception as exc:  # one bad page must not stop the crawl
+                    log.exception("crawling %s failed", url)
+                    emit(_failed(url, f"internal error: {type(exc).__name__}: {exc}"))
                 finally:
                     frontier.task_done()
 

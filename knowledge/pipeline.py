@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,10 +27,14 @@ from knowledge.links import is_javascript_shell
 from knowledge.report import RunReport
 from knowledge.types import ChunkDraft
 
+log = logging.getLogger(__name__)
+
 # Bumped whenever extraction or chunking changes, so every document is re-chunked.
 PIPELINE_VERSION = "1"
-# Documents are embedded together until this many chunks wait, then stored one by one.
+# Documents are embedded together until this many chunks wait, or the oldest has waited
+# this long (so a slow crawl's pages become searchable as it goes), then stored one by one.
 EMBED_GROUP_CHUNKS = 256
+EMBED_GROUP_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -75,15 +80,21 @@ class DocumentSync:
         self.present: set[str] = set()  # urls confirmed to exist this run
         self.gone: set[str] = set()  # known urls the source says no longer exist
         self._pending: list[_Planned] = []
+        self._pending_since = 0.0
         self._metadata: list[FetchedDocument] = []
 
     def submit(self, document: FetchedDocument) -> None:
         """Index ``document`` if its content changed; count it as unchanged otherwise."""
         self.present.add(document.url)
         started = time.perf_counter()
-        page = extract(
-            document.text, suffix=document.suffix, fallback_title=document.fallback_title
-        )
+        try:
+            page = extract(
+                document.text, suffix=document.suffix, fallback_title=document.fallback_title
+            )
+        except Exception as exc:  # a page that breaks the extractor must not stop the run
+            log.exception("extracting %s failed", document.url)
+            self._report.fail(document.url, f"could not be extracted ({type(exc).__name__})")
+            return
         self._report.add_time("extract", time.perf_counter() - started)
         if document.suffix in (".html", ".htm") and is_javascript_shell(document.text, page.text):
             self._report.skip(document.url, "a JavaScript app shell with no content to index")
@@ -101,6 +112,8 @@ class DocumentSync:
             self._report.skip(document.url, "no text found in it")
             return
         model = self._embedder.model_name
+        if not self._pending:
+            self._pending_since = time.monotonic()
         self._pending.append(
             _Planned(
                 document=document,
@@ -111,7 +124,11 @@ class DocumentSync:
                 is_new=known is None,
             )
         )
-        if sum(len(p.drafts) for p in self._pending) >= EMBED_GROUP_CHUNKS:
+        waited = time.monotonic() - self._pending_since
+        if (
+            sum(len(p.drafts) for p in self._pending) >= EMBED_GROUP_CHUNKS
+            or waited >= EMBED_GROUP_SECONDS
+        ):
             self.flush()
 
     def unchanged(self, url: str) -> None:

@@ -164,8 +164,8 @@ def _apply(sync: DocumentSync, fetched: Fetched, report: RunReport) -> None:
     elif fetched.outcome == "gone":
         if fetched.url in sync.known:
             sync.gone.add(fetched.url)
-        else:
-            report.fail(fetched.url, fetched.reason or "gone")
+        else:  # a broken link on some page: not a failure of this run
+            report.skip(fetched.url, f"a broken link ({fetched.reason})")
     elif fetched.outcome == "skipped":
         report.skip(fetched.url, fetched.reason or "skipped")
     elif fetched.outcome == "disallowed":

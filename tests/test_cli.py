@@ -16,6 +16,7 @@ from knowledge.embed import Embedder
 from knowledge.ingest import ingest_folder
 from knowledge.models import Chunk
 from tests.conftest import postgres_schema_url, sqlite_url
+from tests.fakes.docsite import DocSite
 
 TEAMBOT = str(Path(sys.executable).parent / "teambot")
 
@@ -201,3 +202,37 @@ def test_every_command_explains_itself(command: list[str], tmp_path: Path, db_ur
     assert result.returncode == 0
     assert "Usage: teambot" in result.stdout
     assert len(result.stdout.split()) > 20
+
+
+def test_sources_add_refresh_list_remove(tmp_path: Path, db_url: str) -> None:
+    with DocSite.with_default_site() as site:
+        start = site.url("/docs/index.html")
+        refused = run("sources", "add", start, "--name", "acme", db_url=db_url, cwd=tmp_path)
+        assert_clean_failure(refused, "--allow-private")
+        bad_cron = ["--allow-private", "--cron", "every tuesday"]
+        assert_clean_failure(
+            run("sources", "add", start, "--name", "acme", *bad_cron, db_url=db_url, cwd=tmp_path),
+            "not a crontab expression",
+        )
+        options = ["--allow-private", "--every", "6h", "--exclude", "/faq", "--max-pages", "50"]
+        added = run(
+            "sources", "add", start, "--name", "acme", *options, db_url=db_url, cwd=tmp_path
+        )
+        assert added.returncode == 0, added.stderr
+        assert "Added site source 'acme'" in added.stdout
+
+        refreshed = run("refresh", "acme", "--json", db_url=db_url, cwd=tmp_path)
+
+    assert refreshed.returncode == 0, refreshed.stderr
+    summary = json.loads(refreshed.stdout)
+    keys = {"pages_seen", "pages_fetched", "pages_unchanged", "pages_changed", "pages_new",
+            "pages_removed", "pages_failed", "chunks_embedded", "errors"}  # fmt: skip
+    assert keys <= set(summary)
+    assert summary["pages_new"] >= 6 and summary["chunks_embedded"] > 0
+    assert not any("faq" in e["url"] and "robots" not in e["error"] for e in summary["errors"])
+    listed = run("sources", "list", db_url=db_url, cwd=tmp_path)
+    assert "acme" in listed.stdout and "site" in listed.stdout and "ok" in listed.stdout
+    removed = run("sources", "remove", "acme", db_url=db_url, cwd=tmp_path)
+    assert removed.returncode == 0 and "Removed source 'acme'" in removed.stdout
+    assert chunk_count(db_url) == 0
+    assert_clean_failure(run("refresh", "acme", db_url=db_url, cwd=tmp_path), "No source named")

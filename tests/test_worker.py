@@ -89,3 +89,39 @@ def test_the_worker_process_refreshes_sources_then_stops_on_sigint(
         runs = session.scalars(select(IngestionRun).order_by(IngestionRun.id)).all()
     assert [r.status for r in runs] == ["ok", "ok"]
     assert runs[1].counts["pages_unchanged"] == 4
+
+
+def test_sync_jobs_uses_each_sources_schedule_and_follows_changes(
+    tmp_path: Path, corpus: Path
+) -> None:
+    runtime = Runtime(Settings(database_url=sqlite_url(tmp_path)))
+    with runtime.sessions.begin() as session:
+        for name, schedule, enabled in [
+            ("hourly", "every 3600", True),
+            ("nightly", "cron 0 3 * * *", True),
+            ("off", None, False),
+        ]:
+            session.add(
+                Source(
+                    name=name,
+                    kind="folder",
+                    location=str(corpus),
+                    options={},
+                    schedule=schedule,
+                    enabled=enabled,
+                )
+            )
+    scheduler = BlockingScheduler()
+
+    sync_jobs(scheduler, runtime)
+    hourly = scheduler.get_job(JOB_PREFIX + "hourly")
+    nightly = scheduler.get_job(JOB_PREFIX + "nightly")
+    assert scheduler.get_job(JOB_PREFIX + "off") is None
+    assert hourly.trigger.interval.total_seconds() == 3600
+    assert str(nightly.trigger.fields[5]) == "3"  # the hour field of "0 3 * * *"
+
+    with runtime.sessions.begin() as session:
+        session.scalars(select(Source).where(Source.name == "hourly")).one().schedule = "every 600"
+    sync_jobs(scheduler, runtime)
+    assert scheduler.get_job(JOB_PREFIX + "hourly").trigger.interval.total_seconds() == 600
+    runtime.close()
