@@ -247,8 +247,9 @@ def test_private_and_metadata_addresses_are_refused_when_adding(
 
 
 def test_one_refresh_of_a_source_at_a_time(
-    sessions: sessionmaker[Session], embedder: Embedder, site: DocSite
+    any_sessions: sessionmaker[Session], embedder: Embedder, site: DocSite
 ) -> None:
+    sessions = any_sessions  # on SQLite and PostgreSQL
     add(sessions, site.url("/docs/index.html"))
     with sessions() as session:
         source_id = session.scalars(select(Source.id)).one()
