@@ -27,10 +27,13 @@ from bot.settings import Settings, mask_url
 from bot.types import Question
 from knowledge import db
 from knowledge.errors import KnowledgeError
+from knowledge.evaluate import load_questions
 from knowledge.ingest import ingest_folder
 from knowledge.models import Source
 from knowledge.progress import NullProgress
 from knowledge.refresh import refresh
+from knowledge.retrieval_eval import evaluate_retrieval
+from knowledge.search import METHODS
 from knowledge.sources import SourceSpec, add_source, remove_source
 from knowledge.store import source_summaries
 
@@ -316,6 +319,48 @@ def db_current(ctx: typer.Context) -> None:
     typer.echo(
         f"current: {db.current_revision(engine) or 'empty'}  head: {db.head_revision(engine)}"
     )
+
+
+@app.command("eval")
+def eval_command(
+    ctx: typer.Context,
+    questions: Annotated[
+        Path, typer.Argument(help="JSON lines: question, page + anchor and/or linked_pages.")
+    ],
+    source: Annotated[
+        list[str] | None, typer.Option(help="Search only this source (repeatable).")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=100, help="Results per question.")] = 10,
+    level: Annotated[
+        str, typer.Option(help="section (page#anchor must match) or page.")
+    ] = "section",
+    exclude_prefix: Annotated[
+        list[str] | None,
+        typer.Option(help="Drop pages under this path from the candidates (hard mode: faq/)."),
+    ] = None,
+    method: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Score retrieval on a question file: recall@1/5/10, MRR and nDCG@10."""
+    if level not in ("section", "page"):
+        fail(f"--level {level!r}: use section or page.")
+    if method not in METHODS:
+        fail(f"--method {method!r}: use one of {', '.join(METHODS)}.")
+    runtime = _runtime(ctx)
+    result = evaluate_retrieval(
+        runtime.retriever,
+        runtime.sessions,
+        load_questions(questions),
+        sources=source or None,
+        k=k,
+        level=level,  # type: ignore[arg-type]
+        exclude_prefixes=tuple(exclude_prefix or ()),
+        method=method,  # type: ignore[arg-type]
+    )
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        typer.echo(result.table())
 
 
 @app.command()

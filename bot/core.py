@@ -14,7 +14,7 @@ from bot.errors import QuestionError
 from bot.followup import search_query
 from bot.memory import ConversationMemory
 from bot.types import Answer, Citation, Question
-from knowledge.search import Retriever
+from knowledge.search import Method, Retriever
 from knowledge.types import ScoredChunk
 
 EXTRACTIVE_MODEL = "extractive"
@@ -31,12 +31,14 @@ class Assistant:
         top_k: int,
         min_relevance: float,
         max_question_chars: int,
+        method: Method = "hybrid",
     ) -> None:
         self._memory = memory
         self._retriever = retriever
         self._top_k = top_k
         self._min_relevance = min_relevance
         self._max_question_chars = max_question_chars
+        self._method: Method = method
 
     def ask(self, question: Question) -> Answer:
         """Answer ``question`` in its conversation; raises QuestionError before storing anything."""
@@ -50,7 +52,9 @@ class Assistant:
 
         mark = time.perf_counter()
         passages = [
-            p for p in self._retriever.search(query, self._top_k) if p.score >= self._min_relevance
+            p
+            for p in self._retriever.search(query, self._top_k, method=self._method)
+            if p.similarity >= self._min_relevance
         ]
         timings["retrieve"] = _ms_since(mark)
 

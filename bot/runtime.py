@@ -13,7 +13,7 @@ from bot.memory import ConversationMemory
 from bot.settings import Settings
 from knowledge.crawl import CrawlLimits
 from knowledge.db import ensure_schema, make_engine, make_session_factory
-from knowledge.embed import Embedder
+from knowledge.embed import TextEmbedder, load_embedder
 from knowledge.index import VectorIndex
 from knowledge.search import Retriever
 from knowledge.snapshot import SnapshotStore
@@ -36,9 +36,12 @@ class Runtime:
         return make_session_factory(self.engine)
 
     @cached_property
-    def embedder(self) -> Embedder:
-        return Embedder(
-            self.settings.embedding_model, batch_size=self.settings.embedding_batch_size
+    def embedder(self) -> TextEmbedder:
+        return load_embedder(
+            self.settings.embedding_model,
+            backend=self.settings.embedding_backend,
+            batch_size=self.settings.embedding_batch_size,
+            cache_dir=self.settings.data_dir,
         )
 
     @cached_property
@@ -59,6 +62,7 @@ class Runtime:
             top_k=self.settings.top_k,
             min_relevance=self.settings.min_relevance,
             max_question_chars=self.settings.max_question_chars,
+            method=self.settings.retrieval_method,
         )
 
     @property

@@ -7,7 +7,7 @@ password) so that printing or logging settings never shows them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,7 +51,14 @@ class Settings(BaseSettings):
         default="all-MiniLM-L6-v2",
         description="sentence-transformers model name or local folder; loaded offline.",
     )
+    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        default="torch",
+        description="How to run the model: torch, or ONNX Runtime (fp32 or int8, exported once).",
+    )
     embedding_batch_size: int = Field(default=32, ge=1, le=1024)
+    retrieval_method: Literal["hybrid", "dense", "bm25"] = Field(
+        default="hybrid", description="dense (FAISS), bm25, or both fused."
+    )
     top_k: int = Field(default=4, ge=1, le=20, description="Passages used per answer.")
     min_relevance: float = Field(
         default=0.25, description="Cosine similarity below which a passage is not used."

@@ -19,6 +19,8 @@ TokenCounter = Callable[[str], int]
 # between a joined chunk and the sum of its parts.
 SPECIAL_TOKENS_MARGIN = 4
 MIN_BODY_TOKENS = 32
+# A piece (sentence or paragraph) this short is repeated at the start of the next chunk.
+OVERLAP_MAX_TOKENS = 48
 
 _SENTENCE_END = re.compile(r"(?<=[.!?:;])\s+(?=\S)")
 
@@ -72,7 +74,10 @@ def _fit(text: str, count_tokens: TokenCounter, budget: int) -> Iterator[tuple[s
         else:
             parts, joiner = _halves(words), " "
     pieces = [(part, count_tokens(part)) for part in parts]
-    for body, _ in _pack(pieces, budget, joiner=joiner, recurse=(count_tokens, budget)):
+    packed = _pack(
+        pieces, budget, joiner=joiner, recurse=(count_tokens, budget), overlap=len(sentences) > 1
+    )
+    for body, _ in packed:
         yield body, count_tokens(body)
 
 
@@ -87,21 +92,32 @@ def _pack(
     *,
     joiner: str = "\n\n",
     recurse: tuple[TokenCounter, int] | None = None,
+    overlap: bool = True,
 ) -> Iterator[tuple[str, int]]:
-    """Greedily join consecutive pieces while their token sum stays within the budget."""
-    current: list[str] = []
-    used = 0
+    """Greedily join consecutive pieces while their token sum stays within the budget.
+
+    With ``overlap``, a chunk that had to be cut starts with the last piece of the
+    one before when that piece is short, so a definition and its context are not
+    torn apart at a boundary.
+    """
+    current: list[tuple[str, int]] = []
     for text, tokens in pieces:
         if tokens > budget and recurse is not None:
             if current:
-                yield joiner.join(current), used
-                current, used = [], 0
+                yield _joined(current, joiner)
+                current = []
             yield from _fit(text, *recurse)
             continue
+        used = sum(t for _, t in current)
         if current and used + tokens > budget:
-            yield joiner.join(current), used
-            current, used = [], 0
-        current.append(text)
-        used += tokens
+            yield _joined(current, joiner)
+            tail = current[-1]
+            keep = overlap and tail[1] <= OVERLAP_MAX_TOKENS and tail[1] + tokens <= budget
+            current = [tail] if keep else []
+        current.append((text, tokens))
     if current:
-        yield joiner.join(current), used
+        yield _joined(current, joiner)
+
+
+def _joined(pieces: list[tuple[str, int]], joiner: str) -> tuple[str, int]:
+    return joiner.join(text for text, _ in pieces), sum(tokens for _, tokens in pieces)

@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge import store
-from knowledge.embed import Embedder
+from knowledge.embed import TextEmbedder
 from knowledge.errors import SourceError
 from knowledge.progress import Progress
 from knowledge.refresh import refresh
@@ -28,7 +28,7 @@ def resolve_folder(path: str | Path) -> Path:
 
 def ingest_folder(
     sessions: sessionmaker[Session],
-    embedder: Embedder,
+    embedder: TextEmbedder,
     path: str | Path,
     *,
     name: str | None = None,

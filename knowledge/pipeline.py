@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge import store
 from knowledge.chunk import chunk_page
-from knowledge.embed import Embedder
+from knowledge.embed import TextEmbedder
 from knowledge.extract import extract
 from knowledge.links import is_javascript_shell
 from knowledge.report import RunReport
@@ -30,7 +30,7 @@ from knowledge.types import ChunkDraft
 log = logging.getLogger(__name__)
 
 # Bumped whenever extraction or chunking changes, so every document is re-chunked.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
 # Documents are embedded together until this many chunks wait, or the oldest has waited
 # this long (so a slow crawl's pages become searchable as it goes), then stored one by one.
 EMBED_GROUP_CHUNKS = 256
@@ -67,7 +67,7 @@ class DocumentSync:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        embedder: Embedder,
+        embedder: TextEmbedder,
         source_id: int,
         report: RunReport,
     ) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge import store
 from knowledge.crawl import Crawler, CrawlLimits, CrawlTarget, Fetched, Validators, crawl_in_thread
-from knowledge.embed import Embedder
+from knowledge.embed import TextEmbedder
 from knowledge.errors import SourceError
 from knowledge.extract import SUPPORTED_SUFFIXES
 from knowledge.lease import Lease
@@ -41,7 +41,7 @@ MAX_FILE_BYTES = 10 * 1024 * 1024
 
 def refresh(
     sessions: sessionmaker[Session],
-    embedder: Embedder,
+    embedder: TextEmbedder,
     name: str,
     *,
     limits: CrawlLimits | None = None,
@@ -79,7 +79,7 @@ def refresh(
 
 def _run(
     sessions: sessionmaker[Session],
-    embedder: Embedder,
+    embedder: TextEmbedder,
     source: Source,
     report: RunReport,
     lease: Lease,

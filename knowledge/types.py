@@ -55,10 +55,16 @@ class ChunkDraft:
 
 @dataclass(frozen=True)
 class ScoredChunk:
-    """A stored chunk returned by search, with what a citation needs."""
+    """A stored chunk returned by search, with what a citation needs.
+
+    ``score`` orders results (fused rank score, cosine or BM25 by method);
+    ``similarity`` is always the cosine between question and chunk, so that
+    "is this relevant at all" has one meaning whatever the method.
+    """
 
     chunk_id: int
     score: float
+    similarity: float
     text: str
     heading_path: tuple[str, ...]
     anchor: str

@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 from knowledge.chunk import chunk_page, context_line
 from knowledge.types import Page, Section
 
@@ -35,8 +37,16 @@ def test_long_sections_are_cut_within_the_budget_without_losing_words() -> None:
     chunks = chunk_page(page, words, max_tokens=50)
     assert len(chunks) > 5
     assert all(words(c.embed_text) + 4 <= 50 for c in chunks)
-    assert " ".join(c.text for c in chunks).split() == " ".join(sentences).split()
     assert [c.ordinal for c in chunks] == list(range(len(chunks)))
+    in_order: list[str] = []
+    for chunk in chunks:
+        cut = [f"Sentence {s}" for s in chunk.text.split("Sentence ")[1:]]
+        assert cut[0].strip() in (sentences[len(in_order)], in_order[-1] if in_order else "")
+        if in_order and cut[0].strip() == in_order[-1]:
+            cut = cut[1:]  # the overlap: the previous chunk's last sentence, repeated once
+        in_order += [c.strip() for c in cut]
+    assert in_order == sentences
+    assert any(c.text.startswith(p.text.rsplit(". ", 1)[-1]) for p, c in pairwise(chunks))
 
 
 def test_a_sentence_longer_than_the_budget_is_cut_by_words() -> None:

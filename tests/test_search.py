@@ -3,11 +3,13 @@
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.embed import Embedder
 from knowledge.index import VectorIndex
 from knowledge.ingest import ingest_folder
+from knowledge.models import Chunk
 from knowledge.search import Retriever
 
 
@@ -65,3 +67,66 @@ def test_new_documents_are_found_without_restarting(
     best = retriever.search("Where are the Prometheus metrics exported?", k=1)[0]
 
     assert (best.source_name, best.document_url) == ("extra", "metrics.md")
+
+
+@pytest.fixture
+def hybrid(sessions: sessionmaker[Session], embedder: Embedder, corpus: Path) -> Retriever:
+    (corpus / "errors.md").write_text(
+        "# Error codes\n\n## E4512\n\nThe worker exits with E4512 when the queue file is "
+        "locked by another process. Remove the stale lock file and start it again.\n"
+    )
+    ingest_folder(sessions, embedder, corpus, name="zephyr")
+    return Retriever(sessions, embedder, VectorIndex(sessions, embedder.model_name, 384))
+
+
+@pytest.mark.parametrize("method", ["bm25", "hybrid"])
+def test_exact_codes_are_found_by_keywords(hybrid: Retriever, method: str) -> None:
+    best = hybrid.search("E4512", k=3, method=method)[0]  # type: ignore[arg-type]
+    assert (best.document_url, best.anchor) == ("errors.md", "e4512")
+
+
+@pytest.mark.parametrize("method", ["dense", "hybrid"])
+def test_paraphrases_are_found_by_meaning(hybrid: Retriever, method: str) -> None:
+    results = hybrid.search("How do I bring my data back after a crash?", k=2, method=method)  # type: ignore[arg-type]
+    assert results[0].document_url == "guide/backups.html"
+
+
+def test_every_result_carries_its_cosine_similarity(hybrid: Retriever) -> None:
+    for result in hybrid.search("E4512 lock file", k=4, method="hybrid"):
+        assert -1.0 <= result.similarity <= 1.0
+    by_dense = hybrid.search("E4512 lock file", k=4, method="dense")
+    assert [r.score for r in by_dense] == pytest.approx([r.similarity for r in by_dense], abs=1e-5)
+
+
+def test_results_can_be_filtered_and_need_not_be_one_per_page(
+    hybrid: Retriever, sessions: sessionmaker[Session], embedder: Embedder, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "ports.md").write_text("# Ports\n\n## Admin port\n\nThe admin UI listens on 9443.\n")
+    ingest_folder(sessions, embedder, other, name="other")
+
+    only_other = hybrid.search("Which port does it listen on?", k=4, sources=["other"])
+    assert {r.source_name for r in only_other} == {"other"}
+    no_network = hybrid.search(
+        "Which port does it listen on?", k=4, keep=lambda c: c.document_url != "guide/network.md"
+    )
+    assert "guide/network.md" not in {r.document_url for r in no_network}
+    sections = hybrid.search("Zephyr network port and TLS", k=6, per_page=False)
+    urls = [r.document_url for r in sections]
+    assert len(urls) > len(set(urls))  # two sections of network.md
+
+
+def test_both_indexes_follow_deletes_in_the_database(
+    hybrid: Retriever, sessions: sessionmaker[Session], embedder: Embedder, corpus: Path
+) -> None:
+    assert hybrid.search("E4512", k=1, method="bm25")[0].document_url == "errors.md"
+    (corpus / "errors.md").unlink()
+    ingest_folder(sessions, embedder, corpus, name="zephyr")
+
+    for method in ("bm25", "dense", "hybrid"):
+        found = hybrid.search("E4512 stale lock file", k=5, method=method)  # type: ignore[arg-type]
+        assert "errors.md" not in {r.document_url for r in found}
+    with sessions() as session:
+        stored = session.scalar(select(func.count(Chunk.id)))
+    assert hybrid.indexed_chunks() == stored

@@ -1,0 +1,222 @@
+"""Retrieval quality, ingest time and query latency on the Django docs, against baselines.
+
+    python bench/retrieval.py                  # ingest into a temp database, then measure
+    python bench/retrieval.py --db PATH        # reuse (or keep) a database file
+    python bench/retrieval.py --backend onnx-int8
+
+Rows (see ../shared/eval/README.md for the data and the two modes):
+- BM25 only, pages: bm25s over whole pages (teambot's extracted main text).
+- tutorial: LangChain-style recursive 1,000-char chunks with 200 overlap, plain
+  sentence-transformers all-MiniLM-L6-v2, FAISS flat inner product.
+- teambot dense / bm25 / hybrid: `teambot refresh` into SQL, then the Retriever.
+Known-item is scored at page level for every row (whole-page rows have no
+sections) and at section level for teambot; hard mode drops faq/ from the
+candidates and scores the linked pages. Query latency covers embedding the
+question and searching, single queries, one after another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import bm25s
+import faiss
+import numpy as np
+import Stemmer
+from measure import measure
+from refresh_site import DJANGO_DOCS, DJANGO_EXCLUDES, TEAMBOT, serve
+
+from bot.runtime import Runtime
+from bot.settings import Settings
+from knowledge.embed import resolve_model_path
+from knowledge.evaluate import EvalQuestion, Metrics, gold_for, load_questions, score
+from knowledge.extract import extract
+from knowledge.retrieval_eval import evaluate_retrieval
+
+EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval" / "django-faq.links.jsonl"
+MODES = {"known-item": ("page", ()), "hard": ("page", ("faq/",))}
+
+
+def recursive_split(text: str, size: int = 1000, overlap: int = 200) -> list[str]:
+    """RecursiveCharacterTextSplitter(size, overlap) semantics, compactly."""
+
+    def split(piece: str, separators: list[str]) -> list[str]:
+        if len(piece) <= size:
+            return [piece]
+        sep, *rest = separators
+        parts = [p for p in (piece.split(sep) if sep else list(piece)) if p.strip()]
+        out: list[str] = []
+        for part in parts:
+            out += split(part, rest) if len(part) > size and rest else [part]
+        return merge(out, sep)
+
+    def merge(parts: list[str], sep: str) -> list[str]:
+        chunks, window = [], []
+        for part in parts:
+            if window and len(sep.join([*window, part])) > size:
+                chunks.append(sep.join(window))
+                while window and len(sep.join(window)) > overlap:
+                    window.pop(0)
+            window.append(part)
+        if window:
+            chunks.append(sep.join(window))
+        return chunks
+
+    return split(text, ["\n\n", "\n", " ", ""])
+
+
+def ranked_pages(order: list[int], owners: list[str], keep: Callable[[str], bool]) -> list[str]:
+    """Chunk ranks → page ranks, each page at its best chunk's rank."""
+    return list(dict.fromkeys(owners[i] for i in order if keep(owners[i])))
+
+
+def _keeper(excluded: tuple[str, ...]) -> Callable[[str], bool]:
+    return lambda page: not page.startswith(excluded)
+
+
+def evaluate(
+    questions: list[EvalQuestion], rank: Callable[[str, Callable[[str], bool]], list[str]]
+) -> dict[str, tuple[Metrics, list[float]]]:
+    results = {}
+    for mode, (level, excluded) in MODES.items():
+        rankings, golds, latencies = [], [], []
+        for question in questions:
+            gold = gold_for(question, level, exclude_prefixes=excluded)  # type: ignore[arg-type]
+            if not gold:
+                continue
+            started = time.perf_counter()
+            keep = _keeper(excluded)
+            rankings.append(rank(question.question, keep)[:10])
+            latencies.append((time.perf_counter() - started) * 1000)
+            golds.append(gold)
+        results[mode] = (score(rankings, golds), latencies)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--db", type=Path, help="SQLite file to reuse or keep")
+    parser.add_argument("--backend", default="torch", help="EMBEDDING_BACKEND for teambot")
+    parser.add_argument("--port", type=int, default=8766)
+    args = parser.parse_args()
+    questions = load_questions(EVAL)
+    tmp = tempfile.mkdtemp()
+    db = args.db or Path(tmp, "teambot.db")
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}", "EMBEDDING_BACKEND": args.backend}
+    ingest_seconds = float("nan")
+    if not db.exists():
+        server = serve(DJANGO_DOCS, args.port)
+        try:
+            add = [TEAMBOT, "sources", "add", f"http://127.0.0.1:{args.port}/", "--name",
+                   "django", "--allow-private", "--max-pages", "5000"]  # fmt: skip
+            for pattern in DJANGO_EXCLUDES:
+                add += ["--exclude", pattern]
+            subprocess.run(add, env=env, check=True, stdout=subprocess.DEVNULL)
+            print("ingesting the Django docs with teambot…", file=sys.stderr)
+            ingest_seconds = measure([TEAMBOT, "refresh", "django"], Path(tmp), env)["seconds"]
+        finally:
+            server.terminate()
+    runtime = Runtime(Settings(database_url=f"sqlite:///{db}", embedding_backend=args.backend))
+    rows: list[tuple[str, dict[str, tuple[Metrics, list[float]]], float]] = []
+
+    # The page texts every baseline works from: teambot's extraction of each indexed page.
+    from sqlalchemy import select
+
+    from knowledge.models import Document
+
+    with runtime.sessions() as session:
+        urls = list(session.scalars(select(Document.url).order_by(Document.url)))
+    root = f"http://127.0.0.1:{args.port}/"
+    pages = {}
+    for url in urls:
+        path = url.removeprefix(root) or "index.html"
+        html = Path(DJANGO_DOCS, path).read_text(encoding="utf-8", errors="replace")
+        page = extract(html, suffix=".html", fallback_title=path)
+        pages[path] = f"{page.title}\n\n{page.text}"
+    names = list(pages)
+
+    print("BM25 over whole pages…", file=sys.stderr)
+    stemmer = Stemmer.Stemmer("english")
+    started = time.perf_counter()
+    bm25 = bm25s.BM25()
+    bm25.index(bm25s.tokenize(list(pages.values()), stopwords="en_plus", stemmer=stemmer,
+                              show_progress=False), show_progress=False)  # fmt: skip
+    bm25_seconds = time.perf_counter() - started
+
+    def rank_bm25(query: str, keep: Callable[[str], bool]) -> list[str]:
+        tokens = bm25s.tokenize([query], stopwords="en_plus", stemmer=stemmer, return_ids=False,
+                                show_progress=False)  # fmt: skip
+        found, _ = bm25.retrieve(tokens, k=len(names), show_progress=False)
+        return ranked_pages(list(found[0]), names, keep)
+
+    rows.append(("BM25 only, pages", evaluate(questions, rank_bm25), bm25_seconds))
+
+    print("tutorial pipeline: splitting and embedding…", file=sys.stderr)
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(resolve_model_path("all-MiniLM-L6-v2"), device="cpu")
+    owners, chunks = [], []
+    for name, text in pages.items():
+        for piece in recursive_split(text):
+            owners.append(name)
+            chunks.append(piece)
+    started = time.perf_counter()
+    vectors = model.encode(chunks, batch_size=32, normalize_embeddings=True)
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(np.asarray(vectors, dtype=np.float32))
+    tutorial_seconds = time.perf_counter() - started
+
+    def rank_tutorial(query: str, keep: Callable[[str], bool]) -> list[str]:
+        q = model.encode([query], normalize_embeddings=True).astype(np.float32)
+        _, ids = flat.search(q, 200)
+        return ranked_pages([int(i) for i in ids[0] if i >= 0], owners, keep)
+
+    rows.append((f"tutorial ({len(chunks)} chunks)", evaluate(questions, rank_tutorial),
+                 tutorial_seconds))  # fmt: skip
+
+    section: list[tuple[str, Metrics]] = []
+    for method in ("dense", "bm25", "hybrid"):
+        print(f"teambot {method}…", file=sys.stderr)
+        results = {}
+        for mode, (level, excluded) in MODES.items():
+            result = evaluate_retrieval(runtime.retriever, runtime.sessions, questions,
+                                        sources=None, k=10, level=level,
+                                        exclude_prefixes=excluded, method=method)  # fmt: skip
+            results[mode] = (result.metrics, result.latencies_ms)
+        known = evaluate_retrieval(runtime.retriever, runtime.sessions, questions, sources=None,
+                                   k=10, level="section", exclude_prefixes=(),
+                                   method=method)  # fmt: skip
+        section.append((f"teambot {method}", known.metrics))
+        rows.append((f"teambot {method}", results, ingest_seconds))
+
+    for mode in MODES:
+        print(f"\n### {mode} (page level, k = 10)\n")
+        print("| pipeline | recall@10 | nDCG@10 | MRR | ingest s | query p50 ms | p99 ms | n |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, results, seconds in rows:
+            metrics, latencies = results[mode]
+            p50, p99 = np.percentile(latencies, [50, 99])
+            cells = [metrics.recall_at[10], metrics.ndcg_at_10, metrics.mrr]
+            print(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells)
+                  + f" | {seconds:.0f} | {p50:.1f} | {p99:.1f} | {metrics.n} |")  # fmt: skip
+    print("\n### known-item, section level (the chunk that holds the answer's anchor)\n")
+    print("| pipeline | recall@1 | recall@5 | recall@10 | MRR | nDCG@10 | n |")
+    print("|---|---|---|---|---|---|---|")
+    for name, m in section:
+        print(f"| {name} | {m.recall_at[1]:.3f} | {m.recall_at[5]:.3f} | {m.recall_at[10]:.3f} | "
+              f"{m.mrr:.3f} | {m.ndcg_at_10:.3f} | {m.n} |")  # fmt: skip
+    print(f"\nteambot embedding backend: {args.backend}; {len(pages)} pages; "
+          f"{os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M')}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

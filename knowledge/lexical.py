@@ -1,0 +1,105 @@
+"""BM25 keyword search over the stored chunks: finds exact names, settings and error codes
+that a small embedding model blurs. Like the FAISS index, it is a cache rebuilt from SQL
+whenever the database's index stamp moves.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import bm25s
+import numpy as np
+import Stemmer
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from knowledge import store
+from knowledge.models import Chunk, Document
+
+log = logging.getLogger(__name__)
+
+LOAD_BATCH_ROWS = 5_000
+# bm25s's fuller English list: its plain "en" keeps how, do, my, which match everywhere.
+STOPWORDS = "en_plus"
+
+
+def lexical_text(title: str, heading_path: list[str], text: str) -> str:
+    """What BM25 indexes for a chunk: its words plus the page title and headings above it."""
+    return " ".join([title, *heading_path, text])
+
+
+class LexicalIndex:
+    """BM25 (bm25s, English stopwords, Snowball stemming) over chunks of one embedding model."""
+
+    def __init__(self, sessions: sessionmaker[Session], model: str) -> None:
+        self._sessions = sessions
+        self._model = model
+        self._stemmer = Stemmer.Stemmer("english")
+        self._bm25: bm25s.BM25 | None = None
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._lock = threading.Lock()
+        self.stamp: str | None = None
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def sync(self) -> bool:
+        """Rebuild if the database's index stamp moved; True if it did."""
+        with self._sessions() as session:
+            stamp = store.index_stamp(session)
+        if stamp == self.stamp:
+            return False
+        with self._lock:
+            if stamp != self.stamp:
+                self._rebuild(stamp)
+        return True
+
+    def _rebuild(self, stamp: str) -> None:
+        started = time.perf_counter()
+        ids: list[int] = []
+        texts: list[str] = []
+        with self._sessions() as session:
+            rows = session.execute(
+                select(Chunk.id, Document.title, Chunk.heading_path, Chunk.text)
+                .join(Document, Chunk.document_id == Document.id)
+                .where(Chunk.model == self._model)
+                .execution_options(yield_per=LOAD_BATCH_ROWS)
+            )
+            for chunk_id, title, heading_path, text in rows:
+                ids.append(chunk_id)
+                texts.append(lexical_text(title, heading_path, text))
+        bm25 = None
+        if texts:
+            bm25 = bm25s.BM25()
+            bm25.index(self._tokenize(texts), show_progress=False)
+        self._bm25, self._ids, self.stamp = bm25, np.asarray(ids, dtype=np.int64), stamp
+        log.debug(
+            "BM25 index %s built: %d chunks in %.0f ms",
+            stamp,
+            len(ids),
+            (time.perf_counter() - started) * 1000,
+        )
+
+    def _tokenize(self, texts: list[str]) -> bm25s.tokenization.Tokenized:
+        return bm25s.tokenize(
+            texts, stopwords=STOPWORDS, stemmer=self._stemmer, show_progress=False
+        )
+
+    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+        """The ``k`` best chunk ids by BM25 with their scores, best first; no zero scores."""
+        bm25, ids = self._bm25, self._ids
+        if bm25 is None or k <= 0:
+            return []
+        tokens = bm25s.tokenize(
+            [query],
+            stopwords=STOPWORDS,
+            stemmer=self._stemmer,
+            return_ids=False,
+            show_progress=False,
+        )
+        if not tokens[0]:
+            return []
+        found, scores = bm25.retrieve(tokens, k=min(k, len(ids)), show_progress=False)
+        return [(int(ids[i]), float(s)) for i, s in zip(found[0], scores[0], strict=True) if s > 0]

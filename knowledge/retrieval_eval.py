@@ -1,0 +1,103 @@
+"""Run the retriever over a question file and score it (`teambot eval`)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from knowledge.errors import SourceError
+from knowledge.evaluate import (
+    EvalQuestion,
+    Level,
+    Metrics,
+    format_table,
+    gold_for,
+    per_question,
+    ranked_keys,
+    result_key,
+    score,
+)
+from knowledge.models import Source
+from knowledge.search import Method, Retriever
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    method: Method
+    level: Level
+    metrics: Metrics
+    latencies_ms: list[float]
+    questions: list[dict[str, Any]]
+
+    def latency(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """Metric keys first (stable for scripts), then how and how fast."""
+        return {
+            **self.metrics.to_json(),
+            "method": self.method,
+            "level": self.level,
+            "latency_ms_p50": round(self.latency(50), 1),
+            "latency_ms_p99": round(self.latency(99), 1),
+            "questions": self.questions,
+        }
+
+    def table(self) -> str:
+        return (
+            format_table([(f"{self.method}, {self.level} level", self.metrics)])
+            + f"\n\nretrieval latency: p50 {self.latency(50):.1f} ms, p99 {self.latency(99):.1f} ms"
+        )
+
+
+def evaluate_retrieval(
+    retriever: Retriever,
+    sessions: sessionmaker[Session],
+    questions: list[EvalQuestion],
+    *,
+    sources: list[str] | None,
+    k: int,
+    level: Level,
+    exclude_prefixes: tuple[str, ...],
+    method: Method,
+) -> EvalResult:
+    """Search every scorable question and score the rankings against its gold."""
+    with sessions() as session:
+        roots = dict(session.execute(select(Source.name, Source.location)).all())
+    unknown = set(sources or ()) - set(roots)
+    if unknown:
+        names = ", ".join(sorted(unknown))
+        raise SourceError(f"No source named {names}; see `teambot sources list`.")
+
+    def keep(chunk: Any) -> bool:
+        return not result_key(chunk, "page", roots).startswith(exclude_prefixes)
+
+    rankings, golds, latencies = [], [], []
+    for question in questions:
+        gold = gold_for(question, level, exclude_prefixes=exclude_prefixes)
+        if not gold:
+            continue
+        started = time.perf_counter()
+        results = retriever.search(
+            question.question,
+            k,
+            method=method,
+            sources=sources,
+            keep=keep if exclude_prefixes else None,
+            per_page=level == "page",
+        )
+        latencies.append((time.perf_counter() - started) * 1000)
+        rankings.append(ranked_keys(results, level, roots))
+        golds.append(gold)
+    return EvalResult(
+        method=method,
+        level=level,
+        metrics=score(rankings, golds, k=k),
+        latencies_ms=latencies,
+        questions=per_question(rankings, golds, k=k),
+    )
