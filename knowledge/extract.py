@@ -25,7 +25,8 @@ _DROP_ROLES = frozenset({"navigation", "banner", "contentinfo", "complementary",
 # Whole class/id tokens that mark chrome; prefixes catch variants like "cookie-notice".
 _CHROME_TOKENS = frozenset(
     {"nav", "navigation", "menu", "header", "footer", "site-header", "site-footer", "related"}
-    | {"toc", "skip-link", "skiplink", "headerlink"}
+    | {"toc", "skip-link", "skiplink", "headerlink", "global-nav"}
+    | {"hd", "ft"}  # the YUI grids layout's header and footer (Django's docs use it)
 )
 _CHROME_PREFIXES = ("sidebar", "sphinxsidebar", "navbar", "breadcrumb", "cookie", "consent")
 _BLOCK_TAGS = frozenset(
@@ -94,8 +95,19 @@ def _anchor(heading: Tag, root: Tag) -> str:
     if heading.get("id"):
         return str(heading["id"]).strip()
     for link in heading.find_all("a"):
+        href = str(link.get("href") or "")
+        if "headerlink" in (link.get("class") or ()) and href.startswith("#") and len(href) > 1:
+            return href[1:].strip()  # the page's own permalink for this heading (Sphinx)
         if link.get("id") or link.get("name"):
             return str(link.get("id") or link.get("name")).strip()
+    marker = heading.find_previous_sibling()  # Sphinx: <span id="x"></span><h2>X</h2>
+    if (
+        isinstance(marker, Tag)
+        and marker.name == "span"
+        and marker.get("id")
+        and not marker.get_text(strip=True)
+    ):
+        return str(marker["id"]).strip()
     parent = heading.parent  # Sphinx/Django: <div class="section" id="x"><h2>X</h2>
     if parent is None or parent is root or parent.name in ("body", "html") or not parent.get("id"):
         return ""

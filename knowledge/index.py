@@ -3,6 +3,10 @@
 Built from the chunks table when a process starts (nothing is re-embedded)
 and rebuilt whenever the database's index revision moves, so every process
 follows what any other process ingested.
+
+Small knowledge bases are searched exactly (flat inner product); big ones
+through an HNSW graph, whose recall against exact search is measured by
+``bench/ann.py``.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Literal
 
 import faiss
 import numpy as np
@@ -22,17 +27,89 @@ from knowledge.snapshot import SnapshotStore
 
 log = logging.getLogger(__name__)
 
-# FAISS's default threshold sends small batched searches through a BLAS path
-# that is 6-7x slower here (measured, see NOTES.md); 20 keeps them fast.
-faiss.cvar.distance_compute_blas_threshold = 20
+# Flat search goes through BLAS when queries x dimension >= this threshold (FAISS
+# 1.15 counts floats, not queries), else through its own SIMD loop. FAISS's default
+# (128000: up to 333 queries of 384-d on the loop) makes batched search 3-7x slower
+# (NOTES.md; bench/ann.py, 100k, 1 thread: 16 queries 209 against 62-72 ms, 64
+# queries 857 against 183-201 ms). The value 20 in NOTES.md also sends single
+# queries, all the bot makes, to BLAS, which is 2x slower for them (28 against 14
+# ms); from 4 queries on BLAS wins (34 against 53 ms). So: BLAS from 4 queries of
+# 384 floats on.
+faiss.cvar.distance_compute_blas_threshold = 4 * 384
 
+# Rows read, and vectors added to the index, per batch. HNSW inserts each batch in
+# parallel: 40k clustered vectors (efConstruction 64, 2 threads) took 33-43 s added
+# 100 at a time, 17-19 s 5,000 at a time and 17-18 s all at once.
 LOAD_BATCH_ROWS = 5_000
 # Below this many vectors SQL loads in well under a second: no snapshot is written.
 SNAPSHOT_MIN_VECTORS = 20_000
 
+# Exact search costs O(n) a query, on top of the ~10-14 ms it takes to embed the
+# question. Flat single queries, 1 thread, clustered 384-d (bench/ann.py), p50 with
+# the other core idle / busy: 50k 3 / 10 ms, 75k 7 / 18 ms, 100k 12 / 23 ms, 150k
+# 18 / 37 ms, 1M ~142 ms (NOTES.md). HNSW stays under 1.5 ms but must build a graph
+# on every rebuild (100k: 20-44 s on 2 cores, against 0.1 s flat), so it takes over
+# where exact search would start to cost as much as the embedding.
+HNSW_MIN_VECTORS = 50_000
+# Graph degree: M=32 is the usual choice for 384-d embeddings (NOTES.md: recall@10
+# 0.999 at 100k, 0.95 at 1M). Index size 173 MB against 147 MB flat at 100k.
+HNSW_M = 32
+# Build-time beam width. bench/ann.py, clustered 384-d vectors, recall@10 at
+# efSearch 128: 100k 0.997 with 40 (build 11-25 s) and 1.000 with 64 (20-44 s); 300k
+# 0.953 with 40 (127 s; efSearch 512 still only 0.971) and 0.998 with 64 (171 s).
+# Below 64 the graph itself caps recall as the index grows: 64 is worth ~35-80% more
+# build time.
+HNSW_EF_CONSTRUCTION = 64
+# Search-time beam width, raised to k when more neighbours are asked for. With
+# efConstruction 64: 100k recall@10 1.000 at p50 0.6-0.7 ms; 300k 0.998 at 0.4 ms,
+# where 64 gives 0.991 and 256 doubles the time for no gain.
+HNSW_EF_SEARCH = 128
+
+# FAISS threads. omp_set_num_threads holds for the calling thread only (libgomp keeps
+# it per thread, and a new Python thread starts from the process default), so it is
+# set before every search and every build rather than once at import.
+# A search runs on 1 thread. Two never help a single query, even with the other
+# core idle (flat 100k: 12-15 ms on 1, 12-13 on 2; 50k: 3.5 against 4.8 ms; HNSW
+# 0.6 ms either way), and whenever the other core is busy (embedding the next
+# question, an ingest, another process) OpenMP waits for it. bench/ann.py on a
+# loaded machine, p50 / p99 on 1 thread and on 2: HNSW 100k efSearch 128 0.5 / 0.8
+# against 8 / 10 ms, and 0.7 / 5.5 against 12 / 18 ms with one core kept busy; flat
+# 100k with a busy core 28 / 44 against 72 / 124 ms.
+SEARCH_THREADS = 1
+# A build (HNSW inserts each batch in parallel) uses every core FAISS may use.
+BUILD_THREADS = faiss.omp_get_max_threads()
+
+IndexKind = Literal["flat", "hnsw"]
+
+
+def new_index(kind: IndexKind, dimension: int) -> faiss.IndexIDMap2:
+    """An empty index of ``kind`` that stores chunk ids as FAISS labels."""
+    if kind == "hnsw":
+        inner = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        inner.hnsw.efSearch = HNSW_EF_SEARCH
+    else:
+        inner = faiss.IndexFlatIP(dimension)
+    return faiss.IndexIDMap2(inner)
+
+
+def index_kind(index: faiss.Index) -> IndexKind | None:
+    """The kind of an index made by :func:`new_index` (or read back), else None."""
+    if not isinstance(index, faiss.IndexIDMap2):
+        return None
+    inner = faiss.downcast_index(index.index)
+    if isinstance(inner, faiss.IndexHNSWFlat):
+        return "hnsw"
+    if isinstance(inner, faiss.IndexFlatIP):
+        return "flat"
+    return None
+
 
 class VectorIndex:
-    """Exact inner-product search over normalised chunk embeddings of one model."""
+    """Inner-product search over normalised chunk embeddings of one model.
+
+    Exact below ``hnsw_min_vectors`` chunks, approximate (HNSW) from there on.
+    """
 
     def __init__(
         self,
@@ -42,63 +119,99 @@ class VectorIndex:
         *,
         snapshots: SnapshotStore | None = None,
         snapshot_min_vectors: int = SNAPSHOT_MIN_VECTORS,
+        hnsw_min_vectors: int = HNSW_MIN_VECTORS,
     ) -> None:
         self._sessions = sessions
         self.model = model
         self.dimension = dimension
         self.stamp: str | None = None
-        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        # One tuple, replaced whole, so a search never pairs an index with the other's kind.
+        self._current: tuple[faiss.IndexIDMap2, IndexKind] = (new_index("flat", dimension), "flat")
         self._lock = threading.Lock()
         self._snapshots = snapshots
         self._snapshot_min_vectors = snapshot_min_vectors
+        self._hnsw_min_vectors = hnsw_min_vectors
 
     def __len__(self) -> int:
-        return int(self._index.ntotal)
+        return int(self._current[0].ntotal)
+
+    @property
+    def kind(self) -> IndexKind:
+        """What the current index is: "flat" (exact search) or "hnsw" (approximate)."""
+        return self._current[1]
+
+    @property
+    def _index(self) -> faiss.IndexIDMap2:
+        return self._current[0]
 
     def sync(self) -> bool:
-        """Rebuild if the database's index revision moved; True if it did."""
+        """Rebuild if the database's index revision moved; True if it did.
+
+        While another thread rebuilds, an index that was already built keeps
+        answering (a cache one revision behind) instead of making every
+        question wait for the rebuild; only the very first build is waited for.
+        """
         with self._sessions() as session:
             stamp = store.index_stamp(session)
         if stamp == self.stamp:
             return False
-        with self._lock:
-            if stamp != self.stamp:
-                self._rebuild(stamp)
+        if not self._lock.acquire(blocking=self.stamp is None):
+            return False
+        try:
+            if stamp == self.stamp:
+                return False
+            self._rebuild(stamp)
+        finally:
+            self._lock.release()
         return True
+
+    def _kind_for(self, vectors: int) -> IndexKind:
+        return "hnsw" if vectors >= self._hnsw_min_vectors else "flat"
 
     def _rebuild(self, stamp: str) -> None:
         started = time.perf_counter()
-        index = self._from_snapshot(stamp)
+        faiss.omp_set_num_threads(BUILD_THREADS)  # this thread may have searched on 1
+        with self._sessions() as session:
+            expected = store.chunk_count(session, self.model)
+        kind = self._kind_for(expected)
+        index = self._from_snapshot(stamp, expected, kind)
         source = "snapshot"
         if index is None:
-            index, source = self._from_sql(), "database"
+            index, source = self._from_sql(kind), "database"
             if self._snapshots is not None and index.ntotal >= self._snapshot_min_vectors:
                 self._snapshots.save(stamp, index)
-        self._index, self.stamp = index, stamp
+        self._current, self.stamp = (index, kind), stamp
         log.debug(
-            "index %s loaded from the %s: %d chunks in %.0f ms",
+            "index %s loaded from the %s: %d chunks in %.0f ms (%s)",
             stamp,
             source,
             index.ntotal,
             (time.perf_counter() - started) * 1000,
+            kind,
         )
 
-    def _from_snapshot(self, stamp: str) -> faiss.Index | None:
+    def _from_snapshot(self, stamp: str, expected: int, kind: IndexKind) -> faiss.Index | None:
         if self._snapshots is None:
             return None
-        with self._sessions() as session:
-            expected = store.chunk_count(session, self.model)
-        return self._snapshots.load(stamp, expected)
+        index = self._snapshots.load(stamp, expected)
+        if index is None:
+            return None
+        if index_kind(index) != kind:  # written under other settings: build what they say now
+            log.info("index snapshot %s is not a %s index: rebuilding", stamp, kind)
+            return None
+        if kind == "hnsw":  # the file keeps the efSearch it was written with
+            faiss.downcast_index(index.index).hnsw.efSearch = HNSW_EF_SEARCH
+        return index
 
-    def _from_sql(self) -> faiss.Index:
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimension))
+    def _from_sql(self, kind: IndexKind) -> faiss.Index:
+        index = new_index(kind, self.dimension)
         with self._sessions() as session:
             rows = session.execute(
                 select(Chunk.id, Chunk.embedding)
                 .where(Chunk.model == self.model)
                 .execution_options(yield_per=LOAD_BATCH_ROWS)
             )
-            for batch in rows.partitions():
+            for batch in rows.partitions():  # one add per LOAD_BATCH_ROWS rows, never per row
                 ids = np.fromiter((row[0] for row in batch), dtype=np.int64, count=len(batch))
                 vectors = np.frombuffer(b"".join(row[1] for row in batch), dtype="<f4")
                 index.add_with_ids(vectors.reshape(len(batch), self.dimension), ids)
@@ -106,8 +219,14 @@ class VectorIndex:
 
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """The ``k`` nearest chunk ids with their cosine similarity, best first."""
-        index = self._index
+        index, kind = self._current
         if index.ntotal == 0 or k <= 0:
             return []
-        scores, ids = index.search(vector.reshape(1, -1).astype(np.float32), min(k, index.ntotal))
+        k = min(k, index.ntotal)
+        params = None
+        if kind == "hnsw":  # per call, so concurrent searches with different k don't race
+            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k))
+        query = vector.reshape(1, -1).astype(np.float32)
+        faiss.omp_set_num_threads(SEARCH_THREADS)
+        scores, ids = index.search(query, k, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i != -1]

@@ -291,3 +291,24 @@ def test_extract_rejects_unsupported_suffix() -> None:
     assert sorted(SUPPORTED_SUFFIXES) == [".htm", ".html", ".markdown", ".md", ".rst", ".txt"]
     with pytest.raises(ValueError, match="png"):
         extract("binary", suffix=".png", fallback_title="f")
+
+
+def test_sphinx_permalinks_and_span_markers_name_the_anchor() -> None:
+    html = """<html><body><div class="body">
+    <div class="section" id="s-login"><span id="login"></span>
+    <h2>Logging in<a class="headerlink" href="#login" title="Permalink">¶</a></h2>
+    <p>Set SESSION_COOKIE_DOMAIN.</p></div>
+    <div class="section" id="s-other"><span id="other"></span><h2>Other</h2><p>Text.</p></div>
+    </div></body></html>"""
+    page = extract_html(html, fallback_title="faq")
+    assert [s.anchor for s in page.sections] == ["login", "other"]
+
+
+def test_yui_layout_header_and_footer_are_dropped() -> None:
+    html = """<html><body><div id="hd"><h1>Django documentation</h1>
+    <div id="global-nav"><a href="/">Home</a> | <a href="/contents">Table of contents</a></div>
+    </div><div id="bd"><h1>FAQ: The admin</h1><p>Real answer text.</p></div>
+    <div id="ft">Last update: today</div></body></html>"""
+    text = extract_html(html, fallback_title="faq").text
+    assert "Real answer text." in text
+    assert "Table of contents" not in text and "Last update" not in text

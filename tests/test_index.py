@@ -1,12 +1,15 @@
 """The FAISS index as a cache of SQL, and its optional on-disk snapshots."""
 
 import logging
+import threading
 from pathlib import Path
 
 import faiss
+import numpy as np
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from knowledge import index as index_module
 from knowledge.embed import Embedder
 from knowledge.index import VectorIndex
 from knowledge.ingest import ingest_folder
@@ -14,7 +17,10 @@ from knowledge.snapshot import SnapshotStore
 
 
 def make_index(
-    sessions: sessionmaker[Session], embedder: Embedder, snapshots: SnapshotStore
+    sessions: sessionmaker[Session],
+    embedder: Embedder,
+    snapshots: SnapshotStore | None,
+    hnsw_min_vectors: int = index_module.HNSW_MIN_VECTORS,
 ) -> VectorIndex:
     return VectorIndex(
         sessions,
@@ -22,6 +28,7 @@ def make_index(
         embedder.dimension,
         snapshots=snapshots,
         snapshot_min_vectors=0,
+        hnsw_min_vectors=hnsw_min_vectors,
     )
 
 
@@ -110,3 +117,139 @@ def test_other_databases_do_not_share_snapshots(tmp_path: Path) -> None:
     one.save("r1-x", index)
     assert one.load("r1-x", 0) is not None
     assert other.load("r1-x", 0) is None
+
+
+QUESTIONS = [
+    "Which port does the server listen on?",
+    "How do I restore a backup?",
+    "What Python version is required?",
+    "My job never runs, it stays queued",
+    "How do I encrypt connections?",
+    "How do I upgrade Zephyr?",
+]
+
+
+def top_ids(index: VectorIndex, vectors: list[np.ndarray], k: int = 3) -> list[list[int]]:
+    return [[chunk_id for chunk_id, _ in index.search(vector, k)] for vector in vectors]
+
+
+def test_from_the_threshold_on_the_index_is_hnsw_and_answers_like_exact_search(
+    sessions: sessionmaker[Session], embedder: Embedder, corpus: Path
+) -> None:
+    ingest_folder(sessions, embedder, corpus)
+    exact = make_index(sessions, embedder, None)
+    hnsw = make_index(sessions, embedder, None, hnsw_min_vectors=0)
+    exact.sync()
+    hnsw.sync()
+
+    assert exact.kind == "flat"
+    assert isinstance(faiss.downcast_index(exact._index.index), faiss.IndexFlatIP)
+    assert hnsw.kind == "hnsw"
+    assert isinstance(faiss.downcast_index(hnsw._index.index), faiss.IndexHNSWFlat)
+    assert len(hnsw) == len(exact) > 3
+    vectors = [embedder.embed_query(q) for q in QUESTIONS]
+    assert top_ids(hnsw, vectors) == top_ids(exact, vectors)
+    for vector in vectors:
+        for (_, approximate), (_, truth) in zip(
+            hnsw.search(vector, 3), exact.search(vector, 3), strict=True
+        ):
+            assert approximate == pytest.approx(truth, abs=1e-5)
+
+
+def test_the_threshold_counts_chunks_at_or_above(
+    sessions: sessionmaker[Session], embedder: Embedder, corpus: Path
+) -> None:
+    ingest_folder(sessions, embedder, corpus)
+    probe = make_index(sessions, embedder, None)
+    probe.sync()
+    chunks = len(probe)
+
+    below = make_index(sessions, embedder, None, hnsw_min_vectors=chunks + 1)
+    at = make_index(sessions, embedder, None, hnsw_min_vectors=chunks)
+    below.sync()
+    at.sync()
+
+    assert (probe.kind, below.kind, at.kind) == ("flat", "flat", "hnsw")
+
+
+def test_hnsw_returns_k_results_when_k_exceeds_its_search_width(
+    sessions: sessionmaker[Session],
+    embedder: Embedder,
+    corpus: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(index_module, "HNSW_EF_SEARCH", 1)
+    ingest_folder(sessions, embedder, corpus)
+    index = make_index(sessions, embedder, None, hnsw_min_vectors=0)
+    index.sync()
+
+    hits = index.search(embedder.embed_query(QUESTIONS[0]), len(index))
+
+    assert len({chunk_id for chunk_id, _ in hits}) == len(index)
+    assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
+
+
+def test_an_hnsw_snapshot_loads_back_as_hnsw_and_answers_the_same(
+    sessions: sessionmaker[Session],
+    embedder: Embedder,
+    snapshots: SnapshotStore,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="knowledge.index")
+
+    first = make_index(sessions, embedder, snapshots, hnsw_min_vectors=0)
+    first.sync()
+    second = make_index(sessions, embedder, snapshots, hnsw_min_vectors=0)
+    second.sync()
+
+    assert loaded_from(caplog) == ["database", "snapshot"]
+    assert first.kind == second.kind == "hnsw"
+    hnsw = faiss.downcast_index(second._index.index)
+    assert isinstance(hnsw, faiss.IndexHNSWFlat)
+    assert hnsw.hnsw.efSearch == index_module.HNSW_EF_SEARCH
+    vectors = [embedder.embed_query(q) for q in QUESTIONS]
+    assert top_ids(second, vectors, 5) == top_ids(first, vectors, 5)
+
+
+def test_a_snapshot_of_the_other_kind_is_rebuilt_from_the_database(
+    sessions: sessionmaker[Session],
+    embedder: Embedder,
+    snapshots: SnapshotStore,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    make_index(sessions, embedder, snapshots).sync()  # a flat snapshot
+    caplog.set_level(logging.DEBUG, logger="knowledge.index")
+
+    index = make_index(sessions, embedder, snapshots, hnsw_min_vectors=0)
+    index.sync()
+    again = make_index(sessions, embedder, snapshots, hnsw_min_vectors=0)
+    again.sync()
+
+    assert loaded_from(caplog) == ["database", "snapshot"]
+    assert index.kind == again.kind == "hnsw"
+    assert len(snapshot_files(tmp_path / "data")) == 1
+
+
+def test_a_rebuild_in_progress_does_not_hold_up_searches(
+    sessions: sessionmaker[Session], embedder: Embedder, corpus: Path
+) -> None:
+    ingest_folder(sessions, embedder, corpus)
+    index = make_index(sessions, embedder, None)
+    index.sync()
+    before, stamp = len(index), index.stamp
+    (corpus / "faq.txt").unlink()
+    ingest_folder(sessions, embedder, corpus)
+
+    synced: list[bool] = []
+    with index._lock:  # as if another thread were rebuilding
+        other = threading.Thread(target=lambda: synced.append(index.sync()))
+        other.start()
+        other.join(timeout=10)
+        assert not other.is_alive(), "sync() waited for the rebuild in progress"
+        assert synced == [False]
+        assert (len(index), index.stamp) == (before, stamp)
+        assert index.search(embedder.embed_query(QUESTIONS[0]), 3)
+
+    assert index.sync() is True
+    assert len(index) < before and index.stamp != stamp
