@@ -24,6 +24,11 @@ from knowledge.types import ScoredChunk
 
 EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"
 LINKS_FILE = EVAL_DIR / "django-faq.links.jsonl"
+# The team's eval data lives in ../shared beside the repository (CI has it); a bare clone
+# elsewhere does not, and these two tests are about that file, not about teambot's code.
+needs_shared_eval = pytest.mark.skipif(
+    not LINKS_FILE.is_file(), reason=f"{LINKS_FILE} is not beside this checkout"
+)
 ROOT = "http://127.0.0.1:8000/"
 
 
@@ -235,6 +240,7 @@ def test_ranked_keys_keep_each_key_at_its_best_rank() -> None:
 # --- gold ------------------------------------------------------------------------------
 
 
+@needs_shared_eval
 def test_gold_for_a_real_question_in_both_levels_and_hard_mode() -> None:
     question = real_question("faq/install.html#how-do-i-get-started")
     assert question.question == "How do I get started?"
@@ -271,6 +277,7 @@ def test_gold_for_missing_anchor_or_page() -> None:
 # --- loading ---------------------------------------------------------------------------
 
 
+@needs_shared_eval
 def test_load_questions_reads_the_whole_real_file() -> None:
     questions = load_questions(LINKS_FILE)
     assert len(questions) == 53
