@@ -8,22 +8,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge import store
 from knowledge.embed import TextEmbedder
-from knowledge.errors import SourceError
 from knowledge.progress import Progress
 from knowledge.refresh import refresh
 from knowledge.report import RunReport
-
-
-def resolve_folder(path: str | Path) -> Path:
-    """The absolute folder to ingest, or a SourceError that says what to pass instead."""
-    folder = Path(path).expanduser()
-    if not folder.exists():
-        raise SourceError(f"No such folder: {path}. Pass the path of a folder of documents.")
-    if not folder.is_dir():
-        raise SourceError(
-            f"{path} is a file; teambot ingests folders. Pass the folder that contains it."
-        )
-    return folder.resolve()
+from knowledge.sources import resolve_folder
 
 
 def ingest_folder(

@@ -119,14 +119,21 @@ def add_source(session: Session, spec: SourceSpec) -> Source:
     return source
 
 
+def resolve_folder(path: str | Path) -> Path:
+    """The absolute folder to ingest, or a SourceError that says what to pass instead."""
+    folder = Path(path).expanduser()
+    if not folder.exists():
+        raise SourceError(f"No such folder: {path}. Pass the path of a folder of documents.")
+    if not folder.is_dir():
+        raise SourceError(
+            f"{path} is a file; teambot ingests folders. Pass the folder that contains it."
+        )
+    return folder.resolve()
+
+
 def _checked_location(kind: str, location: str, allow_private: bool) -> str:
     if kind == "folder":
-        folder = Path(location).expanduser()
-        if not folder.is_dir():
-            raise SourceError(
-                f"No such folder: {location}. Pass the path of a folder of documents."
-            )
-        return str(folder.resolve())
+        return str(resolve_folder(location))
     url = canonicalize(location)
     if url is None:
         raise SourceError(f"{location!r} is not an http:// or https:// URL.")
