@@ -19,12 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from bot import render
+from bot.cli_llm import llm_app
 from bot.core import validate_question
 from bot.errors import BotError
 from bot.logs import configure_logging
 from bot.runtime import Runtime
 from bot.settings import Settings, mask_url
-from bot.types import Question
+from bot.types import Delta, Question, Restart
 from knowledge import db
 from knowledge.errors import KnowledgeError
 from knowledge.evaluate import load_questions
@@ -82,6 +83,7 @@ sources_app = typer.Typer(
 db_app = typer.Typer(help="Manage the database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
 app.add_typer(db_app, name="db")
+app.add_typer(llm_app, name="llm")
 
 
 @app.callback()
@@ -136,11 +138,32 @@ def ask(
     if top_k is not None:
         runtime.settings = runtime.settings.model_copy(update={"top_k": top_k})
     validate_question(question, runtime.settings.max_question_chars)  # before loading the model
-    answer = runtime.assistant.ask(_question(question, thread or uuid.uuid4().hex))
+    asked = _question(question, thread or uuid.uuid4().hex)
     if as_json:
+        answer = runtime.assistant.ask(asked)
         typer.echo(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
     else:
-        typer.echo(render.answer_text(answer))
+        _print_streamed(runtime, asked)
+
+
+def _print_streamed(runtime: Runtime, question: Question, prefix: str = "") -> None:
+    """Print the answer as the model writes it, then its sources; a model that fails
+    mid-answer is announced on stderr and the next model's answer starts on a new line."""
+    shown = ""
+    typer.echo(prefix, nl=False)
+    for event in runtime.assistant.stream(question):
+        if isinstance(event, Delta):
+            shown += event.text
+            typer.echo(event.text, nl=False)
+        elif isinstance(event, Restart):
+            typer.echo("")
+            err.print(f"({event.reason}; asking the next model)")
+            shown = ""
+            typer.echo(prefix, nl=False)
+        elif shown and shown.strip() == event.text:
+            typer.echo(render.sources_text(event))
+        else:  # nothing streamed (extractive), or the final text was cleaned up
+            typer.echo(("\n" if shown else "") + render.answer_text(event))
 
 
 @app.command()
@@ -169,11 +192,11 @@ def chat(
         if not text:
             continue
         try:
-            answer = runtime.assistant.ask(_question(text, thread))
+            _print_streamed(runtime, _question(text, thread), prefix="teambot> ")
         except BotError as exc:
             typer.echo(f"Error: {exc}", err=True)
             continue
-        typer.echo(f"teambot> {render.answer_text(answer)}\n")
+        typer.echo()
 
 
 @app.command()

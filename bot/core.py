@@ -1,19 +1,33 @@
-"""The conversation core: Question → history → retrieve → answer → Answer, stored as turns.
+"""The conversation core: Question → history → retrieve → model → Answer, stored as turns.
 
 It knows nothing about Slack, Discord or terminals; adapters hand it a
-``Question`` and render the ``Answer`` it returns.
+``Question`` and either take the finished ``Answer`` (``ask``) or show the text
+as it grows (``stream``: ``Delta`` pieces, ``Restart`` when a model failed
+mid-answer and another takes over, and the ``Answer`` last). Every path ends
+in an answer: with no model, a failed model or a spent budget, the best
+passages are quoted and cited instead.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from bot import extractive
+from bot.channels import ChannelPrefs, channel_prefs
 from bot.errors import QuestionError
-from bot.followup import search_query
-from bot.memory import ConversationMemory
-from bot.types import Answer, Citation, Question
+from bot.followup import is_follow_up, search_query
+from bot.llm.prompt import (
+    build_prompt,
+    cited_numbers,
+    drop_unknown_markers,
+    rewrite_messages,
+)
+from bot.llm.provider import ProviderConfig
+from bot.llm.router import Outcome, Plan, Router
+from bot.memory import ConversationMemory, PastTurn
+from bot.types import Answer, AnswerEvent, Citation, Delta, Question, Restart
 from knowledge.search import Method, Retriever
 from knowledge.types import ScoredChunk
 
@@ -27,6 +41,7 @@ class Assistant:
         self,
         memory: ConversationMemory,
         retriever: Retriever,
+        router: Router,
         *,
         top_k: int,
         min_relevance: float,
@@ -35,50 +50,129 @@ class Assistant:
     ) -> None:
         self._memory = memory
         self._retriever = retriever
+        self.router = router
         self._top_k = top_k
         self._min_relevance = min_relevance
         self._max_question_chars = max_question_chars
         self._method: Method = method
 
     def ask(self, question: Question) -> Answer:
-        """Answer ``question`` in its conversation; raises QuestionError before storing anything."""
+        """The finished answer to ``question``; raises QuestionError before storing anything."""
+        for event in self.stream(question):
+            if isinstance(event, Answer):
+                return event
+        raise AssertionError("stream() always ends with an Answer")
+
+    def stream(self, question: Question) -> Iterator[AnswerEvent]:
+        """The answer as it is written: ``Delta``s (``Restart`` voids them), then the ``Answer``.
+
+        Raises QuestionError before anything is stored when the question is unusable."""
         text = validate_question(question.text, self._max_question_chars)
         started = time.perf_counter()
         conversation_id = self._memory.conversation_id(
             question.platform, question.channel, question.thread
         )
-        query = search_query(text, self._memory.history(conversation_id))
+        history = self._memory.history(conversation_id)
+        prefs = channel_prefs(self._memory.sessions, question.platform, question.channel)
+        plan = self.router.plan(question, prefs.route)
+        limited = self.router.ledger.rate_limit_notice(question) if plan.providers else None
+        if limited:
+            plan = Plan(EXTRACTIVE_MODEL, "rate limit")
         timings = {"memory": _ms_since(started)}
+
+        mark = time.perf_counter()
+        query, rewrite = self._search_query(text, history, plan)
+        if rewrite:
+            timings["rewrite"] = _ms_since(mark)
 
         mark = time.perf_counter()
         passages = [
             p
-            for p in self._retriever.search(query, self._top_k, method=self._method)
+            for p in self._retriever.search(
+                query, self._top_k, method=self._method, sources=prefs.sources
+            )
             if p.similarity >= self._min_relevance
         ]
         timings["retrieve"] = _ms_since(mark)
 
         mark = time.perf_counter()
-        citations = [citation(n, p) for n, p in enumerate(passages, start=1)]
         if passages:
-            body = extractive.compose(query, passages, [c.label for c in citations])
-        elif self._retriever.indexed_chunks() == 0:
-            body = extractive.EMPTY_KNOWLEDGE_BASE
+            outcome = yield from self._generate(text, passages, history, plan, prefs)
         else:
-            body = extractive.NOTHING_FOUND
+            outcome = Outcome(
+                EXTRACTIVE_MODEL, EXTRACTIVE_MODEL, plan.describe("no passages matched")
+            )
         timings["answer"] = _ms_since(mark)
+        if outcome.first_token_ms is not None:
+            timings["first_token"] = outcome.first_token_ms
         timings["total"] = _ms_since(started)
 
+        body, citations = self._compose(query, passages, outcome, limited)
         answer = Answer(
             text=body,
             citations=citations,
-            model=EXTRACTIVE_MODEL,
+            model=outcome.model,
             timings=timings,
             conversation_id=conversation_id,
             search_query=query,
+            provider=outcome.provider,
+            route=outcome.route,
+            tokens_in=outcome.tokens_in,
+            tokens_out=outcome.tokens_out,
+            rewrite=rewrite,
         )
-        self._memory.record(question, answer)
-        return answer
+        self._memory.record(question, answer, first_token_ms=outcome.first_token_ms)
+        yield answer
+
+    def _search_query(self, text: str, history: list[PastTurn], plan: Plan) -> tuple[str, str]:
+        """What to search for, and how it was made: a model's rewrite of a follow-up, the
+        documented heuristic when no model could do it, or the question as asked."""
+        if not history or not is_follow_up(text):
+            return text, ""
+        rewritten = self.router.rewrite(plan, rewrite_messages(text, history))
+        if rewritten:
+            return rewritten, "model"
+        return search_query(text, history), "heuristic"
+
+    def _generate(
+        self,
+        text: str,
+        passages: list[ScoredChunk],
+        history: list[PastTurn],
+        plan: Plan,
+        prefs: ChannelPrefs,
+    ) -> Iterator[Delta | Restart | Outcome]:
+        def prompt_for(config: ProviderConfig):  # each model gets a prompt sized to its context
+            return build_prompt(
+                text,
+                passages,
+                history,
+                context_tokens=config.context_tokens,
+                max_output_tokens=self.router.max_output_tokens,
+                persona=prefs.persona,
+            )
+
+        for event in self.router.answer(plan, prompt_for):
+            if isinstance(event, Outcome):
+                return event
+            yield event
+        raise AssertionError("Router.answer() always ends with an Outcome")
+
+    def _compose(
+        self, query: str, passages: list[ScoredChunk], outcome: Outcome, limited: str | None
+    ) -> tuple[str, list[Citation]]:
+        """The final text and the citations it uses, numbered as in the text."""
+        if outcome.prompt is not None:  # a model answered: keep only what it cited
+            count = len(outcome.prompt.passages)
+            body = drop_unknown_markers(outcome.text, count).strip()
+            used = cited_numbers(body, count)
+            return body, [citation(n, outcome.prompt.passages[n - 1]) for n in used]
+        if not passages:
+            empty = self._retriever.indexed_chunks() == 0
+            return (extractive.EMPTY_KNOWLEDGE_BASE if empty else extractive.NOTHING_FOUND), []
+        citations = [citation(n, p) for n, p in enumerate(passages, start=1)]
+        label = limited or outcome.unavailable or extractive.LABEL
+        return extractive.compose(query, passages, [c.label for c in citations], label), citations
 
 
 def validate_question(text: str, max_chars: int) -> str:

@@ -102,9 +102,11 @@ def quote(passage: str, query: str, limit: int = MAX_QUOTE_CHARS) -> str:
     return f"{prefix}{text}{suffix}"
 
 
-def compose(query: str, passages: list[ScoredChunk], headings: list[str]) -> str:
+def compose(
+    query: str, passages: list[ScoredChunk], headings: list[str], label: str = LABEL
+) -> str:
     """The answer text: a label, then each passage as a numbered quote under its heading."""
-    parts = [LABEL]
+    parts = [label]
     for n, (passage, heading) in enumerate(zip(passages, headings, strict=True), start=1):
         lines = quote(passage.text, query).splitlines()
         quoted = "\n".join(f"> {line}" if line.strip() else ">" for line in lines)

@@ -25,7 +25,7 @@ class ConversationMemory:
     """Reads a conversation's recent turns and records new question/answer pairs."""
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self._sessions = sessions
+        self.sessions = sessions
 
     def conversation_id(self, platform: str, channel: str, thread: str) -> int:
         """The id of the conversation, created on first use (safe against a concurrent creator)."""
@@ -34,23 +34,23 @@ class ConversationMemory:
             Conversation.channel == channel,
             Conversation.thread == thread,
         )
-        with self._sessions.begin() as session:
+        with self.sessions.begin() as session:
             found = session.scalar(select(Conversation.id).where(*key))
             if found is not None:
                 return found
         try:
-            with self._sessions.begin() as session:
+            with self.sessions.begin() as session:
                 conversation = Conversation(platform=platform, channel=channel, thread=thread)
                 session.add(conversation)
                 session.flush()
                 return conversation.id
         except IntegrityError:  # another process created it between our two transactions
-            with self._sessions() as session:
+            with self.sessions() as session:
                 return session.scalars(select(Conversation.id).where(*key)).one()
 
     def history(self, conversation_id: int, limit: int = HISTORY_TURNS) -> list[PastTurn]:
         """The last ``limit`` turns, oldest first."""
-        with self._sessions() as session:
+        with self.sessions() as session:
             rows = session.execute(
                 select(Turn.role, Turn.text)
                 .where(Turn.conversation_id == conversation_id)
@@ -59,9 +59,11 @@ class ConversationMemory:
             ).all()
             return [PastTurn(role, text) for role, text in reversed(list(rows))]
 
-    def record(self, question: Question, answer: Answer) -> None:
+    def record(
+        self, question: Question, answer: Answer, *, first_token_ms: float | None = None
+    ) -> None:
         """Store the question and its answer as two turns, in one transaction."""
-        with self._sessions.begin() as session:
+        with self.sessions.begin() as session:
             session.add_all(
                 [
                     Turn(
@@ -79,6 +81,12 @@ class ConversationMemory:
                         model=answer.model,
                         latency_ms=answer.timings.get("total"),
                         timings=answer.timings,
+                        provider=answer.provider,
+                        route=answer.route,
+                        tokens_in=answer.tokens_in,
+                        tokens_out=answer.tokens_out,
+                        first_token_ms=first_token_ms,
+                        rewrite=answer.rewrite or None,
                     ),
                 ]
             )

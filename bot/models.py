@@ -6,12 +6,13 @@ serves Slack threads, Discord reply chains and terminal sessions.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -66,7 +67,15 @@ class Turn(Base):
     tokens_in: Mapped[int | None] = mapped_column(Integer)
     tokens_out: Mapped[int | None] = mapped_column(Integer)
     timings: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Which kind of model answered (cloud, local, extractive) and why the router chose it.
+    provider: Mapped[str | None] = mapped_column(String(20))
+    route: Mapped[str | None] = mapped_column(Text)
+    first_token_ms: Mapped[float | None] = mapped_column(Float)
+    # How a follow-up became its search query: "model", "heuristic", or None (as asked).
+    rewrite: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
 
     conversation: Mapped[Conversation] = relationship(back_populates="turns")
 
@@ -143,3 +152,17 @@ class AuditEntry(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )
+
+
+class LlmUsage(Base):
+    """Tokens each model provider spent per UTC day, summed over every replica."""
+
+    __tablename__ = "llm_usage"
+    __table_args__ = (UniqueConstraint("day", "provider"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    provider: Mapped[str] = mapped_column(String(20))
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_in: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_out: Mapped[int] = mapped_column(Integer, default=0)

@@ -23,10 +23,15 @@ from knowledge.store import SourceSummary
 
 def answer_text(answer: Answer) -> str:
     """The answer followed by its numbered sources (title, heading and path#anchor)."""
+    return answer.text + sources_text(answer)
+
+
+def sources_text(answer: Answer) -> str:
+    """The block of numbered sources that follows an answer ("" when it cites none)."""
     if not answer.citations:
-        return answer.text
+        return ""
     sources = "\n".join(f"  [{c.n}] {c.label} — {c.location}" for c in answer.citations)
-    return f"{answer.text}\n\nSources:\n{sources}"
+    return f"\n\nSources:\n{sources}"
 
 
 def refresh_summary(report: RunReport) -> str:

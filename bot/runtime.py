@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core import Assistant
+from bot.llm import Router, build_router
 from bot.memory import ConversationMemory
 from bot.settings import Settings
 from knowledge.crawl import CrawlLimits
@@ -55,10 +56,15 @@ class Runtime:
         return Retriever(self.sessions, self.embedder, index)
 
     @cached_property
+    def router(self) -> Router:
+        return build_router(self.settings, self.sessions)
+
+    @cached_property
     def assistant(self) -> Assistant:
         return Assistant(
             ConversationMemory(self.sessions),
             self.retriever,
+            self.router,
             top_k=self.settings.top_k,
             min_relevance=self.settings.min_relevance,
             max_question_chars=self.settings.max_question_chars,

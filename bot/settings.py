@@ -13,6 +13,9 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+# The routing policies of bot.llm.router (kept here so settings import nothing heavy).
+Route = Literal["local-first", "cloud-first", "local-only", "cloud-only", "extractive"]
+
 MASK = "***"
 
 
@@ -72,6 +75,61 @@ class Settings(BaseSettings):
     crawl_max_redirects: int = Field(default=5, ge=0)
     crawl_per_host: int = Field(default=4, ge=1, le=32, description="Requests at once per host.")
     log_level: str = Field(default="INFO")
+
+    # Language models: any OpenAI-compatible API. Unset base URL/key means "not configured".
+    openai_api_key: SecretStr = Field(
+        default=SecretStr(""), description="Key for the cloud model; empty: no cloud model."
+    )
+    openai_base_url: str = Field(default="", description="Cloud API URL (default: OpenAI's).")
+    openai_model: str = Field(default="gpt-4o-mini")
+    openai_context_tokens: int = Field(default=128_000, ge=1024)
+    openai_daily_tokens: int = Field(
+        default=0, ge=0, description="Daily token budget for the cloud model; 0: no limit."
+    )
+    local_llm_base_url: str = Field(
+        default="", description="e.g. a vLLM server's http://127.0.0.1:8000/v1; empty: none."
+    )
+    local_llm_model: str = Field(
+        default="", description="Model name on the local server (default: the first it lists)."
+    )
+    local_llm_api_key: SecretStr = Field(default=SecretStr(""))
+    local_llm_context_tokens: int = Field(default=4096, ge=512)
+    local_llm_daily_tokens: int = Field(default=0, ge=0, description="0: no limit.")
+    local_llm_streaming: bool = Field(
+        default=True, description="false for servers that cannot stream answers."
+    )
+    llm_route: Route = Field(
+        default="local-first",
+        description="local-first, cloud-first, local-only, cloud-only or extractive.",
+    )
+    llm_private_route: Route | None = Field(
+        default=None,
+        description="Route for DMs and private channels (local-only keeps them on your network).",
+    )
+    llm_max_output_tokens: int = Field(default=600, ge=16)
+    llm_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    llm_first_token_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="Longest wait for the first (or next) piece of text."
+    )
+    llm_total_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Per model, retries included; then the next model."
+    )
+    llm_max_retries: int = Field(default=2, ge=0, le=10)
+    llm_breaker_failures: int = Field(
+        default=3, ge=1, description="Failures in a row that take a model out of rotation."
+    )
+    llm_breaker_reset_seconds: float = Field(
+        default=30.0, gt=0, description="How long it stays out before one probe request."
+    )
+    rate_limit_user_per_minute: int = Field(
+        default=10, ge=0, description="Questions a person may send to models a minute; 0: any."
+    )
+    rate_limit_channel_per_minute: int = Field(default=60, ge=0, description="0: any.")
+
+    @field_validator("llm_private_route", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @field_validator("database_url")
     @classmethod

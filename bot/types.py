@@ -46,7 +46,12 @@ class Citation:
 
 @dataclass(frozen=True)
 class Answer:
-    """An answer with its citations, the model that wrote it and how long each stage took (ms)."""
+    """An answer with its citations, the model that wrote it and how long each stage took (ms).
+
+    ``provider`` is the kind of model (cloud, local or extractive) and ``route``
+    says why the router chose it; ``rewrite`` says how a follow-up became
+    ``search_query`` ("model", "heuristic", or "" when it was searched as asked).
+    """
 
     text: str
     citations: list[Citation]
@@ -54,6 +59,11 @@ class Answer:
     timings: dict[str, float]
     conversation_id: int
     search_query: str = ""
+    provider: str = "extractive"
+    route: str = ""
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    rewrite: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The stable shape scripts rely on (``teambot ask --json``)."""
@@ -61,7 +71,29 @@ class Answer:
             "answer": self.text,
             "citations": [asdict(c) for c in self.citations],
             "model": self.model,
+            "provider": self.provider,
+            "route": self.route,
             "timings": self.timings,
+            "tokens": {"in": self.tokens_in, "out": self.tokens_out},
             "conversation": self.conversation_id,
             "search_query": self.search_query,
+            "rewrite": self.rewrite,
         }
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of answer text as the model produces it (adapters append it to what they show)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Restart:
+    """The text streamed so far is void (its model failed); ``reason`` says why. Another
+    answer follows."""
+
+    reason: str
+
+
+AnswerEvent = Delta | Restart | Answer

@@ -10,6 +10,8 @@ from bot import extractive
 from bot.core import Assistant
 from bot.errors import QuestionError
 from bot.followup import is_follow_up, search_query
+from bot.llm.limits import RateLimits, UsageLedger
+from bot.llm.router import Router
 from bot.memory import ConversationMemory, PastTurn
 from bot.models import Conversation, Turn
 from bot.types import Question
@@ -21,9 +23,17 @@ from knowledge.search import Retriever
 
 def make_assistant(sessions: sessionmaker[Session], embedder: Embedder) -> Assistant:
     retriever = Retriever(sessions, embedder, VectorIndex(sessions, embedder.model_name, 384))
+    router = Router(
+        {},
+        route="local-first",
+        private_route=None,
+        ledger=UsageLedger(sessions, RateLimits()),
+        max_output_tokens=200,
+    )
     return Assistant(
         ConversationMemory(sessions),
         retriever,
+        router,
         top_k=3,
         min_relevance=0.25,
         max_question_chars=4000,

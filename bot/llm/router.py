@@ -1,0 +1,282 @@
+"""Pick a model for each question by policy, stream its answer, fail over, never go silent.
+
+A policy names an order of model kinds; the extractive answer (no model) is
+always the last link. Which policy applies, in order of precedence:
+
+1. a private conversation (DM, private channel) with ``LLM_PRIVATE_ROUTE`` set
+   uses that route, so private text can be pinned to local models;
+2. the channel's own route, set by an admin;
+3. ``LLM_ROUTE``.
+
+Down the chain a model is skipped when it is not configured, its circuit
+breaker is open, or its daily token budget is spent. A request is retried on
+429 / 5xx / connection errors (honouring Retry-After) while its deadline
+allows, then the next model gets the question. A model that fails after it
+started streaming is replaced: the router emits ``Restart`` so adapters can
+clear the partial text before the next model's answer arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import get_args
+
+from bot.errors import ProviderError
+from bot.llm.breaker import CircuitBreaker
+from bot.llm.limits import UsageLedger
+from bot.llm.prompt import Prompt, estimate_tokens
+from bot.llm.provider import ChatProvider, ProviderConfig, Usage
+from bot.settings import Route
+from bot.types import Delta, Question, Restart
+
+log = logging.getLogger(__name__)
+
+ROUTES: tuple[str, ...] = get_args(Route)
+CHAINS: dict[str, tuple[str, ...]] = {
+    "local-first": ("local", "cloud"),
+    "cloud-first": ("cloud", "local"),
+    "local-only": ("local",),
+    "cloud-only": ("cloud",),
+    "extractive": (),
+}
+EXTRACTIVE = "extractive"
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_CAP_SECONDS = 8.0
+REWRITE_TIMEOUT_SECONDS = 10.0
+REWRITE_MAX_TOKENS = 64
+MAX_REWRITE_CHARS = 300
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 2
+    base_seconds: float = BACKOFF_BASE_SECONDS
+    cap_seconds: float = BACKOFF_CAP_SECONDS
+
+    def backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Retry-After when the server gave one, else capped exponential backoff with jitter."""
+        if retry_after is not None:
+            return retry_after
+        return min(self.cap_seconds, self.base_seconds * 2**attempt) * random.uniform(0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The chain for one question, in order: models to try, and notes for links skipped while
+    planning (not configured, circuit open, budget spent), in their place in the chain."""
+
+    policy: str
+    why: str
+    links: list[ChatProvider | str] = field(default_factory=list)
+
+    @property
+    def providers(self) -> list[ChatProvider]:
+        return [link for link in self.links if isinstance(link, ChatProvider)]
+
+    def describe(self, *steps: str) -> str:
+        return f"{self.policy} ({self.why}): " + " → ".join(steps)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How the answer ended: which model wrote ``text``, or none (provider ``extractive``)."""
+
+    provider: str
+    model: str
+    route: str
+    text: str = ""
+    prompt: Prompt | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    first_token_ms: float | None = None
+    llm_ms: float | None = None
+    unavailable: str | None = None  # one line for the user when models failed
+
+
+class Router:
+    """Routes questions to models by policy and health, and streams the answer."""
+
+    def __init__(
+        self,
+        providers: Mapping[str, ChatProvider],
+        *,
+        route: str,
+        private_route: str | None,
+        ledger: UsageLedger,
+        max_output_tokens: int,
+        retry: RetryPolicy | None = None,
+        breakers: Mapping[str, CircuitBreaker] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.providers = dict(providers)
+        self.route = route
+        self.private_route = private_route
+        self.ledger = ledger
+        self.max_output_tokens = max_output_tokens
+        self._retry = retry or RetryPolicy()
+        self.breakers = dict(breakers or {name: CircuitBreaker() for name in self.providers})
+        self._sleep = sleep
+
+    def plan(self, question: Question, channel_route: str | None = None) -> Plan:
+        """The chain for this question: privacy first, then the channel, then LLM_ROUTE."""
+        if question.is_private and self.private_route:
+            policy, why = self.private_route, "private conversation, LLM_PRIVATE_ROUTE"
+        elif channel_route in ROUTES:
+            policy, why = str(channel_route), "channel setting"
+        else:
+            if channel_route:
+                log.warning("ignoring unknown channel route %r", channel_route)
+            policy, why = self.route, "LLM_ROUTE"
+        links: list[ChatProvider | str] = []
+        for kind in CHAINS[policy]:
+            provider = self.providers.get(kind)
+            skipped = self._unusable(provider) if provider else None
+            if provider is None:
+                links.append(f"{kind} not configured")
+            elif skipped:
+                links.append(f"{kind} skipped ({skipped})")
+            else:
+                links.append(provider)
+        return Plan(policy, why, links)
+
+    def answer(
+        self, plan: Plan, prompt_for: Callable[[ProviderConfig], Prompt]
+    ) -> Iterator[Delta | Restart | Outcome]:
+        """Deltas of the first model that answers (``Restart`` between failed ones), then the
+        ``Outcome``; the outcome is extractive when no model could answer."""
+        steps: list[str] = []
+        failures: list[str] = []
+        for provider in plan.links:
+            if isinstance(provider, str):
+                steps.append(provider)
+                if "skipped" in provider:
+                    failures.append(provider)
+                continue
+            breaker = self.breakers[provider.name]
+            if not breaker.allow():
+                steps.append(f"{provider.name} skipped (circuit open)")
+                failures.append(f"{provider.name}: not responding")
+                continue
+            prompt = prompt_for(provider.config)
+            started = time.monotonic()
+            first_token_ms: float | None = None
+            pieces: list[str] = []
+            usage = Usage(None, None)
+            try:
+                for part in self._attempts(provider, prompt.messages, started):
+                    if isinstance(part, Usage):
+                        usage = part
+                        continue
+                    if first_token_ms is None:
+                        first_token_ms = _ms_since(started)
+                    pieces.append(part.text)
+                    yield part
+                if not "".join(pieces).strip():
+                    raise ProviderError("malformed", "the model sent an empty answer")
+            except ProviderError as exc:
+                breaker.record_failure()
+                log.warning("%s model %s failed: %s (%s)", provider.name, provider.model, exc,
+                            exc.kind)  # fmt: skip
+                steps.append(f"{provider.name} failed ({exc.kind})")
+                failures.append(f"{provider.name}: {exc}")
+                if pieces:
+                    yield Restart(f"the {provider.name} model stopped mid-answer ({exc.kind})")
+                continue
+            breaker.record_success()
+            text = "".join(pieces)
+            tokens_in = usage.tokens_in or prompt.estimated_tokens
+            tokens_out = usage.tokens_out or estimate_tokens(text)
+            self.ledger.add(provider.name, tokens_in, tokens_out)
+            yield Outcome(
+                provider=provider.name,
+                model=provider.model,
+                route=plan.describe(*steps, f"{provider.name} answered"),
+                text=text,
+                prompt=prompt,
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+                first_token_ms=first_token_ms,
+                llm_ms=_ms_since(started),
+            )
+            return
+        yield Outcome(
+            provider=EXTRACTIVE,
+            model=EXTRACTIVE,
+            route=plan.describe(*steps, EXTRACTIVE),
+            unavailable=_unavailable(failures) if failures else None,
+        )
+
+    def rewrite(self, plan: Plan, messages: list[dict[str, str]]) -> str | None:
+        """A standalone search query from the first usable model of the plan, or None."""
+        for provider in plan.providers:
+            breaker = self.breakers[provider.name]
+            if not breaker.allow():
+                continue
+            deadline = time.monotonic() + min(REWRITE_TIMEOUT_SECONDS, provider.timeouts.total)
+            try:
+                text = provider.complete(messages, max_tokens=REWRITE_MAX_TOKENS, deadline=deadline)
+            except ProviderError as exc:
+                breaker.record_failure()
+                log.warning("query rewrite by the %s model failed: %s", provider.name, exc)
+                return None
+            breaker.record_success()
+            tokens_in = sum(estimate_tokens(m["content"]) for m in messages)
+            self.ledger.add(provider.name, tokens_in, estimate_tokens(text))
+            query = text.strip().splitlines()[0].strip().strip('"').strip() if text.strip() else ""
+            return query if 0 < len(query) <= MAX_REWRITE_CHARS else None
+        return None
+
+    def _unusable(self, provider: ChatProvider) -> str | None:
+        """Why ``provider`` cannot take a question now (breaker, budget), or None."""
+        breaker = self.breakers[provider.name]
+        if breaker.state == "open":
+            return f"circuit open, retry in {breaker.retry_in():.0f} s"
+        budget = provider.config.daily_tokens
+        if budget and self.ledger.tokens_today(provider.name) >= budget:
+            return f"daily token budget of {budget:,} spent"
+        return None
+
+    def _attempts(
+        self, provider: ChatProvider, messages: list[dict[str, str]], started: float
+    ) -> Iterator[Delta | Usage]:
+        """One request with retries on retryable errors, all within the provider's deadline.
+
+        Once text has been yielded there is no retry: the caller fails over instead."""
+        deadline = started + provider.timeouts.total
+        attempt = 0
+        while True:
+            streamed = False
+            try:
+                for part in provider.stream(
+                    messages, max_tokens=self.max_output_tokens, deadline=deadline
+                ):
+                    streamed = streamed or isinstance(part, Delta)
+                    yield part
+                return
+            except ProviderError as exc:
+                if streamed or not exc.retryable or attempt >= self._retry.max_retries:
+                    raise
+                wait = self._retry.backoff(attempt, exc.retry_after)
+                if time.monotonic() + wait >= deadline:
+                    raise ProviderError(
+                        exc.kind, f"{exc}; waiting {wait:.1f} s to retry would pass the deadline"
+                    ) from exc
+                log.info("%s model: %s; retrying in %.1f s", provider.name, exc, wait)
+                self._sleep(wait)
+                attempt += 1
+
+
+def _unavailable(failures: list[str]) -> str:
+    return (
+        "The language models are unavailable right now ("
+        + "; ".join(failures)
+        + "), so this answer quotes the docs directly."
+    )
+
+
+def _ms_since(start: float) -> float:
+    return round((time.monotonic() - start) * 1000, 1)
