@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -259,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         "--timeout", type=float, default=120.0, help="seconds to wait for the server (120)"
     )
     args = parser.parse_args(argv)
+    # `kill PID` stops the server too: SIGTERM unwinds like Ctrl-C, through the cleanup.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         running = _running(args.model, args.port, args.threads, args.n_ctx, args.timeout)
         with running as (process, server, last_output):

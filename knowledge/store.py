@@ -205,6 +205,14 @@ def chunk_count(session: Session, model: str) -> int:
     return session.scalar(select(func.count(Chunk.id)).where(Chunk.model == model)) or 0
 
 
+def window_count(session: Session, model: str) -> int:
+    """Pairs of neighbouring chunks on one page (the index holds a window vector for each)."""
+    documents = session.scalar(
+        select(func.count(func.distinct(Chunk.document_id))).where(Chunk.model == model)
+    )
+    return chunk_count(session, model) - (documents or 0)
+
+
 def vector_bytes(vector: np.ndarray) -> bytes:
     return np.asarray(vector, dtype="<f4").tobytes()
 

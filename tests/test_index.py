@@ -1,5 +1,6 @@
 """The FAISS index as a cache of SQL, and its optional on-disk snapshots."""
 
+import itertools
 import logging
 import threading
 from pathlib import Path
@@ -7,12 +8,15 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge import index as index_module
+from knowledge import store
 from knowledge.embed import Embedder
 from knowledge.index import VectorIndex
 from knowledge.ingest import ingest_folder
+from knowledge.models import Chunk
 from knowledge.snapshot import SnapshotStore
 
 
@@ -20,7 +24,7 @@ def make_index(
     sessions: sessionmaker[Session],
     embedder: Embedder,
     snapshots: SnapshotStore | None,
-    hnsw_min_vectors: int = index_module.HNSW_MIN_VECTORS,
+    hnsw_min_chunks: int = index_module.HNSW_MIN_CHUNKS,
 ) -> VectorIndex:
     return VectorIndex(
         sessions,
@@ -28,7 +32,7 @@ def make_index(
         embedder.dimension,
         snapshots=snapshots,
         snapshot_min_vectors=0,
-        hnsw_min_vectors=hnsw_min_vectors,
+        hnsw_min_chunks=hnsw_min_chunks,
     )
 
 
@@ -138,7 +142,7 @@ def test_from_the_threshold_on_the_index_is_hnsw_and_answers_like_exact_search(
 ) -> None:
     ingest_folder(sessions, embedder, corpus)
     exact = make_index(sessions, embedder, None)
-    hnsw = make_index(sessions, embedder, None, hnsw_min_vectors=0)
+    hnsw = make_index(sessions, embedder, None, hnsw_min_chunks=0)
     exact.sync()
     hnsw.sync()
 
@@ -164,8 +168,8 @@ def test_the_threshold_counts_chunks_at_or_above(
     probe.sync()
     chunks = len(probe)
 
-    below = make_index(sessions, embedder, None, hnsw_min_vectors=chunks + 1)
-    at = make_index(sessions, embedder, None, hnsw_min_vectors=chunks)
+    below = make_index(sessions, embedder, None, hnsw_min_chunks=chunks + 1)
+    at = make_index(sessions, embedder, None, hnsw_min_chunks=chunks)
     below.sync()
     at.sync()
 
@@ -180,7 +184,7 @@ def test_hnsw_returns_k_results_when_k_exceeds_its_search_width(
 ) -> None:
     monkeypatch.setattr(index_module, "HNSW_EF_SEARCH", 1)
     ingest_folder(sessions, embedder, corpus)
-    index = make_index(sessions, embedder, None, hnsw_min_vectors=0)
+    index = make_index(sessions, embedder, None, hnsw_min_chunks=0)
     index.sync()
 
     hits = index.search(embedder.embed_query(QUESTIONS[0]), len(index))
@@ -197,9 +201,9 @@ def test_an_hnsw_snapshot_loads_back_as_hnsw_and_answers_the_same(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="knowledge.index")
 
-    first = make_index(sessions, embedder, snapshots, hnsw_min_vectors=0)
+    first = make_index(sessions, embedder, snapshots, hnsw_min_chunks=0)
     first.sync()
-    second = make_index(sessions, embedder, snapshots, hnsw_min_vectors=0)
+    second = make_index(sessions, embedder, snapshots, hnsw_min_chunks=0)
     second.sync()
 
     assert loaded_from(caplog) == ["database", "snapshot"]
@@ -221,9 +225,9 @@ def test_a_snapshot_of_the_other_kind_is_rebuilt_from_the_database(
     make_index(sessions, embedder, snapshots).sync()  # a flat snapshot
     caplog.set_level(logging.DEBUG, logger="knowledge.index")
 
-    index = make_index(sessions, embedder, snapshots, hnsw_min_vectors=0)
+    index = make_index(sessions, embedder, snapshots, hnsw_min_chunks=0)
     index.sync()
-    again = make_index(sessions, embedder, snapshots, hnsw_min_vectors=0)
+    again = make_index(sessions, embedder, snapshots, hnsw_min_chunks=0)
     again.sync()
 
     assert loaded_from(caplog) == ["database", "snapshot"]
@@ -253,3 +257,34 @@ def test_a_rebuild_in_progress_does_not_hold_up_searches(
 
     assert index.sync() is True
     assert len(index) < before and index.stamp != stamp
+
+
+@pytest.mark.parametrize("hnsw_min_chunks", [index_module.HNSW_MIN_CHUNKS, 0])
+def test_neighbouring_chunks_of_a_page_are_also_searched_as_one_window(
+    sessions: sessionmaker[Session], embedder: Embedder, corpus: Path, hnsw_min_chunks: int
+) -> None:
+    ingest_folder(sessions, embedder, corpus)
+    index = make_index(sessions, embedder, None, hnsw_min_chunks=hnsw_min_chunks)
+    index.sync()
+    with sessions() as session:
+        rows = session.execute(
+            select(Chunk.id, Chunk.document_id, Chunk.embedding).order_by(
+                Chunk.document_id, Chunk.ordinal
+            )
+        ).all()
+    vectors = {cid: np.frombuffer(blob, dtype="<f4") for cid, _, blob in rows}
+    pairs = [(a[0], b[0]) for a, b in itertools.pairwise(rows) if a[1] == b[1]]
+    first, second = pairs[0]
+    window = vectors[first] + vectors[second]
+    window /= np.linalg.norm(window)
+
+    hits = index.search(window, len(index))
+
+    assert len(hits) == len(index) == len(rows)  # one result per chunk, never a window label
+    assert {chunk_id for chunk_id, _ in hits} == set(vectors)
+    assert hits[0][0] == first and hits[0][1] == pytest.approx(1.0, abs=1e-4)
+    scores = dict(hits)
+    for chunk_id, vector in vectors.items():  # a chunk scores at least its own similarity
+        assert scores[chunk_id] >= float(vector @ window) - 1e-4
+    with sessions() as session:
+        assert store.window_count(session, embedder.model_name) == len(pairs)

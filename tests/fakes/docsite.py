@@ -17,11 +17,8 @@ The site never makes outgoing connections. Its links and redirects to ``10.0.0.1
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import random
-import socket
-import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -30,11 +27,10 @@ from datetime import UTC, datetime
 from email.message import Message
 from email.utils import formatdate, parsedate_to_datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
+
+from tests.fakes.http import FakeHTTPServer, LocalFake, TrackedHandler
 
 CHUNK_SIZE = 64 * 1024
 SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
@@ -117,7 +113,7 @@ class _Plain:
 _Route = _Page | _Redirect | _Huge
 
 
-class DocSite:
+class DocSite(LocalFake):
     """A doc site on 127.0.0.1; configure it with the setters, before or after start()."""
 
     def __init__(self) -> None:
@@ -128,53 +124,16 @@ class DocSite:
         self._requests: list[Request] = []
         self._robots: str | None = None
         self._sitemap_index = False
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self.sitemap_enabled = True
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> DocSite:
-        if self._server is not None:
-            raise RuntimeError("DocSite already started")
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"docsite-{self._server.server_address[1]}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, cut open connections, wake delayed handlers and join every thread."""
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()  # joins the handler threads
-        thread.join()
-        self._server = self._thread = None
-
-    def __enter__(self) -> DocSite:
-        return self if self._server is not None else self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _new_server(self) -> _Server:
+        return _Server(self)
 
     @property
     def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("DocSite not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._origin()
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -388,85 +347,18 @@ class DocSite:
 # -- HTTP ------------------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    """Serves one DocSite; tracks connections so stop() can cut them and join every thread."""
-
-    daemon_threads = True  # a forgotten stop() never blocks the interpreter's exit
+class _Server(FakeHTTPServer):
+    """Serves one DocSite (its handlers reach it as ``self.server.site``)."""
 
     def __init__(self, site: DocSite) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler, "docsite")
         self.site = site
-        self.stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._connections: set[socket.socket] = set()
-        self._handlers: list[threading.Thread] = []
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        # ThreadingMixIn does not keep daemon threads for server_close() to join: we do.
-        thread = threading.Thread(
-            target=self.process_request_thread,
-            args=(request, client_address),
-            name=f"docsite-{self.server_address[1]}-handler",
-            daemon=True,
-        )
-        with self._lock:
-            self._handlers = [handler for handler in self._handlers if handler.is_alive()]
-            self._handlers.append(thread)
-        thread.start()
-
-    def server_close(self) -> None:
-        super().server_close()
-        with self._lock:
-            handlers = list(self._handlers)
-        for handler in handlers:
-            handler.join(timeout=5.0)
-            if handler.is_alive():
-                raise RuntimeError(f"{handler.name} did not stop")
-
-    def track(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections.add(connection)
-            if self.stopping.is_set():
-                _shutdown(connection)
-
-    def untrack(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections.discard(connection)
-
-    def close_connections(self) -> None:
-        with self._lock:
-            self.stopping.set()
-            for connection in self._connections:
-                _shutdown(connection)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], OSError):
-            return  # the client went away (or stop() cut it off): nothing to report
-        super().handle_error(request, client_address)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(TrackedHandler):
     server_version = "AcmeDocs/1.0"
-    timeout = 30  # idle keep-alive connections end by themselves
     server: _Server
     record: Request | None = None
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes; without this, Nagle's algorithm and
-        # delayed ACKs add ~40 ms to every keep-alive response.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.untrack(self.connection)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # quiet: tests read DocSite.requests instead
 
     def handle_one_request(self) -> None:
         self.record = None  # a fresh request on this connection
@@ -559,11 +451,6 @@ class _Handler(BaseHTTPRequestHandler):
             remaining -= len(block)
         if not huge.declare_length:
             self.wfile.write(b"0\r\n\r\n")
-
-
-def _shutdown(connection: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        connection.shutdown(socket.SHUT_RDWR)
 
 
 # -- generated bodies ------------------------------------------------------------------------

@@ -29,21 +29,18 @@ counts in ``usage`` are whitespace-split words: the prompt's over every message'
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import socket
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.fakes.http import FakeHTTPServer, LocalFake, TrackedHandler, shutdown_connection
 
 DEFAULT_TEXT = "This is the fake model's answer."
 CHAT_PATH = "/v1/chat/completions"
@@ -134,7 +131,7 @@ class Request:
 # -- the fake --------------------------------------------------------------------------------
 
 
-class FakeOpenAI:
+class FakeOpenAI(LocalFake):
     """An OpenAI-compatible server on 127.0.0.1; script it before or after start().
 
     ``api_key``: when set, requests without ``Authorization: Bearer <api_key>`` get a 401 (and
@@ -155,53 +152,16 @@ class FakeOpenAI:
         self._script: deque[Step] = deque()
         self._requests: list[Request] = []
         self._serial = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> FakeOpenAI:
-        if self._server is not None:
-            raise RuntimeError("FakeOpenAI already started")
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-openai-{self._server.server_address[1]}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, cut open connections, wake waiting handlers and join every thread."""
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()  # joins the handler threads
-        thread.join()
-        self._server = self._thread = None
-
-    def __enter__(self) -> FakeOpenAI:
-        return self if self._server is not None else self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def _new_server(self) -> _Server:
+        return _Server(self)
 
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT/v1``, the ``base_url`` for ``openai.OpenAI``."""
-        if self._server is None:
-            raise RuntimeError("FakeOpenAI not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return self._origin() + "/v1"
 
     # -- scripting ---------------------------------------------------------------------------
 
@@ -265,83 +225,17 @@ class FakeOpenAI:
 # -- HTTP ------------------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    """Serves one FakeOpenAI; tracks connections so stop() can cut them and join every thread."""
-
-    daemon_threads = True  # a forgotten stop() never blocks the interpreter's exit
+class _Server(FakeHTTPServer):
+    """Serves one FakeOpenAI (its handlers reach it as ``self.server.fake``)."""
 
     def __init__(self, fake: FakeOpenAI) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler, "fake-openai")
         self.fake = fake
-        self.stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._connections: set[socket.socket] = set()
-        self._handlers: list[threading.Thread] = []
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        # ThreadingMixIn does not keep daemon threads for server_close() to join: we do.
-        thread = threading.Thread(
-            target=self.process_request_thread,
-            args=(request, client_address),
-            name=f"fake-openai-{self.server_address[1]}-handler",
-            daemon=True,
-        )
-        with self._lock:
-            self._handlers = [handler for handler in self._handlers if handler.is_alive()]
-            self._handlers.append(thread)
-        thread.start()
-
-    def server_close(self) -> None:
-        super().server_close()
-        with self._lock:
-            handlers = list(self._handlers)
-        for handler in handlers:
-            handler.join(timeout=5.0)
-            if handler.is_alive():
-                raise RuntimeError(f"{handler.name} did not stop")
-
-    def track(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections.add(connection)
-            if self.stopping.is_set():
-                _shutdown(connection)
-
-    def untrack(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections.discard(connection)
-
-    def close_connections(self) -> None:
-        with self._lock:
-            self.stopping.set()
-            for connection in self._connections:
-                _shutdown(connection)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], OSError):
-            return  # the client went away (or stop() cut it off): nothing to report
-        super().handle_error(request, client_address)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(TrackedHandler):
     server_version = "FakeOpenAI/1.0"
-    timeout = 30  # idle keep-alive connections end by themselves
     server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        # Every SSE event must leave at once, not wait for Nagle's algorithm and delayed ACKs.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.untrack(self.connection)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # quiet: tests read FakeOpenAI.requests instead
 
     def do_GET(self) -> None:
         self._handle(b"")
@@ -531,12 +425,7 @@ class _Handler(BaseHTTPRequestHandler):
         """End the connection here, whatever the client still expects."""
         self.wfile.flush()
         self.close_connection = True
-        _shutdown(self.connection)
-
-
-def _shutdown(connection: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        connection.shutdown(socket.SHUT_RDWR)
+        shutdown_connection(self.connection)
 
 
 # -- generated bodies ------------------------------------------------------------------------
