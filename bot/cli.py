@@ -120,7 +120,11 @@ def ask(
     question: Annotated[str, typer.Argument(help="What you want to know, in quotes.")],
     as_json: Annotated[
         bool,
-        typer.Option("--json", help="Print one JSON object (answer, citations, model, timings)."),
+        typer.Option(
+            "--json",
+            help="Print one JSON object: answer, citations, model, provider, route, timings, "
+            "tokens, search_query, rewrite.",
+        ),
     ] = False,
     thread: Annotated[
         str | None,
@@ -421,12 +425,11 @@ def worker(ctx: typer.Context) -> None:
 
 
 @app.command()
-def serve() -> None:
-    """Run the chat platform adapters (Slack, Discord): not built yet."""
-    fail(
-        "No chat platform adapter is built yet (Slack and Discord are planned). "
-        'Use `teambot ask "..."` or `teambot chat` meanwhile.'
-    )
+def serve(ctx: typer.Context) -> None:
+    """Run the chat adapters: Slack over HTTP events (TEAMBOT_HOST:TEAMBOT_PORT) or Socket Mode."""
+    from bot.serve import serve as run_adapters
+
+    run_adapters(_runtime(ctx))
 
 
 def main() -> None:

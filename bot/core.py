@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from bot import extractive
@@ -72,7 +73,9 @@ class Assistant:
         conversation_id = self._memory.conversation_id(
             question.platform, question.channel, question.thread
         )
-        history = self._memory.history(conversation_id)
+        history = self._memory.history(conversation_id) or [
+            PastTurn(role, said) for role, said in question.history
+        ]
         prefs = channel_prefs(self._memory.sessions, question.platform, question.channel)
         plan = self.router.plan(question, prefs.route)
         limited = self.router.ledger.rate_limit_notice(question) if plan.providers else None
@@ -121,8 +124,8 @@ class Assistant:
             tokens_out=outcome.tokens_out,
             rewrite=rewrite,
         )
-        self._memory.record(question, answer, first_token_ms=outcome.first_token_ms)
-        yield answer
+        turn_id = self._memory.record(question, answer, first_token_ms=outcome.first_token_ms)
+        yield replace(answer, turn_id=turn_id)
 
     def _search_query(self, text: str, history: list[PastTurn], plan: Plan) -> tuple[str, str]:
         """What to search for, and how it was made: a model's rewrite of a follow-up, the
@@ -171,7 +174,8 @@ class Assistant:
             empty = self._retriever.indexed_chunks() == 0
             return (extractive.EMPTY_KNOWLEDGE_BASE if empty else extractive.NOTHING_FOUND), []
         citations = [citation(n, p) for n, p in enumerate(passages, start=1)]
-        label = limited or outcome.unavailable or extractive.LABEL
+        label = limited or outcome.unavailable
+        label = label or (extractive.ROUTED_LABEL if self.router.providers else extractive.LABEL)
         return extractive.compose(query, passages, [c.label for c in citations], label), citations
 
 

@@ -15,6 +15,8 @@ from knowledge.types import ScoredChunk
 LABEL = (
     "Extractive answer (no language model configured): the passages that best match your question."
 )
+# When models exist but the route chose none (LLM_ROUTE or the channel's route is "extractive").
+ROUTED_LABEL = "Extractive answer: the passages that best match your question."
 NOTHING_FOUND = (
     "I found nothing in the indexed docs that answers this. Try other words, "
     "or check what is indexed with `teambot sources list`."

@@ -33,5 +33,8 @@ def configure_logging(level: str, secrets: list[str]) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "sentence_transformers", "transformers", "filelock", "alembic"):
+    for noisy in (
+        "httpx", "httpx2", "openai", "sentence_transformers", "transformers", "filelock",
+        "alembic", "bm25s",
+    ):  # fmt: skip
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

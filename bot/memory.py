@@ -61,9 +61,26 @@ class ConversationMemory:
 
     def record(
         self, question: Question, answer: Answer, *, first_token_ms: float | None = None
-    ) -> None:
-        """Store the question and its answer as two turns, in one transaction."""
+    ) -> int:
+        """Store the question and its answer as two turns, in one transaction; returns the
+        answer turn's id."""
         with self.sessions.begin() as session:
+            reply = Turn(
+                conversation_id=answer.conversation_id,
+                role="assistant",
+                text=answer.text,
+                search_query=answer.search_query,
+                citations=[asdict(c) for c in answer.citations],
+                model=answer.model,
+                latency_ms=answer.timings.get("total"),
+                timings=answer.timings,
+                provider=answer.provider,
+                route=answer.route,
+                tokens_in=answer.tokens_in,
+                tokens_out=answer.tokens_out,
+                first_token_ms=first_token_ms,
+                rewrite=answer.rewrite or None,
+            )
             session.add_all(
                 [
                     Turn(
@@ -72,23 +89,10 @@ class ConversationMemory:
                         user_id=question.user,
                         text=question.text,
                     ),
-                    Turn(
-                        conversation_id=answer.conversation_id,
-                        role="assistant",
-                        text=answer.text,
-                        search_query=answer.search_query,
-                        citations=[asdict(c) for c in answer.citations],
-                        model=answer.model,
-                        latency_ms=answer.timings.get("total"),
-                        timings=answer.timings,
-                        provider=answer.provider,
-                        route=answer.route,
-                        tokens_in=answer.tokens_in,
-                        tokens_out=answer.tokens_out,
-                        first_token_ms=first_token_ms,
-                        rewrite=answer.rewrite or None,
-                    ),
+                    reply,
                 ]
             )
             conversation = session.get_one(Conversation, answer.conversation_id)
             conversation.updated_at = utcnow()
+            session.flush()
+            return reply.id

@@ -42,7 +42,7 @@ class Runtime:
             self.settings.embedding_model,
             backend=self.settings.embedding_backend,
             batch_size=self.settings.embedding_batch_size,
-            cache_dir=self.settings.data_dir,
+            cache_dir=self.settings.embedding_cache_dir,
         )
 
     @cached_property

@@ -6,6 +6,7 @@ password) so that printing or logging settings never shows them.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +37,12 @@ def mask_url(url: str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/teambot`` (``~/.cache/teambot``): model exports outlive one project."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "teambot"
+
+
 class Settings(BaseSettings):
     """teambot's configuration. Field names map to upper-case environment variables."""
 
@@ -55,8 +62,13 @@ class Settings(BaseSettings):
         description="sentence-transformers model name or local folder; loaded offline.",
     )
     embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        default="torch",
-        description="How to run the model: torch, or ONNX Runtime (fp32 or int8, exported once).",
+        default="onnx-int8",
+        description="How to run the model: ONNX Runtime int8 (fastest; exported once from the "
+        "installed weights), onnx (fp32) or torch.",
+    )
+    embedding_cache_dir: Path = Field(
+        default_factory=lambda: default_cache_dir(),
+        description="Where ONNX exports of the embedding model are kept (shared by projects).",
     )
     embedding_batch_size: int = Field(default=32, ge=1, le=1024)
     retrieval_method: Literal["hybrid", "dense", "bm25"] = Field(
@@ -125,6 +137,32 @@ class Settings(BaseSettings):
         default=10, ge=0, description="Questions a person may send to models a minute; 0: any."
     )
     rate_limit_channel_per_minute: int = Field(default=60, ge=0, description="0: any.")
+
+    # Chat platforms. `teambot serve` runs the adapters whose tokens are set.
+    host: str = Field(
+        default="127.0.0.1", validation_alias="TEAMBOT_HOST", description="Address to serve on."
+    )
+    port: int = Field(default=3000, validation_alias="TEAMBOT_PORT", ge=1, le=65535)
+    slack_bot_token: SecretStr = Field(default=SecretStr(""), description="xoxb-… token.")
+    slack_signing_secret: SecretStr = Field(
+        default=SecretStr(""), description="Checks that HTTP events come from Slack."
+    )
+    slack_app_token: SecretStr = Field(
+        default=SecretStr(""), description="xapp-… token: set it to use Socket Mode."
+    )
+    slack_api_url: str = Field(default="https://slack.com/api/")
+    slack_follow_threads: bool = Field(
+        default=True, description="Answer replies in threads teambot answered, without a mention."
+    )
+    slack_ask_visibility: Literal["channel", "ephemeral"] = Field(
+        default="channel", description="Whether /ask answers are posted for all or only the asker."
+    )
+    slack_update_seconds: float = Field(
+        default=1.0, gt=0, description="Least time between two edits of a streaming answer."
+    )
+    answer_workers: int = Field(
+        default=32, ge=1, description="Questions a process answers at once."
+    )
 
     @field_validator("llm_private_route", mode="before")
     @classmethod

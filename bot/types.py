@@ -16,6 +16,9 @@ class Question:
     user: str
     text: str
     is_private: bool = False
+    # Earlier messages the platform shows (role, text), used when teambot has no memory of the
+    # conversation yet, e.g. a thread it is mentioned in for the first time.
+    history: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class Answer:
     tokens_in: int | None = None
     tokens_out: int | None = None
     rewrite: str = ""
+    turn_id: int | None = None  # the stored answer turn, for feedback on it
 
     def to_json(self) -> dict[str, Any]:
         """The stable shape scripts rely on (``teambot ask --json``)."""
@@ -78,6 +82,7 @@ class Answer:
             "conversation": self.conversation_id,
             "search_query": self.search_query,
             "rewrite": self.rewrite,
+            "turn": self.turn_id,
         }
 
 

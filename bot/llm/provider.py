@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import openai
+from typing import TYPE_CHECKING, Any, Literal
 
 from bot.errors import ProviderError
 from bot.types import Delta
+
+if TYPE_CHECKING:  # the SDK takes a second to import: only processes with a model pay it
+    import openai
 
 Kind = Literal["cloud", "local"]
 # The SDK insists on a key; local servers usually ignore it.
@@ -68,6 +69,8 @@ class ChatProvider:
         self.config = config
         self.timeouts = timeouts
         self._model = config.model  # "" until asked of the server (LOCAL_LLM_MODEL unset)
+        import openai
+
         self._client = client or openai.OpenAI(
             base_url=config.base_url,
             api_key=config.api_key or NO_KEY,
@@ -127,6 +130,8 @@ class ChatProvider:
             raise as_provider_error(exc) from exc
 
     def _request_timeout(self, deadline: float) -> openai.Timeout:
+        import openai
+
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise ProviderError("timeout", f"{self.name} model: no time left for the request")
@@ -169,6 +174,8 @@ class ChatProvider:
     def _whole(
         self, messages: list[dict[str, str]], max_tokens: int, deadline: float
     ) -> Iterator[Delta | Usage]:
+        import openai
+
         model = self._model_for(deadline)
         remaining = deadline - time.monotonic()
         response = self._client.chat.completions.create(
@@ -188,6 +195,8 @@ class ChatProvider:
 
 def as_provider_error(exc: Exception) -> ProviderError:
     """Classify an SDK exception: what happened and whether a retry may help."""
+    import openai
+
     if isinstance(exc, openai.APITimeoutError):
         return ProviderError("timeout", "the model did not answer in time")
     if isinstance(exc, openai.APIConnectionError):

@@ -1,0 +1,244 @@
+"""The Slack adapter: slack-bolt listeners that turn Slack events into Questions, and Answers
+into threaded, streamed, cited Slack messages with feedback buttons.
+
+It only translates; the conversation core answers. Events are acknowledged at
+once (bolt runs each listener on a worker thread after the ack), and every
+event id is claimed in SQL first, so retries and other replicas never answer
+twice. Where teambot answers:
+
+- ``app_mention``: in the thread of the mentioning message;
+- a reply in a thread teambot answered (no mention needed; SLACK_FOLLOW_THREADS);
+- a direct message: in the DM;
+- ``/ask QUESTION``: in the channel (or only to the asker: SLACK_ASK_VISIBILITY).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from sqlalchemy import select
+
+from bot.dedupe import claim_event
+from bot.errors import BotError
+from bot.feedback import record_feedback
+from bot.models import Conversation
+from bot.runtime import Runtime
+from bot.slack import render
+from bot.streaming import relay
+from bot.types import Question
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+THINKING = "_Thinking…_"
+WORKING_REACTION = "eyes"
+RATE_LIMIT_RETRIES = 3
+PRIVATE_CHANNEL_TYPES = ("im", "mpim", "group")
+# Message subtypes that are people writing; edits, joins, bot posts and the like are not.
+HUMAN_SUBTYPES = (None, "file_share", "thread_broadcast")
+_MENTION = re.compile(r"<@[A-Z0-9]+>")
+
+
+def make_client(runtime: Runtime) -> WebClient:
+    """A Web API client for SLACK_API_URL that waits out 429s as Slack asks (Retry-After)."""
+    settings = runtime.settings
+    client = WebClient(
+        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+    )
+    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES))
+    return client
+
+
+def build_app(runtime: Runtime, client: WebClient | None = None) -> App:
+    """The bolt App with teambot's listeners; ``auth.test`` checks the token on creation."""
+    settings = runtime.settings
+    app = App(
+        client=client or make_client(runtime),
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        process_before_response=False,
+        listener_executor=ThreadPoolExecutor(settings.answer_workers, "slack-answer"),
+    )
+    slack = SlackAdapter(runtime)
+
+    @app.middleware
+    def once_per_event(body: dict[str, Any], next: Any) -> BoltResponse | None:
+        event_id = body.get("event_id")
+        if event_id and not claim_event(runtime.sessions, PLATFORM, event_id):
+            log.info("event %s already handled: acknowledged, not answered again", event_id)
+            return BoltResponse(status=200, body="")
+        return next()
+
+    app.event("app_mention")(slack.on_mention)
+    app.event("message")(slack.on_message)
+    app.command("/ask")(slack.on_ask)
+    app.action(render.FEEDBACK_UP)(slack.on_feedback)
+    app.action(render.FEEDBACK_DOWN)(slack.on_feedback)
+    return app
+
+
+class SlackAdapter:
+    """The listeners; each runs on a worker thread after bolt has acknowledged the event."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+
+    def on_mention(self, event: dict[str, Any], client: WebClient, context: Any) -> None:
+        thread = event.get("thread_ts") or event["ts"]
+        question = self._question(event, thread, client, context.bot_user_id)
+        self._answer(client, question, event["channel"], thread, react_to=event["ts"])
+
+    def on_message(self, event: dict[str, Any], client: WebClient, context: Any) -> None:
+        if event.get("bot_id") or event.get("subtype") not in HUMAN_SUBTYPES:
+            return  # other bots, edits, joins: never answered
+        if context.bot_user_id and f"<@{context.bot_user_id}>" in event.get("text", ""):
+            return  # a mention: on_mention answers it
+        channel, thread = event["channel"], event.get("thread_ts")
+        if event.get("channel_type") == "im":
+            conversation = thread or "dm"
+            question = self._question(event, conversation, client, context.bot_user_id)
+            self._answer(client, question, channel, thread, react_to=event["ts"])
+        elif thread and self.settings.slack_follow_threads and self._answered_in(channel, thread):
+            question = self._question(event, thread, client, context.bot_user_id)
+            self._answer(client, question, channel, thread, react_to=event["ts"])
+
+    def on_ask(self, ack: Any, command: dict[str, Any], client: WebClient, respond: Any) -> None:
+        text = command.get("text", "").strip()
+        if not text:
+            ack("Ask a question after the command, for example `/ask How do I deploy?`")
+            return
+        user, channel = command["user_id"], command["channel_id"]
+        if self.settings.slack_ask_visibility == "ephemeral":
+            ack(THINKING)
+            question = Question(PLATFORM, channel, f"ask-{command['trigger_id']}", user, text,
+                                is_private=True)  # fmt: skip
+            try:
+                answer = self.runtime.assistant.ask(question)
+                text, blocks = render.answer_messages(answer)[0]
+                respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=True)
+            except Exception as exc:
+                respond(text=_failure(exc), response_type="ephemeral", replace_original=True)
+            return
+        ack()
+        posted = client.chat_postMessage(channel=channel, text=f"<@{user}> asked: {text}")
+        thread = posted["ts"]
+        self._answer(client, Question(PLATFORM, channel, thread, user, text), channel, thread)
+
+    def on_feedback(self, ack: Any, body: dict[str, Any], action: dict[str, Any],
+                    client: WebClient) -> None:  # fmt: skip
+        ack()
+        user = body["user"]["id"]
+        value = 1 if action["action_id"] == render.FEEDBACK_UP else -1
+        try:
+            stored = record_feedback(self.runtime.sessions, int(action["value"]), user, value)
+        except ValueError:
+            stored = False
+        channel = (body.get("channel") or {}).get("id")
+        if channel:
+            client.chat_postEphemeral(
+                channel=channel,
+                user=user,
+                text="Thanks, your feedback is recorded." if stored
+                else "That answer no longer exists, so the feedback was not recorded.",
+            )  # fmt: skip
+
+    def _answer(
+        self,
+        client: WebClient,
+        question: Question,
+        channel: str,
+        thread: str | None,
+        react_to: str | None = None,
+    ) -> None:
+        """Post a placeholder, stream the answer into it, then the final blocks; a failure is
+        said in the thread, never swallowed."""
+        if react_to:
+            self._react(client, "reactions_add", channel, react_to)
+        placeholder = client.chat_postMessage(channel=channel, thread_ts=thread, text=THINKING)
+        ts = placeholder["ts"]
+        try:
+            answer = relay(
+                self.runtime.assistant.stream(question),
+                lambda text: self._edit(client, channel, ts, render.partial_text(text)),
+                interval=self.settings.slack_update_seconds,
+            )
+            messages = render.answer_messages(answer)
+            text, blocks = messages[0]
+            client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+            for text, blocks in messages[1:]:
+                client.chat_postMessage(
+                    channel=channel, thread_ts=thread or ts, text=text, blocks=blocks
+                )
+        except Exception as exc:
+            log.exception("answering %s in %s failed", question.user, channel)
+            self._edit(client, channel, ts, _failure(exc))
+        finally:
+            if react_to:
+                self._react(client, "reactions_remove", channel, react_to)
+
+    def _question(
+        self, event: dict[str, Any], thread: str, client: WebClient, bot_user: str | None
+    ) -> Question:
+        text = _MENTION.sub("", event.get("text", "")).strip()
+        channel = event["channel"]
+        is_private = event.get("channel_type") in PRIVATE_CHANNEL_TYPES or channel[0] in "DG"
+        history = ()
+        if event.get("thread_ts") and not self._answered_in(channel, thread):
+            history = self._thread_history(client, channel, thread, event["ts"], bot_user)
+        return Question(PLATFORM, channel, thread, event.get("user", ""), text, is_private,
+                        history=history)  # fmt: skip
+
+    def _thread_history(
+        self, client: WebClient, channel: str, thread: str, current: str, bot_user: str | None
+    ) -> tuple[tuple[str, str], ...]:
+        """The thread's earlier messages (conversations.replies), for a thread teambot joins."""
+        try:
+            replies = client.conversations_replies(channel=channel, ts=thread, limit=50)
+        except SlackApiError as exc:
+            log.warning("cannot read thread %s in %s: %s", thread, channel, exc)
+            return ()
+        return tuple(
+            ("assistant" if m.get("bot_id") or m.get("user") == bot_user else "user",
+             _MENTION.sub("", m.get("text", "")).strip())
+            for m in replies.get("messages", [])
+            if m.get("ts") != current and m.get("text")
+        )  # fmt: skip
+
+    def _answered_in(self, channel: str, thread: str) -> bool:
+        with self.runtime.sessions() as session:
+            found = session.scalar(
+                select(Conversation.id).where(
+                    Conversation.platform == PLATFORM,
+                    Conversation.channel == channel,
+                    Conversation.thread == thread,
+                )
+            )
+        return found is not None
+
+    def _edit(self, client: WebClient, channel: str, ts: str, text: str) -> None:
+        try:
+            client.chat_update(channel=channel, ts=ts, text=text, blocks=[])
+        except SlackApiError as exc:  # a lost progress edit is not worth failing the answer
+            log.warning("chat.update failed: %s", exc)
+
+    def _react(self, client: WebClient, method: str, channel: str, ts: str) -> None:
+        try:
+            getattr(client, method)(channel=channel, timestamp=ts, name=WORKING_REACTION)
+        except SlackApiError as exc:
+            log.info("%s failed: %s", method, exc)
+
+
+def _failure(exc: Exception) -> str:
+    if isinstance(exc, BotError):
+        return str(exc)
+    return (
+        f"Sorry, I could not answer this ({type(exc).__name__}). "
+        "Please try again; if it keeps failing, tell whoever runs teambot."
+    )

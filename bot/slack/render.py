@@ -1,0 +1,109 @@
+"""An Answer as Slack messages: mrkdwn text in section blocks, linked sources, feedback buttons.
+
+Slack caps a section block's text at 3,000 characters, a message at 50 blocks
+and its text at 40,000 characters; a longer answer becomes several messages in
+the same thread, the sources and buttons under the last one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bot.types import Answer, Citation
+
+SECTION_CHARS = 3000
+MESSAGE_CHARS = 39_000  # under the 40,000 limit, with room for the fallback text's extras
+BLOCKS_PER_MESSAGE = 45  # under 50, leaving room for the sources and the buttons
+FEEDBACK_UP = "teambot_feedback_up"
+FEEDBACK_DOWN = "teambot_feedback_down"
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+_LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
+_HEADING = re.compile(r"^#{1,6}\s+(.+)$", re.MULTILINE)
+
+
+def mrkdwn(text: str) -> str:
+    """Markdown as models write it → Slack mrkdwn (bold, links, headings)."""
+    text = _LINK.sub(r"<\2|\1>", text)
+    text = _BOLD.sub(r"*\1*", text)
+    return _HEADING.sub(r"*\1*", text)
+
+
+def partial_text(text: str) -> str:
+    """The answer while it is being written: plain, and within one message."""
+    return text if len(text) <= MESSAGE_CHARS else "…" + text[-MESSAGE_CHARS:]
+
+
+def answer_messages(answer: Answer) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(fallback text, blocks) for each message the answer needs, in order."""
+    pieces = split(mrkdwn(answer.text), SECTION_CHARS)
+    messages: list[tuple[str, list[dict[str, Any]]]] = []
+    text, blocks = "", []
+    for piece in pieces:
+        if blocks and (len(text) + len(piece) > MESSAGE_CHARS or len(blocks) == BLOCKS_PER_MESSAGE):
+            messages.append((text, blocks))
+            text, blocks = "", []
+        text += piece
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": piece}})
+    messages.append((text, blocks))
+    last_blocks = messages[-1][1]
+    if answer.citations:
+        last_blocks.append(sources_block(answer.citations))
+    if answer.turn_id is not None:
+        last_blocks.append(feedback_block(answer.turn_id))
+    return messages
+
+
+def sources_block(citations: list[Citation]) -> dict[str, Any]:
+    lines = [f"[{c.n}] {_link(c)}" for c in citations]
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": "\n".join(lines)}]}
+
+
+def feedback_block(turn_id: int) -> dict[str, Any]:
+    """👍 / 👎 buttons; the value is the stored answer's id, checked when a click arrives."""
+
+    def button(action: str, emoji: str, label: str) -> dict[str, Any]:
+        return {
+            "type": "button",
+            "action_id": action,
+            "value": str(turn_id),
+            "text": {"type": "plain_text", "text": emoji, "emoji": True},
+            "accessibility_label": label,
+        }
+
+    return {
+        "type": "actions",
+        "block_id": f"teambot_feedback_{turn_id}",
+        "elements": [
+            button(FEEDBACK_UP, "👍", "This answer helped"),
+            button(FEEDBACK_DOWN, "👎", "This answer did not help"),
+        ],
+    }
+
+
+def split(text: str, limit: int) -> list[str]:
+    """``text`` in pieces of at most ``limit`` characters, cut at paragraph, line or word
+    boundaries when there is one."""
+    pieces = []
+    while len(text) > limit:
+        cut = max(text.rfind("\n\n", 0, limit), text.rfind("\n", 0, limit))
+        if cut < limit // 2:
+            cut = text.rfind(" ", 0, limit)
+        if cut < limit // 2:
+            cut = limit
+        pieces.append(text[:cut].rstrip())
+        text = text[cut:].lstrip()
+    return [*pieces, text] if text or not pieces else pieces
+
+
+def _link(citation: Citation) -> str:
+    label = _escape(citation.label)
+    if citation.path is not None:  # a file on the bot's machine: no link a reader could open
+        return f"{label} — `{citation.location}`"
+    url = f"{citation.url}#{citation.anchor}" if citation.anchor else citation.url
+    return f"<{url}|{label}>"
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,43 @@
+"""Show an answer growing in a chat message without breaking the platform's edit limits.
+
+Adapters edit one message as the text arrives. Chat APIs limit edits (Slack's
+chat.update, Discord's message edits), so ``relay`` edits at most once per
+``interval`` seconds, withdraws the partial text when the core restarts the
+answer with another model, and returns the final ``Answer`` for the adapter
+to render properly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from bot.types import Answer, AnswerEvent, Delta, Restart
+
+TYPING_MARK = " …"
+RESTART_NOTICE = "_(The model stopped mid-answer; asking another one…)_"
+
+
+def relay(
+    events: Iterable[AnswerEvent],
+    edit: Callable[[str], None],
+    *,
+    interval: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> Answer:
+    """Feed ``edit`` the text so far (throttled) and return the final Answer."""
+    text = ""
+    last_edit = float("-inf")
+    for event in events:
+        if isinstance(event, Delta):
+            text += event.text
+            if clock() - last_edit >= interval:
+                edit(text + TYPING_MARK)
+                last_edit = clock()
+        elif isinstance(event, Restart):
+            text = ""
+            edit(RESTART_NOTICE)
+            last_edit = clock()
+        else:
+            return event
+    raise RuntimeError("the answer stream ended without an Answer")

@@ -1,0 +1,401 @@
+"""The Slack adapter end to end: the real bolt app served over HTTP (and Socket Mode), a fake
+Slack recording every Web API call, and a fake model."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import select
+
+from bot.models import Feedback
+from bot.runtime import Runtime
+from bot.serve import asgi_app
+from bot.settings import Settings
+from bot.slack import render
+from bot.slack.app import build_app
+from knowledge.db import upgrade
+from knowledge.embed import Embedder
+from knowledge.ingest import ingest_folder
+from tests.conftest import postgres_schema_url
+from tests.corpus import write_corpus
+from tests.fakes.openai_server import FakeOpenAI, Reply, Status
+from tests.fakes.slack import (
+    BOT_TOKEN,
+    BOT_USER_ID,
+    SIGNING_SECRET,
+    FakeSlack,
+    app_mention_event,
+    block_action_payload,
+    message_event,
+    sign,
+    slash_command_form,
+)
+
+ANSWER = "Zephyr listens on port 8731 by default [1]."
+
+
+@pytest.fixture(scope="module")
+def docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_corpus(tmp_path_factory.mktemp("docs"))
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def model() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(models=("local-model",)) as fake:
+        fake.always(Reply(ANSWER))
+        yield fake
+
+
+def make_runtime(
+    db_url: str, data: Path, embedder: Embedder, slack: FakeSlack, model: FakeOpenAI, **extra: Any
+) -> Runtime:
+    values: dict[str, Any] = {
+        "database_url": db_url,
+        "data_dir": data,
+        "slack_bot_token": BOT_TOKEN,
+        "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": slack.api_url,
+        "slack_update_seconds": 0.05,
+        "local_llm_base_url": model.base_url,
+        "local_llm_model": "local-model",
+        "llm_route": "local-only",
+        "llm_total_timeout_seconds": 3,
+        "llm_max_retries": 0,
+    }
+    settings = Settings(_env_file=None, **(values | extra))  # type: ignore[call-arg]
+    runtime = Runtime(settings)
+    runtime.__dict__["embedder"] = embedder  # the session's model, loaded once
+    return runtime
+
+
+class Bot:
+    """The real Slack app served by uvicorn on 127.0.0.1, as `teambot serve` runs it."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.app = build_app(runtime)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        config = uvicorn.Config(asgi_app(self.app), host="127.0.0.1", port=self.port,
+                                log_level="warning", lifespan="off")  # fmt: skip
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+
+    def post(self, body: bytes, *, content_type: str, headers: dict[str, str] | None = None,
+             timestamp: int | None = None) -> httpx.Response:  # fmt: skip
+        signed = sign(SIGNING_SECRET, body, timestamp)
+        return httpx.post(
+            f"http://127.0.0.1:{self.port}/slack/events",
+            content=body,
+            headers={"content-type": content_type, **signed, **(headers or {})},
+            timeout=10,
+        )
+
+    def event(self, envelope: dict[str, Any], **options: Any) -> httpx.Response:
+        return self.post(json.dumps(envelope).encode(), content_type="application/json", **options)
+
+    def form(self, body: bytes) -> httpx.Response:
+        return self.post(body, content_type="application/x-www-form-urlencoded")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path, docs: Path, embedder: Embedder) -> str:
+    url = f"sqlite:///{tmp_path / 'teambot.db'}"
+    runtime = Runtime(Settings(_env_file=None, database_url=url))  # type: ignore[call-arg]
+    ingest_folder(runtime.sessions, embedder, docs, name="zephyr")
+    runtime.close()
+    return url
+
+
+@pytest.fixture
+def start_bot(
+    sqlite_db: str, tmp_path: Path, embedder: Embedder, slack: FakeSlack, model: FakeOpenAI
+) -> Iterator[Any]:
+    """Starts the app with extra settings; every app started is stopped after the test."""
+    started: list[Bot] = []
+
+    def start(**settings: Any) -> Bot:
+        started.append(
+            Bot(make_runtime(sqlite_db, tmp_path / "data", embedder, slack, model, **settings))
+        )
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture
+def bot(start_bot: Any) -> Bot:
+    return start_bot()
+
+
+def mention(text: str = "Which port does Zephyr listen on?", **fields: Any) -> dict[str, Any]:
+    ts = fields.pop("ts", f"{time.time():.6f}")
+    return app_mention_event(f"<@{BOT_USER_ID}> {text}", fields.pop("channel", "C1"),
+                             fields.pop("user", "U1"), ts, **fields)  # fmt: skip
+
+
+def final_answers(slack: FakeSlack, channel: str) -> list[dict[str, Any]]:
+    """Messages whose blocks carry the feedback buttons: finished answers."""
+    return [
+        m for m in slack.messages(channel)
+        if any(b.get("type") == "actions" for b in m.get("blocks") or [])
+    ]  # fmt: skip
+
+
+def wait_for_answers(slack: FakeSlack, channel: str, count: int = 1) -> list[dict[str, Any]]:
+    return slack.wait_for(lambda: (a := final_answers(slack, channel)) and len(a) >= count and a)
+
+
+def test_a_signed_mention_gets_one_threaded_streamed_answer_with_citations(
+    bot: Bot, slack: FakeSlack
+) -> None:
+    event = mention()
+    started = time.monotonic()
+    response = bot.event(event)
+    ack_seconds = time.monotonic() - started
+
+    assert response.status_code == 200 and ack_seconds < 3
+    [answer] = wait_for_answers(slack, "C1")
+    assert answer["thread_ts"] == event["event"]["ts"]  # in the mention's thread
+    sections = [b["text"]["text"] for b in answer["blocks"] if b["type"] == "section"]
+    assert sections == [ANSWER]
+    sources = next(b for b in answer["blocks"] if b["type"] == "context")
+    assert "[1] Network settings › Listening port" in sources["elements"][0]["text"]
+    assert "guide/network.md#listening-port" in sources["elements"][0]["text"]
+    posts = slack.calls_to("chat.postMessage")
+    assert len(posts) == 1 and posts[0].params["text"] == "_Thinking…_"  # then edited in place
+    assert [c.params["name"] for c in slack.calls_to("reactions.add")] == ["eyes"]
+    slack.wait_for(lambda: slack.calls_to("reactions.remove"))
+
+
+def test_retries_of_one_event_are_answered_once(bot: Bot, slack: FakeSlack) -> None:
+    event = mention()
+    responses = [bot.event(event)]
+    for retry in (1, 2, 3):
+        retried = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"}
+        responses.append(bot.event(event, headers=retried))
+
+    assert [r.status_code for r in responses] == [200] * 4
+    wait_for_answers(slack, "C1")
+    time.sleep(0.5)  # time for a wrongly duplicated answer to show up
+    assert len(final_answers(slack, "C1")) == 1
+    assert len(slack.calls_to("chat.postMessage")) == 1
+
+
+def test_two_instances_on_one_postgres_answer_an_event_once(
+    pg_schema: str, tmp_path: Path, docs: Path, embedder: Embedder, slack: FakeSlack,
+    model: FakeOpenAI,
+) -> None:  # fmt: skip
+    url = postgres_schema_url(pg_schema)
+    first_runtime = make_runtime(url, tmp_path / "a", embedder, slack, model)
+    upgrade(first_runtime.engine)
+    ingest_folder(first_runtime.sessions, embedder, docs, name="zephyr")
+    first = Bot(first_runtime)
+    second = Bot(make_runtime(url, tmp_path / "b", embedder, slack, model))
+    try:
+        event = mention()
+        results = []
+        threads = [
+            threading.Thread(target=lambda b=b: results.append(b.event(event)))
+            for b in (first, second, first, second)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(r.status_code for r in results) == [200] * 4
+        wait_for_answers(slack, "C1")
+        time.sleep(0.5)
+        assert len(final_answers(slack, "C1")) == 1
+    finally:
+        first.stop()
+        second.stop()
+        first_runtime.close()
+
+
+@pytest.mark.parametrize("fault", ["forged signature", "stale timestamp"])
+def test_unsigned_or_replayed_requests_get_401_and_no_answer(
+    bot: Bot, slack: FakeSlack, fault: str
+) -> None:
+    body = json.dumps(mention()).encode()
+    if fault == "forged signature":
+        headers = {**sign("not-the-secret", body), "content-type": "application/json"}
+        response = httpx.post(f"http://127.0.0.1:{bot.port}/slack/events", content=body,
+                              headers=headers)  # fmt: skip
+    else:
+        response = bot.post(body, content_type="application/json",
+                            timestamp=int(time.time()) - 10 * 60)  # fmt: skip
+
+    assert response.status_code == 401
+    time.sleep(0.3)
+    assert slack.calls_to("chat.postMessage") == []
+
+
+def test_a_direct_message_is_answered_in_the_dm(bot: Bot, slack: FakeSlack) -> None:
+    bot.event(message_event("Which port does Zephyr listen on?", "D42", "U7", f"{time.time():.6f}"))
+
+    [answer] = wait_for_answers(slack, "D42")
+    assert "thread_ts" not in answer or answer["thread_ts"] is None
+
+
+def test_other_bots_and_our_own_messages_are_ignored(bot: Bot, slack: FakeSlack) -> None:
+    now = f"{time.time():.6f}"
+    bot.event(message_event("Which port?", "D42", "U9", now, bot_id="BOTHER"))
+    bot.event(message_event("Which port?", "D42", "U9", now, subtype="message_changed"))
+
+    time.sleep(0.5)
+    assert slack.calls_to("chat.postMessage") == []
+
+
+def test_a_reply_in_a_thread_teambot_answered_is_answered_without_a_mention(
+    bot: Bot, slack: FakeSlack, model: FakeOpenAI
+) -> None:
+    first = mention()
+    bot.event(first)
+    wait_for_answers(slack, "C1")
+    thread = first["event"]["ts"]
+    model.always(Reply("Set ZEPHYR_PORT to change it [1]."))
+
+    bot.event(message_event("and how do I change it?", "C1", "U1", f"{time.time():.6f}",
+                            thread_ts=thread))  # fmt: skip
+    bot.event(message_event("unrelated chatter", "C1", "U1", f"{time.time():.6f}",
+                            thread_ts="1600000000.000100"))  # fmt: skip
+
+    answers = wait_for_answers(slack, "C1", 2)
+    assert answers[1]["thread_ts"] == thread
+    assert answers[1]["blocks"][0]["text"]["text"] == "Set ZEPHYR_PORT to change it [1]."
+    time.sleep(0.3)
+    assert len(final_answers(slack, "C1")) == 2  # the unrelated thread got nothing
+    history = model.chat_requests()[-1]["messages"]
+    assert [m["role"] for m in history[1:3]] == ["user", "assistant"]  # the thread's memory
+
+
+def test_ask_command_answers_in_the_channel(bot: Bot, slack: FakeSlack) -> None:
+    response = bot.form(slash_command_form("/ask", "Which port does Zephyr listen on?", "C5",
+                                           "U3", slack.response_url()))  # fmt: skip
+
+    assert response.status_code == 200
+    [answer] = wait_for_answers(slack, "C5")
+    question = slack.messages("C5")[0]
+    assert question["text"] == "<@U3> asked: Which port does Zephyr listen on?"
+    assert answer["thread_ts"] == question["ts"]
+
+
+def test_a_feedback_click_is_stored(bot: Bot, slack: FakeSlack) -> None:
+    bot.event(mention())
+    [answer] = wait_for_answers(slack, "C1")
+    buttons = next(b for b in answer["blocks"] if b["type"] == "actions")["elements"]
+    turn = buttons[0]["value"]
+
+    response = bot.form(block_action_payload(render.FEEDBACK_DOWN, turn, "U1", "C1",
+                                             answer["ts"]))  # fmt: skip
+
+    assert response.status_code == 200
+    slack.wait_for(lambda: slack.calls_to("chat.postEphemeral"))
+    with bot.runtime.sessions() as session:
+        vote = session.scalars(select(Feedback)).one()
+        assert (vote.turn_id, vote.user_id, vote.value) == (int(turn), "U1", -1)
+
+
+def test_a_failing_model_is_said_plainly_in_the_thread(
+    bot: Bot, slack: FakeSlack, model: FakeOpenAI
+) -> None:
+    model.always(Status(500))
+    bot.event(mention())
+
+    [answer] = wait_for_answers(slack, "C1")
+    first = answer["blocks"][0]["text"]["text"].splitlines()[0]
+    assert first.startswith("The language models are unavailable right now (local: HTTP 500")
+
+
+def test_an_oversized_question_gets_the_reason_in_the_thread(bot: Bot, slack: FakeSlack) -> None:
+    bot.event(mention("x" * 40_000))
+
+    reply = slack.wait_for(
+        lambda: [m for m in slack.messages("C1") if "characters long" in m.get("text", "")]
+    )
+    assert reply[0]["text"].startswith("The question is 40,000 characters long; the limit is")
+
+
+def test_a_40000_character_answer_is_split_and_every_part_posted(
+    start_bot: Any, slack: FakeSlack, model: FakeOpenAI
+) -> None:
+    bot = start_bot(llm_total_timeout_seconds=60)  # 6,000 streamed pieces take a while
+    paragraph = "Zephyr keeps every job in its database and retries failed ones. " * 20
+    long_answer = "\n\n".join([paragraph.strip()] * 32)[:40_000] + " [1]"
+    model.always(Reply(long_answer))
+    bot.event(mention())
+
+    slack.wait_for(lambda: final_answers(slack, "C1"))
+    parts = [m for m in slack.messages("C1") if m.get("blocks")]
+    assert len(parts) >= 2
+    for part in parts:
+        assert len(part["text"]) <= 40_000
+        assert all(len(b["text"]["text"]) <= 3000 for b in part["blocks"] if b["type"] == "section")
+    posted = "".join(
+        b["text"]["text"] for p in parts for b in p["blocks"] if b["type"] == "section"
+    )
+    assert posted.replace("\n", "").replace(" ", "") == long_answer.replace("\n", "").replace(
+        " ", ""
+    )
+
+
+def test_a_rate_limited_post_is_retried_after_retry_after(bot: Bot, slack: FakeSlack) -> None:
+    slack.fail_next("chat.postMessage", status=429, retry_after=1)
+    bot.event(mention())
+
+    wait_for_answers(slack, "C1")
+    posts = slack.calls_to("chat.postMessage")
+    assert len(posts) == 2 and posts[1].at - posts[0].at >= 1.0
+
+
+def test_socket_mode_events_are_answered(
+    sqlite_db: str, tmp_path: Path, embedder: Embedder, slack: FakeSlack, model: FakeOpenAI
+) -> None:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    runtime = make_runtime(sqlite_db, tmp_path / "data", embedder, slack, model)
+    handler = SocketModeHandler(build_app(runtime), "xapp-test")
+    handler.connect()
+    try:
+        assert slack.socket_connected()
+        envelope = slack.socket_send("events_api", mention(event_id=f"Ev{uuid.uuid4().hex}"))
+        slack.wait_for_ack(envelope)
+        [answer] = wait_for_answers(slack, "C1")
+        assert answer["blocks"][0]["text"]["text"] == ANSWER
+    finally:
+        slack.stop()
+        handler.close()
+
+
+def test_health_check_answers(bot: Bot) -> None:
+    response = httpx.get(f"http://127.0.0.1:{bot.port}/healthz")
+    assert response.status_code == 200 and response.json() == {"ok": True}
