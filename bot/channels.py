@@ -17,6 +17,7 @@ class ChannelPrefs:
     route: str | None = None
     sources: tuple[str, ...] | None = None
     persona: str | None = None
+    follow_threads: bool | None = None
 
 
 def channel_prefs(sessions: sessionmaker[Session], platform: str, channel: str) -> ChannelPrefs:
@@ -32,4 +33,5 @@ def channel_prefs(sessions: sessionmaker[Session], platform: str, channel: str) 
             route=row.llm_route,
             sources=tuple(row.sources) if row.sources is not None else None,
             persona=row.persona,
+            follow_threads=row.follow_threads,
         )

@@ -107,6 +107,8 @@ class ChannelSetting(Base):
     llm_route: Mapped[str | None] = mapped_column(String(50))
     persona: Mapped[str | None] = mapped_column(Text)
     answer_in_thread: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Answer replies in threads teambot answered without a new mention; None: the global default.
+    follow_threads: Mapped[bool | None] = mapped_column(Boolean)
     updated_by: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from sqlalchemy import select
 
-from bot.models import Feedback
+from bot.models import ChannelSetting, Feedback
 from bot.runtime import Runtime
 from bot.serve import asgi_app
 from bot.settings import Settings
@@ -399,3 +399,19 @@ def test_socket_mode_events_are_answered(
 def test_health_check_answers(bot: Bot) -> None:
     response = httpx.get(f"http://127.0.0.1:{bot.port}/healthz")
     assert response.status_code == 200 and response.json() == {"ok": True}
+
+
+def test_a_channel_can_turn_off_answering_thread_replies_without_a_mention(
+    bot: Bot, slack: FakeSlack
+) -> None:
+    with bot.runtime.sessions.begin() as session:
+        session.add(ChannelSetting(platform="slack", channel="C9", follow_threads=False))
+    first = mention(channel="C9")
+    bot.event(first)
+    wait_for_answers(slack, "C9")
+
+    bot.event(message_event("and how do I change it?", "C9", "U1", f"{time.time():.6f}",
+                            thread_ts=first["event"]["ts"]))  # fmt: skip
+
+    time.sleep(0.5)
+    assert len(final_answers(slack, "C9")) == 1

@@ -25,6 +25,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import select
 
+from bot.channels import channel_prefs
 from bot.dedupe import claim_event
 from bot.errors import BotError
 from bot.feedback import record_feedback
@@ -105,7 +106,7 @@ class SlackAdapter:
             conversation = thread or "dm"
             question = self._question(event, conversation, client, context.bot_user_id)
             self._answer(client, question, channel, thread, react_to=event["ts"])
-        elif thread and self.settings.slack_follow_threads and self._answered_in(channel, thread):
+        elif thread and self._follows_threads(channel) and self._answered_in(channel, thread):
             question = self._question(event, thread, client, context.bot_user_id)
             self._answer(client, question, channel, thread, react_to=event["ts"])
 
@@ -210,6 +211,11 @@ class SlackAdapter:
             for m in replies.get("messages", [])
             if m.get("ts") != current and m.get("text")
         )  # fmt: skip
+
+    def _follows_threads(self, channel: str) -> bool:
+        """The channel's own choice if an admin made one, else SLACK_FOLLOW_THREADS."""
+        chosen = channel_prefs(self.runtime.sessions, PLATFORM, channel).follow_threads
+        return self.settings.slack_follow_threads if chosen is None else chosen
 
     def _answered_in(self, channel: str, thread: str) -> bool:
         with self.runtime.sessions() as session:
