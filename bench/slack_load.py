@@ -54,7 +54,10 @@ def free_port() -> int:
 async def fire(url: str, mentions: int, rate: float) -> list[float]:
     """Send the mentions at ``rate`` per second; the ack latency of each, in ms."""
     latencies: list[float] = []
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200)) as client:
+    # A new connection per event, as Slack's deliveries arrive (and no keep-alive race with the
+    # server closing idle connections mid-burst).
+    limits = httpx.Limits(max_connections=500, max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
 
         async def one(i: int) -> None:
             ts = f"{1_700_000_000 + i}.000100"

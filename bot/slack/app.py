@@ -3,8 +3,8 @@ into threaded, streamed, cited Slack messages with feedback buttons.
 
 It only translates; the conversation core answers. Events are acknowledged at
 once (bolt runs each listener on a worker thread after the ack), and every
-event id is claimed in SQL first, so retries and other replicas never answer
-twice. Where teambot answers:
+event id is claimed in SQL before an answer starts, so retries and other
+replicas never answer twice. Where teambot answers:
 
 - ``app_mention``: in the thread of the mentioning message;
 - a reply in a thread teambot answered (no mention needed; SLACK_FOLLOW_THREADS);
@@ -19,7 +19,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
@@ -68,14 +68,6 @@ def build_app(runtime: Runtime, client: WebClient | None = None) -> App:
     )
     slack = SlackAdapter(runtime)
 
-    @app.middleware
-    def once_per_event(body: dict[str, Any], next: Any) -> BoltResponse | None:
-        event_id = body.get("event_id")
-        if event_id and not claim_event(runtime.sessions, PLATFORM, event_id):
-            log.info("event %s already handled: acknowledged, not answered again", event_id)
-            return BoltResponse(status=200, body="")
-        return next()
-
     app.event("app_mention")(slack.on_mention)
     app.event("message")(slack.on_message)
     app.command("/ask")(slack.on_ask)
@@ -91,16 +83,24 @@ class SlackAdapter:
         self.runtime = runtime
         self.settings = runtime.settings
 
-    def on_mention(self, event: dict[str, Any], client: WebClient, context: Any) -> None:
+    def on_mention(
+        self, event: dict[str, Any], body: dict[str, Any], client: WebClient, context: Any
+    ) -> None:
+        if not self._first_delivery(body):
+            return
         thread = event.get("thread_ts") or event["ts"]
         question = self._question(event, thread, client, context.bot_user_id)
         self._answer(client, question, event["channel"], thread, react_to=event["ts"])
 
-    def on_message(self, event: dict[str, Any], client: WebClient, context: Any) -> None:
+    def on_message(
+        self, event: dict[str, Any], body: dict[str, Any], client: WebClient, context: Any
+    ) -> None:
         if event.get("bot_id") or event.get("subtype") not in HUMAN_SUBTYPES:
             return  # other bots, edits, joins: never answered
         if context.bot_user_id and f"<@{context.bot_user_id}>" in event.get("text", ""):
             return  # a mention: on_mention answers it
+        if not self._first_delivery(body):
+            return
         channel, thread = event["channel"], event.get("thread_ts")
         if event.get("channel_type") == "im":
             conversation = thread or "dm"
@@ -149,6 +149,18 @@ class SlackAdapter:
                 text="Thanks, your feedback is recorded." if stored
                 else "That answer no longer exists, so the feedback was not recorded.",
             )  # fmt: skip
+
+    def _first_delivery(self, body: dict[str, Any]) -> bool:
+        """Claim the event in SQL; False when a retry or another replica already has it.
+
+        Done here, after the ack, not in a middleware before it: the ack then never
+        waits for the database, and a duplicate delivery is still dropped before any
+        answer starts."""
+        event_id = body.get("event_id")
+        if not event_id or claim_event(self.runtime.sessions, PLATFORM, event_id):
+            return True
+        log.info("event %s already handled: not answered again", event_id)
+        return False
 
     def _answer(
         self,

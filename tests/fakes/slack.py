@@ -37,14 +37,13 @@ signature, and Events API envelopes, slash command bodies and block action paylo
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import copy
+import functools
 import hashlib
 import hmac
 import itertools
 import json
-import struct
 import threading
 import time
 import uuid
@@ -54,7 +53,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from tests.fakes.http import FakeHTTPServer, LocalFake, TrackedHandler, shutdown_connection
+from tests.fakes.http import FakeHTTPServer, LocalFake, TrackedHandler
+from tests.fakes.websocket import WebSocket, is_upgrade
 
 BOT_TOKEN = "xoxb-test"
 APP_TOKEN = "xapp-test"
@@ -131,7 +131,7 @@ class FakeSlack(LocalFake):
         self._ts_serial = itertools.count()
         self._url_serial = itertools.count(1)
         self._tickets: set[str] = set()
-        self._sockets: list[_WebSocket] = []
+        self._sockets: list[WebSocket] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -333,7 +333,7 @@ class FakeSlack(LocalFake):
             self._acks.append(ack)
         self._notify()
 
-    def _open_socket(self) -> _WebSocket | None:
+    def _open_socket(self) -> WebSocket | None:
         with self._lock:
             return self._sockets[-1] if self._sockets else None
 
@@ -342,12 +342,12 @@ class FakeSlack(LocalFake):
         with self._lock:
             return ticket in self._tickets
 
-    def _socket_opened(self, socket: _WebSocket) -> None:
+    def _socket_opened(self, socket: WebSocket) -> None:
         with self._lock:
             self._sockets.append(socket)
         self._notify()
 
-    def _socket_closed(self, socket: _WebSocket) -> None:
+    def _socket_closed(self, socket: WebSocket) -> None:
         with self._lock:
             if socket in self._sockets:
                 self._sockets.remove(socket)
@@ -591,7 +591,7 @@ class _Handler(TrackedHandler):
     fake: FakeSlack
 
     def do_GET(self) -> None:
-        if self.headers.get("Upgrade", "").lower() == "websocket":
+        if is_upgrade(self):
             self._socket_mode()
         else:
             self._handle(b"")
@@ -649,17 +649,12 @@ class _Handler(TrackedHandler):
         if not fake._is_ticket(ticket):
             self._send(401, b"invalid_ticket", "text/plain; charset=utf-8")
             return
-        socket = _WebSocket(self.connection)
+        socket = WebSocket(self.connection)
         try:
-            self.send_response(101, "Switching Protocols")
-            self.send_header("Upgrade", "websocket")
-            self.send_header("Connection", "Upgrade")
-            self.send_header("Sec-WebSocket-Accept", _accept_key(key))
-            self.end_headers()
-            self.connection.settimeout(None)  # idle is normal; stop() cuts the connection
+            socket.accept(self, key)
             socket.send_json(fake._hello())  # before socket_send() can reach this socket
             fake._socket_opened(socket)
-            socket.serve(self.rfile, fake)
+            socket.serve(self.rfile, functools.partial(_on_text, fake))
         except OSError:
             pass  # the client hung up, or stop() cut the connection
         finally:
@@ -685,79 +680,11 @@ def _body_params(raw: bytes, content_type: str) -> dict[str, Any]:
     return params
 
 
-# -- WebSocket -------------------------------------------------------------------------------
-
-WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-OP_CONTINUATION, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+# -- Socket Mode messages --------------------------------------------------------------------
 
 
-def _accept_key(key: str) -> str:
-    return base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
-
-
-class _WebSocket:
-    """The server side of one WebSocket connection: unmasked frames out, masked frames in."""
-
-    def __init__(self, connection: Any) -> None:
-        self._connection = connection
-        self._send_lock = threading.Lock()
-
-    def send_json(self, message: dict[str, Any]) -> None:
-        self._send_frame(OP_TEXT, json.dumps(message).encode())
-
-    def close(self, code: int, reason: str) -> None:
-        with contextlib.suppress(OSError):
-            self._send_frame(OP_CLOSE, struct.pack("!H", code) + reason.encode())
-        shutdown_connection(self._connection)
-
-    def _send_frame(self, opcode: int, data: bytes) -> None:
-        size = len(data)
-        if size < 126:
-            head = struct.pack("!BB", 0x80 | opcode, size)
-        elif size < 1 << 16:
-            head = struct.pack("!BBH", 0x80 | opcode, 126, size)
-        else:
-            head = struct.pack("!BBQ", 0x80 | opcode, 127, size)
-        with self._send_lock:
-            self._connection.sendall(head + data)
-
-    def serve(self, rfile: Any, fake: FakeSlack) -> None:
-        """Answer pings and record acks until a close frame or the end of the stream."""
-        parts: list[bytes] = []
-        while (frame := _read_frame(rfile)) is not None:
-            is_final, opcode, data = frame
-            if opcode == OP_PING:
-                self._send_frame(OP_PONG, data)
-            elif opcode == OP_CLOSE:
-                self._send_frame(OP_CLOSE, data[:2])
-                return
-            elif opcode in (OP_TEXT, OP_BINARY, OP_CONTINUATION):
-                parts.append(data)
-                if is_final:
-                    _on_text(b"".join(parts), fake)
-                    parts = []
-
-
-def _read_frame(rfile: Any) -> tuple[bool, int, bytes] | None:
-    """(FIN, opcode, unmasked payload) of the next frame; None at the end of the stream."""
-    head = rfile.read(2)
-    if len(head) < 2:
-        return None
-    size = head[1] & 0x7F
-    if size in (126, 127):
-        length_bytes = rfile.read(2 if size == 126 else 8)
-        size = int.from_bytes(length_bytes, "big")
-    mask = rfile.read(4) if head[1] & 0x80 else b""
-    data = rfile.read(size)
-    if len(data) < size:
-        return None
-    if mask:
-        key = (mask * (size // 4 + 1))[:size]
-        data = (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(size, "big")
-    return bool(head[0] & 0x80), head[0] & 0x0F, data
-
-
-def _on_text(data: bytes, fake: FakeSlack) -> None:
+def _on_text(fake: FakeSlack, data: bytes) -> None:
+    """Record an envelope ack (anything else a client sends is ignored)."""
     try:
         message = json.loads(data)
     except ValueError:
