@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot.split import split_message
 from bot.types import Answer, Citation
 
 SECTION_CHARS = 3000
@@ -37,7 +38,7 @@ def partial_text(text: str) -> str:
 
 def answer_messages(answer: Answer) -> list[tuple[str, list[dict[str, Any]]]]:
     """(fallback text, blocks) for each message the answer needs, in order."""
-    pieces = split(mrkdwn(answer.text), SECTION_CHARS)
+    pieces = split_message(mrkdwn(answer.text), SECTION_CHARS)
     messages: list[tuple[str, list[dict[str, Any]]]] = []
     text, blocks = "", []
     for piece in pieces:
@@ -80,21 +81,6 @@ def feedback_block(turn_id: int) -> dict[str, Any]:
             button(FEEDBACK_DOWN, "👎", "This answer did not help"),
         ],
     }
-
-
-def split(text: str, limit: int) -> list[str]:
-    """``text`` in pieces of at most ``limit`` characters, cut at paragraph, line or word
-    boundaries when there is one."""
-    pieces = []
-    while len(text) > limit:
-        cut = max(text.rfind("\n\n", 0, limit), text.rfind("\n", 0, limit))
-        if cut < limit // 2:
-            cut = text.rfind(" ", 0, limit)
-        if cut < limit // 2:
-            cut = limit
-        pieces.append(text[:cut].rstrip())
-        text = text[cut:].lstrip()
-    return [*pieces, text] if text or not pieces else pieces
 
 
 def _link(citation: Citation) -> str:

@@ -1210,10 +1210,11 @@ class _Gateway:
         with self._lock:
             if socket in self._sockets:
                 self._sockets.remove(socket)
-            if session is not None and session.socket is socket:
+            # A session that resumed on another connection meanwhile is left alone.
+            if session is not None and session.socket in (socket, None):
                 session.socket = None
-            if session is not None and code in SESSION_ENDING_CLOSES:
-                self._sessions.pop(session.id, None)
+                if code in SESSION_ENDING_CLOSES:
+                    self._sessions.pop(session.id, None)
         self._fake._notify()
 
 
