@@ -84,7 +84,7 @@ import discord.gateway
 import discord.http
 import yarl
 
-from tests.fakes.http import FakeHTTPServer, LocalFake, TrackedHandler
+from tests.fakes.http import Changes, FakeHTTPServer, LocalFake, TrackedHandler
 from tests.fakes.websocket import WebSocket, is_upgrade
 
 BOT_TOKEN = "fake-discord-bot-token"
@@ -217,8 +217,7 @@ class FakeDiscord(LocalFake):
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.interaction_deadline = interaction_deadline
         self._lock = threading.Lock()
-        self._changed = threading.Condition()  # notified whenever anything is recorded
-        self._version = 0
+        self._changes = Changes()  # notified whenever anything is recorded
         self._last_id = 0
         self._calls: list[Call] = []
         self._faults: deque[_Fault] = deque()
@@ -343,24 +342,9 @@ class FakeDiscord(LocalFake):
         return True
 
     def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0) -> T:
-        """Poll ``predicate`` until it returns something true, and return that.
-
-        It is checked again whenever the fake records something (and every 50 ms, for
-        conditions on other things); TimeoutError after ``timeout`` seconds.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._changed:
-                seen = self._version
-            value = predicate()
-            if value:
-                return value
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"condition not met within {timeout} s")
-            with self._changed:
-                if self._version == seen:
-                    self._changed.wait(min(remaining, 0.05))
+        """Poll ``predicate`` until it returns something true, and return that (checked again
+        whenever the fake records something); TimeoutError after ``timeout`` seconds."""
+        return self._changes.wait_for(predicate, timeout)
 
     # -- gateway -----------------------------------------------------------------------------
 
@@ -669,9 +653,7 @@ class FakeDiscord(LocalFake):
     # -- REST --------------------------------------------------------------------------------
 
     def _notify(self) -> None:
-        with self._changed:
-            self._version += 1
-            self._changed.notify_all()
+        self._changes.notify()
 
     def _rest(
         self, method: str, path: str, query: dict[str, str], body: Any, headers: dict[str, str]

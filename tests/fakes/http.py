@@ -16,9 +16,11 @@ import contextlib
 import socket
 import sys
 import threading
+import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 
 class FakeHTTPServer(ThreadingHTTPServer):
@@ -173,3 +175,40 @@ def shutdown_connection(connection: socket.socket) -> None:
     """Shut ``connection`` down both ways (it may already be closed)."""
     with contextlib.suppress(OSError):
         connection.shutdown(socket.SHUT_RDWR)
+
+
+T = TypeVar("T")
+
+
+class Changes:
+    """Lets a test wait until a fake has recorded what it expects (bots answer on other
+    threads): the fake calls ``notify()`` whenever it records something."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._version = 0
+
+    def notify(self) -> None:
+        with self._changed:
+            self._version += 1
+            self._changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0) -> T:
+        """Poll ``predicate`` until it returns something true, and return that.
+
+        It is checked again whenever the fake records something (and every 50 ms, for
+        conditions on other things); TimeoutError after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._changed:
+                seen = self._version
+            value = predicate()
+            if value:
+                return value
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"condition not met within {timeout} s")
+            with self._changed:
+                if self._version == seen:
+                    self._changed.wait(min(remaining, 0.05))

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from tests.fakes.http import FakeHTTPServer, LocalFake, TrackedHandler
+from tests.fakes.http import Changes, FakeHTTPServer, LocalFake, TrackedHandler
 from tests.fakes.websocket import WebSocket, is_upgrade
 
 BOT_TOKEN = "xoxb-test"
@@ -121,8 +121,7 @@ class FakeSlack(LocalFake):
         self.bot_token = bot_token
         self.app_token = app_token
         self._lock = threading.Lock()
-        self._changed = threading.Condition()  # notified whenever anything is recorded
-        self._version = 0
+        self._changes = Changes()  # notified whenever anything is recorded
         self._calls: list[Call] = []
         self._acks: list[Ack] = []
         self._faults: dict[str, deque[_Fault]] = {}
@@ -235,24 +234,9 @@ class FakeSlack(LocalFake):
             return list(self._acks)
 
     def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0) -> T:
-        """Poll ``predicate`` until it returns something true, and return that.
-
-        It is checked again whenever the fake records something (and every 50 ms, for
-        conditions on other things); TimeoutError after ``timeout`` seconds.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._changed:
-                seen = self._version
-            value = predicate()
-            if value:
-                return value
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"condition not met within {timeout} s")
-            with self._changed:
-                if self._version == seen:
-                    self._changed.wait(min(remaining, 0.05))
+        """Poll ``predicate`` until it returns something true, and return that (checked again
+        whenever the fake records something); TimeoutError after ``timeout`` seconds."""
+        return self._changes.wait_for(predicate, timeout)
 
     # -- Socket Mode -------------------------------------------------------------------------
 
@@ -314,9 +298,7 @@ class FakeSlack(LocalFake):
     # -- used by the request handler ---------------------------------------------------------
 
     def _notify(self) -> None:
-        with self._changed:
-            self._version += 1
-            self._changed.notify_all()
+        self._changes.notify()
 
     def _record(self, call: Call) -> None:
         with self._lock:
