@@ -426,10 +426,19 @@ def worker(ctx: typer.Context) -> None:
 
 @app.command()
 def serve(ctx: typer.Context) -> None:
-    """Run the chat adapters: Slack over HTTP events (TEAMBOT_HOST:TEAMBOT_PORT) or Socket Mode."""
+    """Run the chat adapters whose tokens are set: Slack (HTTP events on TEAMBOT_HOST:TEAMBOT_PORT,
+    or Socket Mode) and Discord."""
     from bot.serve import serve as run_adapters
 
     run_adapters(_runtime(ctx))
+
+
+@app.command("discord")
+def discord_command(ctx: typer.Context) -> None:
+    """Run only the Discord bot (DISCORD_TOKEN), until stopped."""
+    from bot.discord.app import run_discord
+
+    run_discord(_runtime(ctx))
 
 
 def main() -> None:

@@ -35,3 +35,14 @@ class ProviderError(BotError):
         self.kind = kind
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+def user_message(exc: Exception) -> str:
+    """What a chat user is told when answering failed: our own errors say what to do; anything
+    else is named without internals."""
+    if isinstance(exc, BotError):
+        return str(exc)
+    return (
+        f"Sorry, I could not answer this ({type(exc).__name__}). "
+        "Please try again; if it keeps failing, tell whoever runs teambot."
+    )

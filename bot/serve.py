@@ -1,4 +1,5 @@
-"""`teambot serve`: the chat adapters in one process — Slack over HTTP (ASGI) or Socket Mode.
+"""`teambot serve`: the chat adapters in one process — Slack (HTTP events or Socket Mode) and
+Discord (a gateway client on a thread of its own) when their tokens are set.
 
 HTTP mode serves ``POST /slack/events`` (events, slash commands and button clicks;
 bolt checks Slack's signature) and ``GET /healthz`` on TEAMBOT_HOST:TEAMBOT_PORT.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -67,13 +69,29 @@ def asgi_app(slack: App) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
 
 
 def serve(runtime: Runtime) -> None:
-    """Run every adapter the settings enable, until stopped."""
+    """Run every adapter the settings enable (Slack, Discord or both), until stopped."""
     settings = runtime.settings
-    if not settings.slack_bot_token.get_secret_value():
+    slack = bool(settings.slack_bot_token.get_secret_value())
+    discord = bool(settings.discord_token.get_secret_value())
+    if not (slack or discord):
         raise SettingsError(
             "No chat platform is configured: set SLACK_BOT_TOKEN (and SLACK_SIGNING_SECRET for "
-            "HTTP events, or SLACK_APP_TOKEN for Socket Mode). See docs/chat-platforms.md."
+            "HTTP events, or SLACK_APP_TOKEN for Socket Mode) and/or DISCORD_TOKEN. "
+            "See docs/chat-platforms.md."
         )
+    if discord:
+        from bot.discord.app import run_discord
+
+        if not slack:
+            run_discord(runtime)
+            return
+        threading.Thread(target=run_discord, args=(runtime,), name="discord", daemon=True).start()
+    run_slack(runtime)
+
+
+def run_slack(runtime: Runtime) -> None:
+    """Slack over Socket Mode when SLACK_APP_TOKEN is set, else HTTP events (ASGI)."""
+    settings = runtime.settings
     from bot.slack.app import build_app
 
     slack = build_app(runtime)

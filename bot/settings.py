@@ -160,6 +160,17 @@ class Settings(BaseSettings):
     slack_update_seconds: float = Field(
         default=1.0, gt=0, description="Least time between two edits of a streaming answer."
     )
+    discord_token: SecretStr = Field(
+        default=SecretStr(""), description="The bot's token; set it to run the Discord bot."
+    )
+    discord_guild_ids: str = Field(
+        default="", description="Comma-separated guild ids to sync /ask to at once (optional)."
+    )
+    discord_api_url: str = Field(default="https://discord.com/api/v10")
+    discord_gateway_url: str = Field(default="wss://gateway.discord.gg/")
+    discord_update_seconds: float = Field(
+        default=1.2, gt=0, description="Least time between two edits of a streaming answer."
+    )
     answer_workers: int = Field(
         default=32, ge=1, description="Questions a process answers at once."
     )
@@ -173,6 +184,18 @@ class Settings(BaseSettings):
     @classmethod
     def _normalize_url(cls, value: str) -> str:
         return normalize_database_url(value.strip())
+
+    @property
+    def discord_guild_id_list(self) -> list[int]:
+        return [int(part) for part in self.discord_guild_ids.replace(" ", "").split(",") if part]
+
+    @field_validator("discord_guild_ids")
+    @classmethod
+    def _guild_ids_are_numbers(cls, value: str) -> str:
+        parts = [p for p in value.replace(" ", "").split(",") if p]
+        if not all(p.isdigit() for p in parts):
+            raise ValueError("use comma-separated numeric guild ids, e.g. 123,456")
+        return value
 
     def secret_values(self) -> list[str]:
         """Every secret this configuration holds, so logs can redact them."""

@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from bot.channels import channel_prefs
 from bot.dedupe import claim_event
-from bot.errors import BotError
+from bot.errors import user_message
 from bot.feedback import record_feedback
 from bot.models import Conversation
 from bot.runtime import Runtime
@@ -125,7 +125,7 @@ class SlackAdapter:
                 text, blocks = render.answer_messages(answer)[0]
                 respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=True)
             except Exception as exc:
-                respond(text=_failure(exc), response_type="ephemeral", replace_original=True)
+                respond(text=user_message(exc), response_type="ephemeral", replace_original=True)
             return
         ack()
         posted = client.chat_postMessage(channel=channel, text=f"<@{user}> asked: {text}")
@@ -191,7 +191,7 @@ class SlackAdapter:
                 )
         except Exception as exc:
             log.exception("answering %s in %s failed", question.user, channel)
-            self._edit(client, channel, ts, _failure(exc))
+            self._edit(client, channel, ts, user_message(exc))
         finally:
             if react_to:
                 self._react(client, "reactions_remove", channel, react_to)
@@ -251,12 +251,3 @@ class SlackAdapter:
             getattr(client, method)(channel=channel, timestamp=ts, name=WORKING_REACTION)
         except SlackApiError as exc:
             log.info("%s failed: %s", method, exc)
-
-
-def _failure(exc: Exception) -> str:
-    if isinstance(exc, BotError):
-        return str(exc)
-    return (
-        f"Sorry, I could not answer this ({type(exc).__name__}). "
-        "Please try again; if it keeps failing, tell whoever runs teambot."
-    )

@@ -1,0 +1,1 @@
+"""The Discord adapter (discord.py): /ask, mentions and reply chains, streamed answers."""

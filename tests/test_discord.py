@@ -1,0 +1,207 @@
+"""The Discord adapter end to end: the real discord.py client against a fake Discord (REST and
+gateway) and a fake model, answering from a small ingested corpus."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.discord.app import FEEDBACK_PREFIX, TeambotClient
+from bot.models import Feedback
+from bot.runtime import Runtime
+from bot.settings import Settings
+from knowledge.embed import Embedder
+from knowledge.ingest import ingest_folder
+from tests.corpus import write_corpus
+from tests.fakes.discord import (
+    BOT_USER_ID,
+    CHANNEL_ID,
+    FakeDiscord,
+    pointed_at,
+)
+from tests.fakes.openai_server import FakeOpenAI, Reply, Status
+from tests.test_fake_discord import RunningClient
+
+ALICE = 1_300_000_000_000_000_001
+MENTION = f"<@{BOT_USER_ID}>"
+ANSWER = "Zephyr listens on port 8731 by default [1]."
+MESSAGES = r"/channels/\d+/messages"
+
+
+class Client(TeambotClient):
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        pass  # discord.py waits 5 s before a second IDENTIFY; not against the fake
+
+    ready_count = 0
+
+    async def on_ready(self) -> None:
+        self.ready_count += 1
+
+
+@pytest.fixture
+def model() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(models=("local-model",)) as fake:
+        fake.always(Reply(ANSWER))
+        yield fake
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeDiscord]:
+    with FakeDiscord() as running, pointed_at(running):
+        running.add_member(ALICE, "alice")
+        yield running
+
+
+@pytest.fixture
+def bot(
+    fake: FakeDiscord, model: FakeOpenAI, tmp_path: Path, embedder: Embedder
+) -> Iterator[RunningClient]:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=f"sqlite:///{tmp_path / 'teambot.db'}",
+        data_dir=tmp_path / "data",
+        local_llm_base_url=model.base_url,
+        local_llm_model="local-model",
+        llm_route="local-only",
+        llm_total_timeout_seconds=10,
+        llm_max_retries=0,
+        discord_update_seconds=0.05,
+    )
+    runtime = Runtime(settings)
+    runtime.__dict__["embedder"] = embedder
+    ingest_folder(runtime.sessions, embedder, write_corpus(tmp_path / "docs"), name="zephyr")
+    running = RunningClient(Client(runtime, guild_ready_timeout=0.1))  # type: ignore[arg-type]
+    running.start()
+    fake.wait_for(lambda: running.client.ready_count)
+    yield running
+    running.stop()
+    runtime.close()
+
+
+def bot_messages(fake: FakeDiscord) -> list[dict[str, Any]]:
+    return [m for m in fake.messages(CHANNEL_ID) if m["author"]["id"] == str(BOT_USER_ID)]
+
+
+def finished(fake: FakeDiscord) -> list[dict[str, Any]]:
+    """Bot messages that carry the feedback buttons: finished answers."""
+    return [m for m in bot_messages(fake) if m.get("components")]
+
+
+def ask_by_mention(fake: FakeDiscord, text: str = "Which port does Zephyr listen on?",
+                   **options: Any) -> dict[str, Any]:  # fmt: skip
+    question = fake.message_create(CHANNEL_ID, f"{MENTION} {text}", ALICE, **options)
+    fake.dispatch("MESSAGE_CREATE", question)
+    return question
+
+
+def test_a_mention_gets_a_streamed_reply_with_sources_and_buttons(
+    fake: FakeDiscord, bot: RunningClient
+) -> None:
+    question = ask_by_mention(fake)
+
+    [answer] = fake.wait_for(lambda: finished(fake))
+    assert answer["content"] == ANSWER
+    assert answer["message_reference"]["message_id"] == question["id"]
+    assert answer["embeds"][0]["title"] == "Sources"
+    assert "[1] Network settings › Listening port" in answer["embeds"][0]["description"]
+    buttons = answer["components"][0]["components"]
+    assert [b["custom_id"].split(":")[2] for b in buttons] == ["up", "down"]
+    [post] = fake.calls_to("POST", MESSAGES)
+    assert post.json["content"] == "*Thinking…*"  # then edited into the answer
+
+
+def test_ask_command_defers_then_answers(fake: FakeDiscord, bot: RunningClient) -> None:
+    bot.run(bot.client.tree.sync())
+    interaction = fake.interaction_create_command(
+        "ask", {"question": "Which port does Zephyr listen on?"}, ALICE
+    )
+    fake.dispatch("INTERACTION_CREATE", interaction)
+
+    [answer] = fake.wait_for(lambda: finished(fake))
+    [callback] = fake.calls_to("POST", r"/interactions/\d+/[^/]+/callback")
+    assert callback.json["type"] == 5  # deferred at once
+    assert answer["content"] == ANSWER and answer["embeds"][0]["title"] == "Sources"
+
+
+def test_a_reply_to_an_answer_continues_the_conversation(
+    fake: FakeDiscord, bot: RunningClient, model: FakeOpenAI
+) -> None:
+    ask_by_mention(fake)
+    [first] = fake.wait_for(lambda: finished(fake))
+    model.always(Reply("Set ZEPHYR_PORT to change it [1]."))
+
+    follow = fake.message_create(CHANNEL_ID, "and how do I change it?", ALICE,
+                                 message_reference=first["id"])  # fmt: skip
+    fake.dispatch("MESSAGE_CREATE", follow)
+
+    answers = fake.wait_for(lambda: (a := finished(fake)) and len(a) == 2 and a)
+    assert answers[1]["content"] == "Set ZEPHYR_PORT to change it [1]."
+    messages = model.chat_requests()[-1]["messages"]
+    assert [m["role"] for m in messages[1:3]] == ["user", "assistant"]  # the chain's memory
+    assert messages[2]["content"] == ANSWER
+
+
+def test_unrelated_messages_and_bots_are_ignored(fake: FakeDiscord, bot: RunningClient) -> None:
+    fake.dispatch("MESSAGE_CREATE", fake.message_create(CHANNEL_ID, "lunch anyone?", ALICE))
+
+    time.sleep(0.5)
+    assert fake.calls_to("POST", MESSAGES) == []
+
+
+def test_a_long_answer_is_split_within_2000_characters(
+    fake: FakeDiscord, bot: RunningClient, model: FakeOpenAI
+) -> None:
+    long_answer = " ".join(["Zephyr retries failed jobs from its database."] * 120) + " [1]"
+    model.always(Reply(long_answer))
+    ask_by_mention(fake)
+
+    fake.wait_for(lambda: finished(fake))
+    parts = bot_messages(fake)
+    assert len(parts) >= 3 and all(len(p["content"]) <= 2000 for p in parts)
+    assert " ".join(p["content"] for p in parts).split() == long_answer.split()
+    assert parts[-1]["components"] and not parts[0].get("components")
+
+
+def test_a_button_click_stores_feedback(fake: FakeDiscord, bot: RunningClient) -> None:
+    ask_by_mention(fake)
+    [answer] = fake.wait_for(lambda: finished(fake))
+    up = answer["components"][0]["components"][0]["custom_id"]
+    assert up.startswith(FEEDBACK_PREFIX + "up:")
+
+    click = fake.interaction_create_component(up, ALICE, CHANNEL_ID, int(answer["id"]))
+    fake.dispatch("INTERACTION_CREATE", click)
+
+    fake.wait_for(lambda: fake.calls_to("POST", r"/interactions/\d+/[^/]+/callback"))
+    with bot.client.runtime.sessions() as session:
+        vote = session.scalars(select(Feedback)).one()
+        assert (vote.turn_id, vote.user_id, vote.value) == (int(up.split(":")[-1]), str(ALICE), 1)
+
+
+def test_a_gateway_drop_resumes_and_answers_nothing_twice(
+    fake: FakeDiscord, bot: RunningClient
+) -> None:
+    ask_by_mention(fake)
+    fake.wait_for(lambda: finished(fake))
+
+    fake.disconnect()
+    ask_by_mention(fake, "How do I restore a backup?")  # delivered after the RESUME
+
+    fake.wait_for(lambda: len(finished(fake)) == 2, timeout=20)
+    time.sleep(0.5)
+    assert len(finished(fake)) == 2
+    assert fake.resumes == 1 and fake.identifies == 1
+
+
+def test_a_failing_model_is_said_plainly(
+    fake: FakeDiscord, bot: RunningClient, model: FakeOpenAI
+) -> None:
+    model.always(Status(500))
+    ask_by_mention(fake)
+
+    [answer] = fake.wait_for(lambda: finished(fake))
+    assert answer["content"].startswith("The language models are unavailable right now")
