@@ -415,3 +415,16 @@ def test_a_channel_can_turn_off_answering_thread_replies_without_a_mention(
 
     time.sleep(0.5)
     assert len(final_answers(slack, "C9")) == 1
+
+
+def test_ask_can_answer_only_the_asker(start_bot: Any, slack: FakeSlack) -> None:
+    bot = start_bot(slack_ask_visibility="ephemeral")
+
+    response = bot.form(slash_command_form("/ask", "Which port does Zephyr listen on?", "C6",
+                                           "U4", slack.response_url()))  # fmt: skip
+
+    assert response.status_code == 200 and "Thinking" in response.text  # the ack itself
+    [reply] = slack.wait_for(lambda: slack.calls_to("response_url"))
+    assert reply.params["response_type"] == "ephemeral"
+    assert reply.params["blocks"][0]["text"]["text"] == ANSWER
+    assert slack.messages("C6") == []  # nothing posted for the channel to see
