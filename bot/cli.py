@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from bot import render
+from bot.admin import Actor, run_admin
 from bot.cli_llm import llm_app
 from bot.core import validate_question
 from bot.errors import BotError
@@ -329,6 +330,25 @@ def sources_list(ctx: typer.Context) -> None:
         typer.echo("No sources yet. Add one with `teambot ingest PATH` or run `teambot demo`.")
         return
     Console().print(render.sources_table(summaries))
+
+
+@app.command(
+    "admin",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+def admin_command(
+    ctx: typer.Context,
+    words: Annotated[
+        list[str] | None,
+        typer.Argument(help="An admin command line; `teambot admin help` lists them."),
+    ] = None,
+) -> None:
+    """Admin commands (sources, status, channel settings, stats, forget, admins), audited."""
+    result = run_admin(_runtime(ctx), Actor(CLI_PLATFORM, getpass.getuser()), words or [])
+    if not result.ok:
+        fail(result.text)
+    typer.echo(result.text)
 
 
 @db_app.command("upgrade")

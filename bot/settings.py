@@ -43,6 +43,14 @@ def default_cache_dir() -> Path:
     return Path(base) / "teambot"
 
 
+def split_platform_id(entry: str) -> tuple[str, str]:
+    """``" slack:U123 "`` → ``("slack", "U123")``: admins, users and channels are named so."""
+    platform, _, user = entry.strip().partition(":")
+    if not platform or not user:
+        raise ValueError(f"{entry.strip()!r} is not PLATFORM:USER_ID, e.g. slack:U123,cli:alice")
+    return platform.lower(), user
+
+
 class Settings(BaseSettings):
     """teambot's configuration. Field names map to upper-case environment variables."""
 
@@ -174,6 +182,12 @@ class Settings(BaseSettings):
     answer_workers: int = Field(
         default=32, ge=1, description="Questions a process answers at once."
     )
+    teambot_admins: str = Field(
+        default="",
+        validation_alias="TEAMBOT_ADMINS",
+        description="Comma-separated PLATFORM:USER_ID entries allowed to run admin commands, "
+        "e.g. slack:U123,discord:456 (more can be added with `admin admins add`).",
+    )
 
     @field_validator("llm_private_route", mode="before")
     @classmethod
@@ -195,6 +209,19 @@ class Settings(BaseSettings):
         parts = [p for p in value.replace(" ", "").split(",") if p]
         if not all(p.isdigit() for p in parts):
             raise ValueError("use comma-separated numeric guild ids, e.g. 123,456")
+        return value
+
+    @property
+    def admin_entries(self) -> list[tuple[str, str]]:
+        """TEAMBOT_ADMINS as (platform, user_id) pairs."""
+        return [split_platform_id(part) for part in self.teambot_admins.split(",") if part.strip()]
+
+    @field_validator("teambot_admins")
+    @classmethod
+    def _admins_aresplit_platform_ids(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                split_platform_id(part)
         return value
 
     def secret_values(self) -> list[str]:

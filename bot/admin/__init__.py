@@ -1,0 +1,9 @@
+"""Admin commands, the same on every platform: ``run_admin(deps, actor, argv)``.
+
+The terminal calls it with its argv; chat adapters with the message text.
+"""
+
+from bot.admin.access import Actor, AdminError
+from bot.admin.commands import COMMANDS, AdminDeps, AdminResult, help_text, run_admin
+
+__all__ = ["COMMANDS", "Actor", "AdminDeps", "AdminError", "AdminResult", "help_text", "run_admin"]

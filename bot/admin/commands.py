@@ -1,0 +1,346 @@
+"""The admin commands, one implementation for the terminal, Slack and Discord.
+
+Adapters only translate: they turn a chat message into an ``Actor`` and a
+word list (``shlex.split`` of the text after the command) and post
+``AdminResult.text`` back. ``run_admin`` checks permission, parses, runs and
+audits; each command is a small function from parsed words to plain text.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import render
+from bot.admin import access, activity, channel
+from bot.admin.access import Actor, AdminError
+from bot.admin.text import columns
+from bot.errors import BotError
+from bot.llm.router import ROUTES
+from bot.settings import Settings
+from knowledge import store
+from knowledge.crawl import CrawlLimits
+from knowledge.embed import TextEmbedder
+from knowledge.errors import KnowledgeError
+from knowledge.models import Chunk, Document, Source
+from knowledge.refresh import refresh
+from knowledge.sources import SourceSpec, add_source, remove_source
+
+REFUSED = (
+    "Only teambot admins can run admin commands; "
+    "ask an admin to add you with `admin admins add PLATFORM:USER`."
+)
+HELP_WORDS = ("help", "--help", "-h")
+MAX_DAYS = 90
+
+
+class AdminDeps(Protocol):
+    """What the commands use; ``bot.runtime.Runtime`` is one."""
+
+    settings: Settings
+
+    @property
+    def sessions(self) -> sessionmaker[Session]: ...
+
+    @property
+    def embedder(self) -> TextEmbedder: ...
+
+    @property
+    def crawl_limits(self) -> CrawlLimits: ...
+
+
+@dataclass(frozen=True)
+class AdminResult:
+    ok: bool
+    text: str
+
+
+@dataclass(frozen=True)
+class Args:
+    words: list[str]
+    options: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[AdminDeps, Actor, Args], str]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    usage: str
+    run: Handler
+    words: tuple[int, int]  # least and most positional words
+    options: tuple[str, ...] = ()
+
+
+def run_admin(
+    deps: AdminDeps, actor: Actor, argv: list[str] | str, *, platform_admin: bool = False
+) -> AdminResult:
+    """Run one admin command line (words, or chat text to shlex-split) for ``actor``.
+
+    ``platform_admin``: the platform vouches for the actor (Discord's Manage Server
+    permission). Every run is audited: refused, failed or done."""
+    try:
+        words = shlex.split(argv) if isinstance(argv, str) else list(argv)
+    except ValueError as exc:  # an unclosed quote in chat text
+        words, unparsable = [argv] if isinstance(argv, str) else [], str(exc)
+    else:
+        unparsable = ""
+    command = find_command(words)
+    name = command.name if command else " ".join(words[:2]) or "help"
+    with deps.sessions() as session:
+        configured = access.configured_admins(deps.settings.admin_entries)
+        allowed = platform_admin or access.is_admin(session, actor, configured)
+    if not allowed:
+        result, outcome = AdminResult(False, REFUSED), "refused: not an admin"
+    elif unparsable:
+        result = AdminResult(False, f"Cannot read the command: {unparsable}.")
+        outcome = f"error: {result.text}"
+    else:
+        try:
+            result = _execute(deps, actor, command, words)
+        except Exception as exc:  # unexpected: audited, then the caller reports it
+            _audit(deps, actor, name, words, f"failed: {type(exc).__name__}: {exc}")
+            raise
+        outcome = "ok" if result.ok else f"error: {result.text.splitlines()[0]}"
+    _audit(deps, actor, name, words, outcome)
+    return result
+
+
+def _audit(deps: AdminDeps, actor: Actor, name: str, words: list[str], outcome: str) -> None:
+    with deps.sessions.begin() as session:
+        access.audit(session, actor, name, {"argv": words}, outcome)
+
+
+def find_command(words: list[str]) -> Command | None:
+    """The command the first one or two words name, or None."""
+    return COMMANDS.get(" ".join(words[:2])) or COMMANDS.get(" ".join(words[:1]))
+
+
+def help_text() -> str:
+    return "Admin commands:\n" + "\n".join(f"  {c.usage}" for c in COMMANDS.values())
+
+
+def _execute(
+    deps: AdminDeps, actor: Actor, command: Command | None, words: list[str]
+) -> AdminResult:
+    if command is None:
+        if not words or words[0] in HELP_WORDS:
+            return AdminResult(True, help_text())
+        return AdminResult(False, f"Unknown admin command {' '.join(words[:2])!r}.\n{help_text()}")
+    try:
+        args = parse_args(command, words[len(command.name.split()) :])
+        return AdminResult(True, command.run(deps, actor, args))
+    except (AdminError, KnowledgeError, BotError) as exc:
+        return AdminResult(False, str(exc))
+
+
+def parse_args(command: Command, words: list[str]) -> Args:
+    """Split words into positionals and ``--option VALUE`` pairs; AdminError with the usage."""
+    usage = AdminError(f"Usage: admin {command.usage}")
+    positional: list[str] = []
+    options: dict[str, str] = {}
+    rest = iter(words)
+    for word in rest:
+        if not word.startswith("--"):
+            positional.append(word)
+            continue
+        key, has_value, value = word[2:].partition("=")
+        if key not in command.options:
+            raise usage
+        if not has_value:
+            value = next(rest, "")
+        if not value:
+            raise usage
+        options[key] = value
+    least, most = command.words
+    if not least <= len(positional) <= most:
+        raise usage
+    return Args(positional, options)
+
+
+# --- sources and status ----------------------------------------------------------------------
+
+
+def sources_list(deps: AdminDeps, actor: Actor, args: Args) -> str:
+    """Each source with its size and last run, so an admin sees what teambot knows."""
+    with deps.sessions() as session:
+        summaries = store.source_summaries(session)
+    if not summaries:
+        return "No sources yet. Add one with `admin sources add URL --name NAME`."
+    header = ("name", "kind", "documents", "chunks", "last run", "location")
+    rows = [
+        (s.name, s.kind, str(s.documents), str(s.chunks), _last_run(s.last_run), s.location)
+        for s in summaries
+    ]
+    return "Sources:\n" + columns([header, *rows])
+
+
+def _last_run(run: Any) -> str:
+    if run is None:
+        return "never"
+    return f"{run.started_at:%Y-%m-%d %H:%M} {run.status}"
+
+
+def sources_add(deps: AdminDeps, actor: Actor, args: Args) -> str:
+    """Register a source (checked by knowledge.sources like `teambot sources add`)."""
+    spec = SourceSpec(
+        name=args.options.get("name", ""),
+        location=args.words[0],
+        every=args.options.get("every"),
+    )
+    if not spec.name:
+        raise AdminError("Give the source a name: admin sources add URL --name NAME.")
+    with deps.sessions.begin() as session:
+        source = add_source(session, spec)
+        kind, where = source.kind, source.location
+    return (
+        f"Added {kind} source {spec.name!r} at {where}. "
+        f"Index it with `admin sources refresh {spec.name}`."
+    )
+
+
+def sources_remove(deps: AdminDeps, actor: Actor, args: Args) -> str:
+    with deps.sessions.begin() as session:
+        documents = remove_source(session, args.words[0])
+    return f"Removed source {args.words[0]!r} and its {documents} documents."
+
+
+def sources_refresh(deps: AdminDeps, actor: Actor, args: Args) -> str:
+    """Refresh in this process for now; the worker will take the run when it is wired."""
+    report = refresh(deps.sessions, deps.embedder, args.words[0], limits=deps.crawl_limits)
+    return render.refresh_summary(report)
+
+
+def status(deps: AdminDeps, actor: Actor, args: Args) -> str:
+    """Index size and revision, then each source's last run with its counts and errors."""
+    with deps.sessions() as session:
+        documents = session.scalar(select(func.count(Document.id))) or 0
+        chunks = session.scalar(select(func.count(Chunk.id))) or 0
+        revision = store.index_revision(session)
+        sources = session.scalar(select(func.count(Source.id))) or 0
+        summaries = store.source_summaries(session)
+    lines = [
+        f"Index: {sources} sources, {documents} documents, {chunks} chunks, revision {revision}."
+    ]
+    for s in summaries:
+        lines.append(f"{s.name} ({s.kind}): {s.documents} documents, {s.chunks} chunks")
+        lines += _run_lines(s.last_run)
+    return "\n".join(lines)
+
+
+def _run_lines(run: Any) -> list[str]:
+    if run is None:
+        return ["  last run: never"]
+    c = run.counts
+    counts = ", ".join(
+        f"{c.get(f'pages_{k}', 0)} {k}" for k in ("seen", "new", "changed", "removed", "failed")
+    )
+    lines = [
+        f"  last run: {_last_run(run)} — {counts}; {c.get('chunks_embedded', 0)} chunks embedded"
+    ]
+    lines += [f"  error: {e.get('url') or '(run)'}: {e.get('error')}" for e in run.errors[:5]]
+    if len(run.errors) > 5:
+        lines.append(f"  … and {len(run.errors) - 5} more errors")
+    return lines
+
+
+# --- channels --------------------------------------------------------------------------------
+
+
+def channel_show(deps: AdminDeps, actor: Actor, args: Args) -> str:
+    where = access.parse_actor(args.words[0], channel.SHAPE)
+    with deps.sessions() as session:
+        return channel.show(session, where)
+
+
+def channel_set(deps: AdminDeps, actor: Actor, args: Args) -> str:
+    where = access.parse_actor(args.words[0], channel.SHAPE)
+    with deps.sessions.begin() as session:
+        return "Saved.\n" + channel.update(session, where, args.words[1:], by=actor)
+
+
+# --- people ----------------------------------------------------------------------------------
+
+
+def stats(deps: AdminDeps, actor: Actor, args: Args) -> str:
+    days = args.options.get("days", "7")
+    if not days.isdigit() or not 1 <= int(days) <= MAX_DAYS:
+        raise AdminError(f"--days {days}: use a whole number of days from 1 to {MAX_DAYS}.")
+    return activity.stats_text(deps.sessions, int(days))
+
+
+def forget(deps: AdminDeps, actor: Actor, args: Args) -> str:
+    """Erase a person's questions, the answers to them and their votes (on request)."""
+    who = access.parse_actor(args.words[0])
+    gone = activity.forget_user(deps.sessions, who.platform, who.user_id)
+    return (
+        f"Forgot {who}: {gone.questions} questions, {gone.answers} answers, "
+        f"{gone.votes} feedback votes, {gone.conversations} emptied conversations."
+    )
+
+
+def admins_list(deps: AdminDeps, actor: Actor, args: Args) -> str:
+    configured = access.configured_admins(deps.settings.admin_entries)
+    rows = [(str(a), "TEAMBOT_ADMINS") for a in sorted(configured, key=str)]
+    with deps.sessions() as session:
+        rows += [
+            (
+                f"{a.platform}:{a.user_id}",
+                f"added by {a.added_by or '?'} on {a.created_at:%Y-%m-%d}",
+            )
+            for a in access.table_admins(session)
+        ]
+    listed = "Admins:\n" + columns(rows) if rows else "No admins yet."
+    return listed + "\nThe terminal (`teambot admin`) is always allowed."
+
+
+def admins_add(deps: AdminDeps, actor: Actor, args: Args) -> str:
+    who = access.parse_actor(args.words[0])
+    with deps.sessions.begin() as session:
+        added = access.add_admin(session, who, added_by=actor)
+    return f"{who} is now an admin." if added else f"{who} is already an admin."
+
+
+def admins_remove(deps: AdminDeps, actor: Actor, args: Args) -> str:
+    who = access.parse_actor(args.words[0])
+    with deps.sessions.begin() as session:
+        removed = access.remove_admin(session, who)
+    if who in access.configured_admins(deps.settings.admin_entries):
+        raise AdminError(f"{who} is set in TEAMBOT_ADMINS; remove it there and restart teambot.")
+    if not removed:
+        raise AdminError(f"{who} is not an admin; see `admin admins list`.")
+    return f"{who} is no longer an admin."
+
+
+COMMANDS: dict[str, Command] = {
+    c.name: c
+    for c in (
+        Command("sources list", "sources list", sources_list, (0, 0)),
+        Command(
+            "sources add", "sources add URL --name NAME [--every 6h]", sources_add, (1, 1),
+            ("name", "every"),
+        ),
+        Command("sources remove", "sources remove NAME", sources_remove, (1, 1)),
+        Command("sources refresh", "sources refresh NAME", sources_refresh, (1, 1)),
+        Command("status", "status", status, (0, 0)),
+        Command("channel show", "channel show PLATFORM:CHANNEL", channel_show, (1, 1)),
+        Command(
+            "channel set",
+            "channel set PLATFORM:CHANNEL KEY=VALUE...\n"
+            f"    KEY=VALUE: sources=NAME,NAME|all  route={'|'.join(ROUTES)}\n"
+            "    persona=TEXT  follow_threads=on|off  (KEY=default restores the global setting)",
+            channel_set, (2, 5),
+        ),
+        Command("stats", "stats [--days 7]", stats, (0, 0), ("days",)),
+        Command("forget", "forget PLATFORM:USER", forget, (1, 1)),
+        Command("admins list", "admins list", admins_list, (0, 0)),
+        Command("admins add", "admins add PLATFORM:USER", admins_add, (1, 1)),
+        Command("admins remove", "admins remove PLATFORM:USER", admins_remove, (1, 1)),
+    )
+}  # fmt: skip
