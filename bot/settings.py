@@ -174,6 +174,10 @@ class Settings(BaseSettings):
     discord_guild_ids: str = Field(
         default="", description="Comma-separated guild ids to sync /ask to at once (optional)."
     )
+    discord_admin_role: str = Field(
+        default="",
+        description="A role (name or id) whose members may run /admin, like Manage Server.",
+    )
     discord_api_url: str = Field(default="https://discord.com/api/v10")
     discord_gateway_url: str = Field(default="wss://gateway.discord.gg/")
     discord_update_seconds: float = Field(

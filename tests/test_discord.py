@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.discord.app import FEEDBACK_PREFIX, TeambotClient
-from bot.models import Feedback
+from bot.models import AuditEntry, Feedback
 from bot.runtime import Runtime
 from bot.settings import Settings
 from knowledge.embed import Embedder
@@ -21,6 +21,7 @@ from tests.corpus import write_corpus
 from tests.fakes.discord import (
     BOT_USER_ID,
     CHANNEL_ID,
+    MANAGE_GUILD,
     FakeDiscord,
     pointed_at,
 )
@@ -28,6 +29,7 @@ from tests.fakes.openai_server import FakeOpenAI, Reply, Status
 from tests.test_fake_discord import RunningClient
 
 ALICE = 1_300_000_000_000_000_001
+MIA = 1_300_000_000_000_000_002  # has Manage Server
 MENTION = f"<@{BOT_USER_ID}>"
 ANSWER = "Zephyr listens on port 8731 by default [1]."
 MESSAGES = r"/channels/\d+/messages"
@@ -205,3 +207,30 @@ def test_a_failing_model_is_said_plainly(
 
     [answer] = fake.wait_for(lambda: finished(fake))
     assert answer["content"].startswith("The language models are unavailable right now")
+
+
+def test_admin_is_refused_to_members_and_run_and_audited_for_managers(
+    fake: FakeDiscord, bot: RunningClient
+) -> None:
+    fake.add_member(MIA, "mia", manage_guild=True)
+    bot.run(bot.client.tree.sync())
+    [admin] = [c for c in fake.commands() if c["name"] == "admin"]
+    assert int(admin["default_member_permissions"]) == MANAGE_GUILD  # hidden from members
+
+    for user in (ALICE, MIA):
+        status = fake.interaction_create_command("admin", {"command": "status"}, user)
+        fake.dispatch("INTERACTION_CREATE", status)
+    replies = fake.wait_for(
+        lambda: (r := fake.calls_to("POST", r"/webhooks/\d+/[^/]+")) and len(r) == 2 and r
+    )
+
+    texts = sorted(r.json["content"] for r in replies)
+    assert any(t.startswith("```\nOnly teambot admins can run admin commands") for t in texts)
+    assert any("Sources: 1" in t or "sources" in t.lower() for t in texts if "Only" not in t)
+    assert all(r.json["flags"] & 64 for r in replies)  # ephemeral
+    with bot.client.runtime.sessions() as session:
+        audit = session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+        assert {(a.user_id, a.command, a.outcome.split(":")[0]) for a in audit} == {
+            (str(ALICE), "status", "refused"),
+            (str(MIA), "status", "ok"),
+        }

@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from sqlalchemy import select
 
-from bot.models import ChannelSetting, Feedback
+from bot.models import AuditEntry, ChannelSetting, Feedback
 from bot.runtime import Runtime
 from bot.serve import asgi_app
 from bot.settings import Settings
@@ -428,3 +428,25 @@ def test_ask_can_answer_only_the_asker(start_bot: Any, slack: FakeSlack) -> None
     assert reply.params["response_type"] == "ephemeral"
     assert reply.params["blocks"][0]["text"]["text"] == ANSWER
     assert slack.messages("C6") == []  # nothing posted for the channel to see
+
+
+def test_admin_commands_by_mention_and_slash_command_are_checked_and_audited(
+    start_bot: Any, slack: FakeSlack
+) -> None:
+    bot = start_bot(teambot_admins="slack:UADMIN")
+
+    bot.event(mention("admin status", user="UNOBODY"))
+    bot.form(slash_command_form("/teambot", "admin channel show slack:C1", "C1", "UADMIN",
+                                slack.response_url()))  # fmt: skip
+
+    refused = slack.wait_for(lambda: [m for m in slack.messages("C1") if "Only" in m["text"]])
+    assert refused[0]["text"].startswith("```\nOnly teambot admins can run admin commands")
+    [shown] = slack.wait_for(lambda: slack.calls_to("response_url"))
+    assert shown.params["response_type"] == "ephemeral" and "slack:C1" in shown.params["text"]
+    with bot.runtime.sessions() as session:
+        audit = session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+        assert sorted((a.user_id, a.command, a.outcome.split(":")[0]) for a in audit) == [
+            ("UADMIN", "channel show", "ok"),
+            ("UNOBODY", "status", "refused"),
+        ]
+    assert slack.calls_to("reactions.add") == []  # no question was answered

@@ -20,6 +20,7 @@ import discord
 import yarl
 from discord import app_commands
 
+from bot.admin import Actor, run_admin
 from bot.errors import SettingsError, user_message
 from bot.feedback import record_feedback
 from bot.runtime import Runtime
@@ -60,6 +61,12 @@ class TeambotClient(discord.Client):
         @app_commands.describe(question="What you want to know")
         async def ask(interaction: discord.Interaction, question: str) -> None:
             await self.on_ask(interaction, question)
+
+        @self.tree.command(name="admin", description="teambot admin commands (try: help)")
+        @app_commands.describe(command="e.g. status, sources list, channel show discord:123")
+        @app_commands.default_permissions(manage_guild=True)  # shown to Manage Server by default
+        async def admin(interaction: discord.Interaction, command: str) -> None:
+            await self.on_admin(interaction, command)
 
     async def setup_hook(self) -> None:
         """Sync /ask: to the configured guilds at once, else globally (Discord may take an hour
@@ -113,6 +120,33 @@ class TeambotClient(discord.Client):
             await interaction.followup.send(content, **extra)
 
         await self._answer(question, edit, send)
+
+    async def on_admin(self, interaction: discord.Interaction, command: str) -> None:
+        """Run an admin command for Manage Server members, the DISCORD_ADMIN_ROLE and teambot's
+        own admins (others are refused by run_admin, and audited); the reply is ephemeral."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        actor = Actor(PLATFORM, str(interaction.user.id))
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(
+                self._workers,
+                lambda: run_admin(self.runtime, actor, command,
+                                  platform_admin=self._is_server_admin(interaction)),
+            )  # fmt: skip
+            text = f"```\n{result.text}\n```"
+        except Exception as exc:
+            log.exception("admin command %r failed", command)
+            text = user_message(exc)
+        for piece in split_message(text, MESSAGE_CHARS):
+            await interaction.followup.send(piece, ephemeral=True)
+
+    def _is_server_admin(self, interaction: discord.Interaction) -> bool:
+        if interaction.guild_id is None:
+            return False  # a DM vouches for nothing
+        if interaction.permissions.manage_guild:
+            return True
+        role = self.settings.discord_admin_role
+        roles = getattr(interaction.user, "roles", [])
+        return bool(role) and any(role in (r.name, str(r.id)) for r in roles)
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         custom_id = (interaction.data or {}).get("custom_id", "")

@@ -10,6 +10,8 @@ replicas never answer twice. Where teambot answers:
 - a reply in a thread teambot answered (no mention needed; SLACK_FOLLOW_THREADS);
 - a direct message: in the DM;
 - ``/ask QUESTION``: in the channel (or only to the asker: SLACK_ASK_VISIBILITY).
+
+``@teambot admin …`` and ``/teambot admin …`` run the admin commands (bot.admin).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import select
 
+from bot.admin import Actor, run_admin
 from bot.channels import channel_prefs
 from bot.dedupe import claim_event
 from bot.errors import user_message
@@ -45,6 +48,14 @@ PRIVATE_CHANNEL_TYPES = ("im", "mpim", "group")
 # Message subtypes that are people writing; edits, joins, bot posts and the like are not.
 HUMAN_SUBTYPES = (None, "file_share", "thread_broadcast")
 _MENTION = re.compile(r"<@[A-Z0-9]+>")
+
+
+def _admin_command(text: str) -> str | None:
+    """The admin command line in ``admin sources list``-style text, or None if it is not one."""
+    words = text.strip().split(maxsplit=1)
+    if not words or words[0].lower() != "admin":
+        return None
+    return words[1] if len(words) > 1 else "help"
 
 
 def make_client(runtime: Runtime) -> WebClient:
@@ -71,6 +82,7 @@ def build_app(runtime: Runtime, client: WebClient | None = None) -> App:
     app.event("app_mention")(slack.on_mention)
     app.event("message")(slack.on_message)
     app.command("/ask")(slack.on_ask)
+    app.command("/teambot")(slack.on_teambot)
     app.action(render.FEEDBACK_UP)(slack.on_feedback)
     app.action(render.FEEDBACK_DOWN)(slack.on_feedback)
     return app
@@ -89,6 +101,11 @@ class SlackAdapter:
         if not self._first_delivery(body):
             return
         thread = event.get("thread_ts") or event["ts"]
+        command = _admin_command(_MENTION.sub("", event.get("text", "")))
+        if command is not None:
+            result = self._admin(event.get("user", ""), command)
+            client.chat_postMessage(channel=event["channel"], thread_ts=thread, text=result)
+            return
         question = self._question(event, thread, client, context.bot_user_id)
         self._answer(client, question, event["channel"], thread, react_to=event["ts"])
 
@@ -131,6 +148,25 @@ class SlackAdapter:
         posted = client.chat_postMessage(channel=channel, text=f"<@{user}> asked: {text}")
         thread = posted["ts"]
         self._answer(client, Question(PLATFORM, channel, thread, user, text), channel, thread)
+
+    def on_teambot(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
+        """``/teambot admin …``: the admin commands, answered to the admin only."""
+        admin = _admin_command(command.get("text", ""))
+        if admin is None:
+            ack("Usage: `/teambot admin COMMAND` (try `/teambot admin help`); "
+                "to ask a question, use `/ask`.")  # fmt: skip
+            return
+        ack()
+        respond(text=self._admin(command["user_id"], admin), response_type="ephemeral")
+
+    def _admin(self, user: str, command: str) -> str:
+        """Run an admin command line for a Slack user; the reply text (refusals included)."""
+        try:
+            result = run_admin(self.runtime, Actor(PLATFORM, user), command)
+        except Exception as exc:
+            log.exception("admin command %r failed", command)
+            return user_message(exc)
+        return f"```\n{result.text}\n```"
 
     def on_feedback(self, ack: Any, body: dict[str, Any], action: dict[str, Any],
                     client: WebClient) -> None:  # fmt: skip
