@@ -234,3 +234,15 @@ def test_admin_is_refused_to_members_and_run_and_audited_for_managers(
             (str(ALICE), "status", "refused"),
             (str(MIA), "status", "ok"),
         }
+
+
+def test_a_rate_limited_reply_is_sent_after_retry_after(
+    fake: FakeDiscord, bot: RunningClient
+) -> None:
+    fake.fail_next("POST", MESSAGES, retry_after=0.5)
+    ask_by_mention(fake)
+
+    [answer] = fake.wait_for(lambda: finished(fake))
+    posts = fake.calls_to("POST", MESSAGES)
+    assert [p.status for p in posts] == [429, 200]
+    assert posts[1].at - posts[0].at >= 0.5 and answer["content"] == ANSWER
