@@ -18,6 +18,7 @@ from typing import Any
 
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
+from sqlalchemy import text
 
 from bot.errors import SettingsError
 from bot.runtime import Runtime
@@ -32,8 +33,22 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def asgi_app(slack: App) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    """An ASGI app: Slack's endpoint and a health check, 404 for anything else."""
+def health(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
+    """Whether this process can answer: the database answers and the index is loaded."""
+    try:
+        with runtime.sessions() as session:
+            session.execute(text("SELECT 1"))
+        chunks = runtime.retriever.indexed_chunks()
+    except Exception as exc:  # any failure is the answer to "are you healthy?"
+        return False, {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return True, {"ok": True, "database": "ok", "chunks": chunks}
+
+
+def asgi_app(
+    slack: App, check: Callable[[], tuple[bool, dict[str, Any]]] | None = None
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """An ASGI app: Slack's endpoint and a health check (``check``; always healthy without
+    one), 404 for anything else."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -45,7 +60,8 @@ def asgi_app(slack: App) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
             return
         method, path = scope["method"], scope["path"]
         if path == "/healthz" and method == "GET":
-            await _respond(send, 200, json.dumps({"ok": True}), "application/json")
+            healthy, report = await asyncio.to_thread(check) if check else (True, {"ok": True})
+            await _respond(send, 200 if healthy else 503, json.dumps(report), "application/json")
         elif path == SLACK_PATH and method == "POST":
             body = await _body(receive)
             if body is None:
@@ -109,7 +125,8 @@ def run_slack(runtime: Runtime) -> None:
     import uvicorn
 
     log.info("Slack: HTTP events at http://%s:%d%s", settings.host, settings.port, SLACK_PATH)
-    uvicorn.run(asgi_app(slack), host=settings.host, port=settings.port, log_level="warning")
+    app = asgi_app(slack, lambda: health(runtime))
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
 
 
 async def _body(receive: Receive) -> bytes | None:

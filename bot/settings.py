@@ -87,6 +87,12 @@ class Settings(BaseSettings):
         default=0.25, description="Cosine similarity below which a passage is not used."
     )
     max_question_chars: int = Field(default=4000, ge=1)
+    retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias="TEAMBOT_RETENTION_DAYS",
+        description="Forget conversations idle and feedback older than this; unset: keep.",
+    )
     refresh_interval_minutes: int = Field(
         default=360, ge=1, description="How often the worker re-ingests each source."
     )
@@ -193,7 +199,7 @@ class Settings(BaseSettings):
         "e.g. slack:U123,discord:456 (more can be added with `admin admins add`).",
     )
 
-    @field_validator("llm_private_route", mode="before")
+    @field_validator("llm_private_route", "retention_days", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value

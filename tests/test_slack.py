@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from bot.models import AuditEntry, ChannelSetting, Feedback
 from bot.runtime import Runtime
-from bot.serve import asgi_app
+from bot.serve import asgi_app, health
 from bot.settings import Settings
 from bot.slack import render
 from bot.slack.app import build_app
@@ -93,7 +93,8 @@ class Bot:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        config = uvicorn.Config(asgi_app(self.app), host="127.0.0.1", port=self.port,
+        config = uvicorn.Config(asgi_app(self.app, lambda: health(runtime)), host="127.0.0.1",
+                                port=self.port,
                                 log_level="warning", lifespan="off")  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -396,9 +397,15 @@ def test_socket_mode_events_are_answered(
         handler.close()
 
 
-def test_health_check_answers(bot: Bot) -> None:
+def test_health_check_reports_the_database_and_the_index(bot: Bot) -> None:
     response = httpx.get(f"http://127.0.0.1:{bot.port}/healthz")
-    assert response.status_code == 200 and response.json() == {"ok": True}
+    assert response.status_code == 200
+    assert response.json() == {"ok": True, "database": "ok", "chunks": 8}
+
+    bot.runtime.engine.dispose()
+    bot.runtime.__dict__["sessions"] = lambda: (_ for _ in ()).throw(RuntimeError("db down"))
+    broken = httpx.get(f"http://127.0.0.1:{bot.port}/healthz")
+    assert broken.status_code == 503 and broken.json()["ok"] is False
 
 
 def test_a_channel_can_turn_off_answering_thread_replies_without_a_mention(

@@ -5,7 +5,8 @@ A source's schedule is ``every <seconds>`` or ``cron <expression>`` (set by
 Sources added, changed or removed while the worker runs are picked up within
 ``RESCAN_MINUTES``. A failing refresh is logged and retried at the next run;
 it never stops the worker. Two workers never refresh one source at once: the
-refresh takes the source's lease in the database.
+refresh takes the source's lease in the database. Once a day it forgets what
+is older than TEAMBOT_RETENTION_DAYS (bot/retention.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
+from bot.retention import forget_expired
 from bot.runtime import Runtime
 from knowledge.errors import KnowledgeError
 from knowledge.lease import SourceBusyError
@@ -29,6 +31,7 @@ from knowledge.refresh import refresh
 log = logging.getLogger(__name__)
 
 RESCAN_MINUTES = 1
+RETENTION_HOURS = 24
 JOB_PREFIX = "refresh:"
 
 
@@ -50,6 +53,15 @@ def _refresh(runtime: Runtime, name: str) -> None:
         log.error("refresh of %s failed: %s", name, exc)
     else:
         log.info("refreshed %s: %s", name, report.counts())
+
+
+def _forget_expired(runtime: Runtime) -> None:
+    days = runtime.settings.retention_days
+    log.info(
+        "retention (%s): %s",
+        f"{days} days" if days else "keep",
+        forget_expired(runtime.sessions, days),
+    )
 
 
 def sync_jobs(scheduler: BaseScheduler, runtime: Runtime) -> None:
@@ -100,6 +112,15 @@ def run_forever(runtime: Runtime) -> None:
         minutes=RESCAN_MINUTES,
         next_run_time=datetime.now(UTC),
         id="sync-jobs",
+    )
+    scheduler.add_job(
+        _forget_expired,
+        "interval",
+        args=(runtime,),
+        hours=RETENTION_HOURS,
+        next_run_time=datetime.now(UTC),
+        id="retention",
+        coalesce=True,
     )
     log.info("worker started; Ctrl-C stops it")
     try:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import render
+from bot import render, retention
 from bot.admin import access, activity, channel
 from bot.admin.access import Actor, AdminError
 from bot.admin.text import columns
@@ -225,8 +225,16 @@ def status(deps: AdminDeps, actor: Actor, args: Args) -> str:
         revision = store.index_revision(session)
         sources = session.scalar(select(func.count(Source.id))) or 0
         summaries = store.source_summaries(session)
+        forgotten = retention.last_run(session)
+        kept = deps.settings.retention_days
     lines = [
-        f"Index: {sources} sources, {documents} documents, {chunks} chunks, revision {revision}."
+        f"Index: {sources} sources, {documents} documents, {chunks} chunks, revision {revision}.",
+        f"Retention: {f'{kept} days' if kept else 'keep everything'}; last run: "
+        + (
+            f"{forgotten.created_at:%Y-%m-%d %H:%M} UTC, {forgotten.outcome}"
+            if forgotten
+            else "never"
+        ),
     ]
     for s in summaries:
         lines.append(f"{s.name} ({s.kind}): {s.documents} documents, {s.chunks} chunks")
