@@ -28,6 +28,7 @@ from bot.llm.prompt import (
 from bot.llm.provider import ProviderConfig
 from bot.llm.router import Outcome, Plan, Router
 from bot.memory import ConversationMemory, PastTurn
+from bot.metrics import Metrics
 from bot.types import Answer, AnswerEvent, Citation, Delta, Question, Restart
 from knowledge.search import Method, Retriever
 from knowledge.types import ScoredChunk
@@ -48,8 +49,10 @@ class Assistant:
         min_relevance: float,
         max_question_chars: int,
         method: Method = "hybrid",
+        metrics: Metrics | None = None,
     ) -> None:
         self._memory = memory
+        self._metrics = metrics
         self._retriever = retriever
         self.router = router
         self._top_k = top_k
@@ -125,6 +128,8 @@ class Assistant:
             rewrite=rewrite,
         )
         turn_id = self._memory.record(question, answer, first_token_ms=outcome.first_token_ms)
+        if self._metrics is not None:
+            self._metrics.answered(question.platform, answer.provider, timings["total"] / 1000)
         yield replace(answer, turn_id=turn_id)
 
     def _search_query(self, text: str, history: list[PastTurn], plan: Plan) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core import Assistant
 from bot.llm import Router, build_router
 from bot.memory import ConversationMemory
+from bot.metrics import Metrics
 from bot.settings import Settings
 from knowledge.crawl import CrawlLimits
 from knowledge.db import ensure_schema, make_engine, make_session_factory
@@ -56,8 +57,12 @@ class Runtime:
         return Retriever(self.sessions, self.embedder, index)
 
     @cached_property
+    def metrics(self) -> Metrics:
+        return Metrics(self.sessions)
+
+    @cached_property
     def router(self) -> Router:
-        return build_router(self.settings, self.sessions)
+        return build_router(self.settings, self.sessions, on_error=self.metrics.llm_error)
 
     @cached_property
     def assistant(self) -> Assistant:
@@ -69,6 +74,7 @@ class Runtime:
             min_relevance=self.settings.min_relevance,
             max_question_chars=self.settings.max_question_chars,
             method=self.settings.retrieval_method,
+            metrics=self.metrics,
         )
 
     @property

@@ -2,7 +2,8 @@
 Discord (a gateway client on a thread of its own) when their tokens are set.
 
 HTTP mode serves ``POST /slack/events`` (events, slash commands and button clicks;
-bolt checks Slack's signature) and ``GET /healthz`` on TEAMBOT_HOST:TEAMBOT_PORT.
+bolt checks Slack's signature), ``GET /healthz`` and ``GET /metrics`` (Prometheus)
+on TEAMBOT_HOST:TEAMBOT_PORT.
 Bolt's dispatch runs in a worker thread so one slow request never stalls the
 event loop; the answer itself runs on bolt's listener pool after the ack.
 """
@@ -21,6 +22,7 @@ from slack_bolt.request import BoltRequest
 from sqlalchemy import text
 
 from bot.errors import SettingsError
+from bot.metrics import CONTENT_TYPE
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -45,10 +47,12 @@ def health(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
 
 
 def asgi_app(
-    slack: App, check: Callable[[], tuple[bool, dict[str, Any]]] | None = None
+    slack: App,
+    check: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
+    metrics: Callable[[], bytes] | None = None,
 ) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    """An ASGI app: Slack's endpoint and a health check (``check``; always healthy without
-    one), 404 for anything else."""
+    """An ASGI app: Slack's endpoint, a health check (``check``; always healthy without one)
+    and Prometheus metrics (``metrics``), 404 for anything else."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -62,6 +66,9 @@ def asgi_app(
         if path == "/healthz" and method == "GET":
             healthy, report = await asyncio.to_thread(check) if check else (True, {"ok": True})
             await _respond(send, 200 if healthy else 503, json.dumps(report), "application/json")
+        elif path == "/metrics" and method == "GET" and metrics is not None:
+            body = (await asyncio.to_thread(metrics)).decode("utf-8")
+            await _respond(send, 200, body, CONTENT_TYPE)
         elif path == SLACK_PATH and method == "POST":
             body = await _body(receive)
             if body is None:
@@ -125,7 +132,7 @@ def run_slack(runtime: Runtime) -> None:
     import uvicorn
 
     log.info("Slack: HTTP events at http://%s:%d%s", settings.host, settings.port, SLACK_PATH)
-    app = asgi_app(slack, lambda: health(runtime))
+    app = asgi_app(slack, lambda: health(runtime), runtime.metrics.render)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
 
 

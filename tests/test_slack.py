@@ -93,8 +93,8 @@ class Bot:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        config = uvicorn.Config(asgi_app(self.app, lambda: health(runtime)), host="127.0.0.1",
-                                port=self.port,
+        app = asgi_app(self.app, lambda: health(runtime), runtime.metrics.render)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                 log_level="warning", lifespan="off")  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -457,3 +457,25 @@ def test_admin_commands_by_mention_and_slash_command_are_checked_and_audited(
             ("UNOBODY", "status", "refused"),
         ]
     assert slack.calls_to("reactions.add") == []  # no question was answered
+
+
+def test_metrics_count_questions_latency_model_errors_and_the_knowledge_base(
+    bot: Bot, slack: FakeSlack, model: FakeOpenAI
+) -> None:
+    bot.event(mention())
+    wait_for_answers(slack, "C1")
+    model.always(Status(500))
+    bot.event(mention(channel="C2"))
+    wait_for_answers(slack, "C2")
+
+    metrics = httpx.get(f"http://127.0.0.1:{bot.port}/metrics")
+
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+    lines = set(metrics.text.splitlines())
+    assert 'teambot_questions_total{platform="slack",provider="local"} 1.0' in lines
+    assert 'teambot_questions_total{platform="slack",provider="extractive"} 1.0' in lines
+    assert 'teambot_llm_errors_total{kind="server",provider="local"} 1.0' in lines
+    assert 'teambot_knowledge_base{kind="chunks"} 8.0' in lines
+    assert 'teambot_ingestion_runs_total{status="ok"} 1.0' in lines
+    assert any(line.startswith("teambot_answer_seconds_bucket{") for line in lines)

@@ -111,6 +111,7 @@ class Router:
         retry: RetryPolicy | None = None,
         breakers: Mapping[str, CircuitBreaker] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        on_error: Callable[[str, str], None] | None = None,
     ) -> None:
         self.providers = dict(providers)
         self.route = route
@@ -120,6 +121,7 @@ class Router:
         self._retry = retry or RetryPolicy()
         self.breakers = dict(breakers or {name: CircuitBreaker() for name in self.providers})
         self._sleep = sleep
+        self._on_error = on_error or (lambda provider, kind: None)  # e.g. a metrics counter
 
     def plan(self, question: Question, channel_route: str | None = None) -> Plan:
         """The chain for this question: privacy first, then the channel, then LLM_ROUTE."""
@@ -179,6 +181,7 @@ class Router:
                     raise ProviderError("malformed", "the model sent an empty answer")
             except ProviderError as exc:
                 breaker.record_failure()
+                self._on_error(provider.name, exc.kind)
                 log.warning("%s model %s failed: %s (%s)", provider.name, provider.model, exc,
                             exc.kind)  # fmt: skip
                 steps.append(f"{provider.name} failed ({exc.kind})")
@@ -221,6 +224,7 @@ class Router:
                 text = provider.complete(messages, max_tokens=REWRITE_MAX_TOKENS, deadline=deadline)
             except ProviderError as exc:
                 breaker.record_failure()
+                self._on_error(provider.name, exc.kind)
                 log.warning("query rewrite by the %s model failed: %s", provider.name, exc)
                 return None
             breaker.record_success()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.llm.breaker import CircuitBreaker
@@ -45,7 +47,11 @@ def timeouts(settings: Settings) -> Timeouts:
     )
 
 
-def build_router(settings: Settings, sessions: sessionmaker[Session]) -> Router:
+def build_router(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    on_error: Callable[[str, str], None] | None = None,
+) -> Router:
     limits = RateLimits(
         per_user=settings.rate_limit_user_per_minute,
         per_channel=settings.rate_limit_channel_per_minute,
@@ -65,4 +71,5 @@ def build_router(settings: Settings, sessions: sessionmaker[Session]) -> Router:
             kind: CircuitBreaker(settings.llm_breaker_failures, settings.llm_breaker_reset_seconds)
             for kind in providers
         },
+        on_error=on_error,
     )
