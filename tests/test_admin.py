@@ -162,12 +162,13 @@ def test_status_shows_the_index_and_each_sources_last_run(
         seed_source(session, "api", with_run=False)
     text = admin(any_sessions, "status").text.splitlines()
     assert text[0].startswith("Index: 2 sources, 2 documents, 6 chunks, revision ")
-    assert text[1:3] == ["api (folder): 1 documents, 3 chunks", "  last run: never"]
-    assert text[3] == "guide (folder): 1 documents, 3 chunks"
-    assert text[4].endswith(
+    assert text[1] == "Retention: keep everything; last run: never"
+    assert text[2:4] == ["api (folder): 1 documents, 3 chunks", "  last run: never"]
+    assert text[4] == "guide (folder): 1 documents, 3 chunks"
+    assert text[5].endswith(
         " partial — 2 seen, 1 new, 0 changed, 0 removed, 1 failed; 3 chunks embedded"
     )
-    assert text[5] == "  error: file:///srv/guide/bad.md: not UTF-8"
+    assert text[6] == "  error: file:///srv/guide/bad.md: not UTF-8"
 
 
 def test_sources_list_and_remove(sessions: sessionmaker[Session], tmp_path: Path) -> None:
