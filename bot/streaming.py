@@ -2,9 +2,10 @@
 
 Adapters edit one message as the text arrives. Chat APIs limit edits (Slack's
 chat.update, Discord's message edits), so ``relay`` edits at most once per
-``interval`` seconds, withdraws the partial text when the core restarts the
-answer with another model, and returns the final ``Answer`` for the adapter
-to render properly.
+``interval`` seconds, keeps the text shown within one message (the newest
+``max_chars``), withdraws the partial text when the core restarts the answer
+with another model, and returns the final ``Answer`` for the adapter to render
+properly.
 """
 
 from __future__ import annotations
@@ -23,16 +24,19 @@ def relay(
     edit: Callable[[str], None],
     *,
     interval: float,
+    max_chars: int,
     clock: Callable[[], float] = time.monotonic,
 ) -> Answer:
-    """Feed ``edit`` the text so far (throttled) and return the final Answer."""
+    """Feed ``edit`` the text so far (throttled, at most ``max_chars``) and return the
+    final Answer."""
     text = ""
     last_edit = float("-inf")
     for event in events:
         if isinstance(event, Delta):
             text += event.text
             if clock() - last_edit >= interval:
-                edit(text + TYPING_MARK)
+                shown = text + TYPING_MARK
+                edit(shown if len(shown) <= max_chars else "…" + shown[-(max_chars - 1) :])
                 last_edit = clock()
         elif isinstance(event, Restart):
             text = ""

@@ -196,8 +196,7 @@ class TeambotClient(discord.Client):
         loop = asyncio.get_running_loop()
 
         def show(text: str) -> None:  # on the worker thread
-            partial = text if len(text) <= MESSAGE_CHARS else "…" + text[-MESSAGE_CHARS + 1 :]
-            future = asyncio.run_coroutine_threadsafe(edit(partial), loop)
+            future = asyncio.run_coroutine_threadsafe(edit(text), loop)
             try:
                 future.result(timeout=30)
             except Exception as exc:  # a lost progress edit is not worth failing the answer
@@ -205,7 +204,8 @@ class TeambotClient(discord.Client):
 
         def work() -> Answer:
             return relay(self.runtime.assistant.stream(question), show,
-                         interval=self.settings.discord_update_seconds)  # fmt: skip
+                         interval=self.settings.discord_update_seconds,
+                         max_chars=MESSAGE_CHARS)  # fmt: skip
 
         try:
             answer = await loop.run_in_executor(self._workers, work)

@@ -215,8 +215,9 @@ class SlackAdapter:
         try:
             answer = relay(
                 self.runtime.assistant.stream(question),
-                lambda text: self._edit(client, channel, ts, render.partial_text(text)),
+                lambda text: self._edit(client, channel, ts, text),
                 interval=self.settings.slack_update_seconds,
+                max_chars=render.MESSAGE_CHARS,
             )
             messages = render.answer_messages(answer)
             text, blocks = messages[0]

@@ -31,11 +31,6 @@ def mrkdwn(text: str) -> str:
     return _HEADING.sub(r"*\1*", text)
 
 
-def partial_text(text: str) -> str:
-    """The answer while it is being written: plain, and within one message."""
-    return text if len(text) <= MESSAGE_CHARS else "…" + text[-MESSAGE_CHARS:]
-
-
 def answer_messages(answer: Answer) -> list[tuple[str, list[dict[str, Any]]]]:
     """(fallback text, blocks) for each message the answer needs, in order."""
     pieces = split_message(mrkdwn(answer.text), SECTION_CHARS)
