@@ -446,8 +446,8 @@ def worker(ctx: typer.Context) -> None:
 
 @app.command()
 def serve(ctx: typer.Context) -> None:
-    """Run the chat adapters whose tokens are set: Slack (HTTP events on TEAMBOT_HOST:TEAMBOT_PORT,
-    or Socket Mode) and Discord."""
+    """Run the chat adapters whose tokens are set: Slack (HTTP events or Socket Mode) and Discord,
+    with /healthz and /metrics on TEAMBOT_HOST:TEAMBOT_PORT in every mode."""
     from bot.serve import serve as run_adapters
 
     run_adapters(_runtime(ctx))

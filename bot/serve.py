@@ -1,9 +1,11 @@
 """`teambot serve`: the chat adapters in one process — Slack (HTTP events or Socket Mode) and
 Discord (a gateway client on a thread of its own) when their tokens are set.
 
-HTTP mode serves ``POST /slack/events`` (events, slash commands and button clicks;
-bolt checks Slack's signature), ``GET /healthz`` and ``GET /metrics`` (Prometheus)
-on TEAMBOT_HOST:TEAMBOT_PORT.
+Every mode serves ``GET /healthz`` and ``GET /metrics`` (Prometheus) on
+TEAMBOT_HOST:TEAMBOT_PORT, so any deployment can be health-checked and scraped;
+Slack's HTTP-events mode adds ``POST /slack/events`` (events, slash commands and
+button clicks; bolt checks Slack's signature). uvicorn owns the main thread and
+the signals; its shutdown closes the Socket Mode and Discord connections.
 Bolt's dispatch runs in a worker thread so one slow request never stalls the
 event loop; the answer itself runs on bolt's listener pool after the ack.
 """
@@ -11,12 +13,14 @@ event loop; the answer itself runs on bolt's listener pool after the ack.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import uvicorn
 from slack_bolt import App
 from slack_bolt.request import BoltRequest
 from sqlalchemy import text
@@ -29,6 +33,7 @@ log = logging.getLogger(__name__)
 
 SLACK_PATH = "/slack/events"
 MAX_BODY_BYTES = 1_000_000  # Slack payloads are a few kB; refuse anything absurd early
+DISCORD_STOP_SECONDS = 10  # a Discord client slower to close is left to end with the process
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -47,17 +52,21 @@ def health(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
 
 
 def asgi_app(
-    slack: App,
+    slack: App | None = None,
     check: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
     metrics: Callable[[], bytes] | None = None,
+    on_shutdown: Callable[[], None] | None = None,
 ) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    """An ASGI app: Slack's endpoint, a health check (``check``; always healthy without one)
-    and Prometheus metrics (``metrics``), 404 for anything else."""
+    """An ASGI app: Slack's endpoint (only with ``slack``: HTTP-events mode), a health check
+    (``check``; always healthy without one) and Prometheus metrics (``metrics``), 404 for
+    anything else. ``on_shutdown`` runs when the server stops, before it re-raises a signal."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
+            if on_shutdown is not None:
+                await asyncio.to_thread(on_shutdown)
             await send({"type": "lifespan.shutdown.complete"})
             return
         if scope["type"] != "http":
@@ -69,7 +78,7 @@ def asgi_app(
         elif path == "/metrics" and method == "GET" and metrics is not None:
             body = (await asyncio.to_thread(metrics)).decode("utf-8")
             await _respond(send, 200, body, CONTENT_TYPE)
-        elif path == SLACK_PATH and method == "POST":
+        elif path == SLACK_PATH and method == "POST" and slack is not None:
             body = await _body(receive)
             if body is None:
                 await _respond(send, 413, "payload too large")
@@ -92,48 +101,82 @@ def asgi_app(
 
 
 def serve(runtime: Runtime) -> None:
-    """Run every adapter the settings enable (Slack, Discord or both), until stopped."""
+    """Run every adapter the settings enable (Slack, Discord or both) and the HTTP server, until
+    a signal stops the server or the Discord client ends (its error is raised here)."""
     settings = runtime.settings
-    slack = bool(settings.slack_bot_token.get_secret_value())
-    discord = bool(settings.discord_token.get_secret_value())
-    if not (slack or discord):
+    has_slack = bool(settings.slack_bot_token.get_secret_value())
+    has_discord = bool(settings.discord_token.get_secret_value())
+    if not (has_slack or has_discord):
         raise SettingsError(
             "No chat platform is configured: set SLACK_BOT_TOKEN (and SLACK_SIGNING_SECRET for "
             "HTTP events, or SLACK_APP_TOKEN for Socket Mode) and/or DISCORD_TOKEN. "
             "See docs/chat-platforms.md."
         )
-    if discord:
-        from bot.discord.app import run_discord
-
-        if not slack:
-            run_discord(runtime)
-            return
-        threading.Thread(target=run_discord, args=(runtime,), name="discord", daemon=True).start()
-    run_slack(runtime)
-
-
-def run_slack(runtime: Runtime) -> None:
-    """Slack over Socket Mode when SLACK_APP_TOKEN is set, else HTTP events (ASGI)."""
-    settings = runtime.settings
-    from bot.slack.app import build_app
-
-    slack = build_app(runtime)
-    if settings.slack_app_token.get_secret_value():
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        log.info("Slack: Socket Mode")
-        SocketModeHandler(slack, settings.slack_app_token.get_secret_value()).start()
-        return
-    if not settings.slack_signing_secret.get_secret_value():
+    app_token = settings.slack_app_token.get_secret_value()
+    if has_slack and not app_token and not settings.slack_signing_secret.get_secret_value():
         raise SettingsError(
             "SLACK_SIGNING_SECRET is empty: HTTP events cannot be checked. Copy it from your "
             "Slack app's Basic Information page, or set SLACK_APP_TOKEN to use Socket Mode."
         )
-    import uvicorn
+    from bot.slack.app import build_app
 
-    log.info("Slack: HTTP events at http://%s:%d%s", settings.host, settings.port, SLACK_PATH)
-    app = asgi_app(slack, lambda: health(runtime), runtime.metrics.render)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    slack = build_app(runtime) if has_slack else None
+    adapters = contextlib.ExitStack()  # closed on shutdown, whatever stopped the server
+    app = asgi_app(None if app_token else slack, lambda: health(runtime), runtime.metrics.render,
+                   on_shutdown=adapters.close)  # fmt: skip
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
+    )
+    discord: _DiscordThread | None = None
+    with adapters:
+        if slack is not None and app_token:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            handler = SocketModeHandler(slack, app_token)
+            handler.connect()
+            adapters.callback(handler.close)
+            log.info("Slack: Socket Mode")
+        elif slack is not None:
+            log.info("Slack: HTTP events at http://%s:%d%s", settings.host, settings.port,
+                     SLACK_PATH)  # fmt: skip
+        if has_discord:
+            discord = _DiscordThread(runtime, server)
+            adapters.callback(discord.stop)
+            log.info("Discord: gateway client started")
+        base = f"http://{settings.host}:{settings.port}"
+        log.info("Health at %s/healthz, metrics at %s/metrics", base, base)
+        server.run()
+    if discord is not None and discord.error is not None:
+        raise discord.error
+
+
+class _DiscordThread:
+    """The Discord client on a thread of its own. When it ends the server stops too, so a
+    failed client ends the process rather than leave a healthy-looking one; ``error`` keeps
+    the failure for serve() to raise on the main thread."""
+
+    def __init__(self, runtime: Runtime, server: uvicorn.Server) -> None:
+        from bot.discord.app import DiscordRunner
+
+        self.error: Exception | None = None
+        self._runner = DiscordRunner(runtime)
+        self._server = server
+        self._thread = threading.Thread(target=self._run, name="discord", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Close the client and wait for it (a while at most: the thread is a daemon)."""
+        if self._thread.is_alive():
+            self._runner.stop()
+            self._thread.join(timeout=DISCORD_STOP_SECONDS)
+
+    def _run(self) -> None:
+        try:
+            self._runner.run()
+        except Exception as exc:
+            self.error = exc
+        finally:
+            self._server.should_exit = True
 
 
 async def _body(receive: Receive) -> bytes | None:

@@ -12,6 +12,7 @@ back as context.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -251,20 +252,37 @@ def feedback_view(answer: Answer) -> discord.ui.View | None:
     return view
 
 
+class DiscordRunner:
+    """The Discord client on an event loop of its own, so it can run on any thread: ``run()``
+    blocks until the client stops, and ``stop()`` (from another thread) closes it."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        settings = runtime.settings
+        self._token = settings.discord_token.get_secret_value()
+        if not self._token:
+            raise SettingsError(
+                "DISCORD_TOKEN is empty: copy the bot token from your application's Bot page "
+                "(https://discord.com/developers/applications). See docs/chat-platforms.md."
+            )
+        point_at(settings.discord_api_url, settings.discord_gateway_url)
+        self._client = TeambotClient(runtime)
+        self._loop = asyncio.new_event_loop()  # made now, so stop() always has a loop to call
+
+    def run(self) -> None:
+        """Connect to Discord and answer until stopped (or until the connection fails)."""
+        with asyncio.Runner(loop_factory=lambda: self._loop) as runner:
+            runner.run(self._main())
+
+    def stop(self) -> None:
+        """Close the gateway connection (code 1000: the session ends at once); ``run()`` returns."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: run() has returned
+            asyncio.run_coroutine_threadsafe(self._client.close(), self._loop)
+
+    async def _main(self) -> None:
+        async with self._client:
+            await self._client.start(self._token)
+
+
 def run_discord(runtime: Runtime) -> None:
     """Connect to Discord (DISCORD_API_URL, DISCORD_GATEWAY_URL) and answer until stopped."""
-    settings = runtime.settings
-    token = settings.discord_token.get_secret_value()
-    if not token:
-        raise SettingsError(
-            "DISCORD_TOKEN is empty: copy the bot token from your application's Bot page "
-            "(https://discord.com/developers/applications). See docs/chat-platforms.md."
-        )
-    point_at(settings.discord_api_url, settings.discord_gateway_url)
-    client = TeambotClient(runtime)
-
-    async def main() -> None:
-        async with client:
-            await client.start(token)
-
-    asyncio.run(main())
+    DiscordRunner(runtime).run()
