@@ -12,7 +12,7 @@ from rich.table import Table
 from bot.errors import ProviderError
 from bot.llm.provider import ChatProvider
 from bot.llm.serve_local import serve_local
-from bot.llm.setup import provider_configs, timeouts
+from bot.llm.setup import HOW_TO_CONFIGURE, provider_configs, timeouts
 from bot.runtime import Runtime
 
 CHECK_PROMPT = [{"role": "user", "content": "Reply with the single word OK."}]
@@ -37,15 +37,13 @@ def check(ctx: typer.Context) -> None:
     if not configs:
         typer.echo(
             "No language model is configured, so answers are extractive (quoted passages). "
-            "Set LOCAL_LLM_BASE_URL (a vLLM, llama.cpp or Ollama server) or OPENAI_API_KEY; "
-            "see docs/llm.md."
+            + HOW_TO_CONFIGURE
         )
         return
     table = Table("provider", "model", "server", "status", "models ms", "answer ms")
     healthy = True
     for kind, config in configs.items():
         provider = ChatProvider(config, timeouts(settings))
-        server = config.base_url or "https://api.openai.com/v1"
         try:
             started = time.monotonic()
             offered = provider.list_models(timeout=settings.llm_first_token_timeout_seconds)
@@ -56,12 +54,14 @@ def check(ctx: typer.Context) -> None:
             answer_ms = (time.monotonic() - started) * 1000
         except ProviderError as exc:
             healthy = False
-            table.add_row(kind, provider.model, server, f"[red]failing: {exc}[/red]", "", "")
+            table.add_row(kind, provider.model, config.server, f"[red]failing: {exc}[/red]", "", "")
             continue
-        status = "ok" if not config.model or config.model in offered else (
+        status = "ok" if config.is_offered(offered) else (
             f"ok, but {config.model!r} is not in the server's list {offered[:5]}"
         )  # fmt: skip
-        table.add_row(kind, provider.model, server, status, f"{models_ms:.0f}", f"{answer_ms:.0f}")
+        table.add_row(
+            kind, provider.model, config.server, status, f"{models_ms:.0f}", f"{answer_ms:.0f}"
+        )
     Console(width=160).print(table)
     if not healthy:
         raise typer.Exit(1)

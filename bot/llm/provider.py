@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # the SDK takes a second to import: only processes with a mod
 Kind = Literal["cloud", "local"]
 # The SDK insists on a key; local servers usually ignore it.
 NO_KEY = "none"
+# Where the SDK sends requests when no base URL is set.
+OPENAI_API_URL = "https://api.openai.com/v1"
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,16 @@ class ProviderConfig:
     @property
     def name(self) -> str:
         return self.kind
+
+    @property
+    def server(self) -> str:
+        """The URL requests go to, for people reading health reports."""
+        return self.base_url or OPENAI_API_URL
+
+    def is_offered(self, offered: list[str]) -> bool:
+        """Whether a server listing ``offered`` can answer as this model (any will do when
+        LOCAL_LLM_MODEL is unset), so a wrong model name shows before the first question."""
+        return not self.model or self.model in offered
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,12 @@ from bot.llm.provider import ChatProvider, ProviderConfig, Timeouts
 from bot.llm.router import RetryPolicy, Router
 from bot.settings import Settings
 
+# What to tell someone whose teambot has no model, wherever they look (CLI, admin status).
+HOW_TO_CONFIGURE = (
+    "Set LOCAL_LLM_BASE_URL (a vLLM, llama.cpp or Ollama server) or OPENAI_API_KEY; "
+    "see docs/llm.md."
+)
+
 
 def provider_configs(settings: Settings) -> dict[str, ProviderConfig]:
     """The configured models by kind: cloud when OPENAI_API_KEY is set, local when
