@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     refresh_interval_minutes: int = Field(
         default=360, ge=1, description="How often the worker re-ingests each source."
     )
+    refresh_lease_seconds: int = Field(
+        default=120,
+        ge=5,
+        description="A refresh holds its source this long between renewals; a worker that "
+        "dies mid-run frees the source for another after at most this long.",
+    )
     crawl_timeout_seconds: float = Field(default=20.0, gt=0, description="Per request.")
     crawl_max_page_mb: float = Field(default=10.0, gt=0, description="Larger pages are refused.")
     crawl_max_redirects: int = Field(default=5, ge=0)

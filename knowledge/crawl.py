@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -29,6 +29,7 @@ import httpx
 
 from knowledge.errors import BlockedURLError, SourceError
 from knowledge.links import extract_links
+from knowledge.models import as_utc
 from knowledge.netguard import AddressPolicy, GuardedTransport
 from knowledge.robots import Robots
 from knowledge.sitemap import SitemapEntry, parse_sitemap
@@ -439,10 +440,7 @@ def _unchanged_since(entry: SitemapEntry, known: Validators | None) -> bool:
     """The sitemap says the page has not changed since we fetched it."""
     if known is None or entry.lastmod is None or known.sitemap_lastmod is None:
         return False
-    stored = known.sitemap_lastmod
-    if stored.tzinfo is None:  # SQLite returns naive datetimes; we store UTC
-        stored = stored.replace(tzinfo=UTC)
-    return entry.lastmod <= stored
+    return entry.lastmod <= as_utc(known.sitemap_lastmod)
 
 
 def _with_lastmod(fetched: Fetched, lastmod: datetime | None) -> Fetched:

@@ -32,7 +32,8 @@ def new_owner() -> str:
     return f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _is_dead_local_owner(owner: str | None) -> bool:
+def is_dead_local_owner(owner: str | None) -> bool:
+    """True when ``owner`` names a process on this machine that no longer exists."""
     if not owner:
         return False
     host, _, rest = owner.partition(":")
@@ -70,7 +71,7 @@ class Lease:
                 )
             ).one()
             takeable = or_(Source.lease_owner.is_(None), Source.lease_expires_at < now)
-            if _is_dead_local_owner(holder.lease_owner):
+            if is_dead_local_owner(holder.lease_owner):
                 takeable = or_(takeable, Source.lease_owner == holder.lease_owner)
             expires = now + timedelta(seconds=self._seconds)
             taken = session.execute(

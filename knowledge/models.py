@@ -12,12 +12,16 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    Column,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
+    Unicode,
     UniqueConstraint,
     true,
 )
@@ -28,6 +32,11 @@ from knowledge.db import Base
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes for timezone-aware columns; we only store UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class Source(Base):
@@ -46,6 +55,9 @@ class Source(Base):
     # Who is refreshing this source and until when: one refresh at a time, across machines.
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # An admin asked for a refresh now; the first worker to clear this runs it.
+    refresh_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    refresh_requested_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -125,6 +137,7 @@ class IngestionRun(Base):
     counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     timings: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
     errors: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    worker: Mapped[str | None] = mapped_column(String(200))  # the lease owner: host:pid:nonce
 
 
 class IndexState(Base):
@@ -141,3 +154,28 @@ class IndexState(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+class Heartbeat(Base):
+    """A running teambot process (``worker`` or ``serve``), seen by its heartbeat: admins see
+    who is working, a refresh asked for in chat is queued only when a worker is alive, and
+    work claimed by a process that stopped beating can be taken over by another."""
+
+    __tablename__ = "heartbeats"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # host:pid:nonce
+    role: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    running: Mapped[str | None] = mapped_column(Text)  # what it is busy with, for people
+
+
+# APScheduler's SQLAlchemy job store table, declared here so migrations own it and
+# `admin status` can read each source's next run without unpickling jobs.
+scheduler_jobs = Table(
+    "apscheduler_jobs",
+    Base.metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
+)

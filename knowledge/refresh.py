@@ -24,7 +24,7 @@ from knowledge.crawl import Crawler, CrawlLimits, CrawlTarget, Fetched, Validato
 from knowledge.embed import TextEmbedder
 from knowledge.errors import SourceError
 from knowledge.extract import SUPPORTED_SUFFIXES
-from knowledge.lease import Lease
+from knowledge.lease import LEASE_SECONDS, Lease
 from knowledge.models import IngestionRun, Source, utcnow
 from knowledge.pipeline import DocumentSync, FetchedDocument
 from knowledge.progress import NullProgress, Progress
@@ -46,19 +46,22 @@ def refresh(
     *,
     limits: CrawlLimits | None = None,
     progress: Progress | None = None,
+    lease_seconds: int = LEASE_SECONDS,
 ) -> RunReport:
-    """Bring the source called ``name`` in line with where its documents live."""
+    """Bring the source called ``name`` in line with where its documents live.
+
+    Raises SourceBusyError when another process holds the source's lease."""
     with sessions() as session:
         source = session.scalar(select(Source).where(Source.name == name))
         if source is None:
             raise SourceError(f"No source named {name!r}; see `teambot sources list`.")
         session.expunge(source)
-    lease = Lease(sessions, source.id)
+    lease = Lease(sessions, source.id, lease_seconds)
     lease.acquire()
     try:
         _close_interrupted_runs(sessions, source.id)
         with sessions.begin() as session:
-            run = IngestionRun(source_id=source.id)
+            run = IngestionRun(source_id=source.id, worker=lease.owner)
             session.add(run)
             session.flush()
             run_id = run.id

@@ -225,6 +225,10 @@ class SourceSummary:
     documents: int
     chunks: int
     last_run: IngestionRun | None
+    schedule: str | None = None
+    enabled: bool = True
+    refreshing_by: str | None = None  # the lease owner while a refresh runs
+    requested_at: datetime | None = None  # an admin asked for a refresh, not yet started
 
 
 def source_summaries(session: Session) -> list[SourceSummary]:
@@ -255,6 +259,10 @@ def source_summaries(session: Session) -> list[SourceSummary]:
                 documents=documents.get(source.id, 0),
                 chunks=chunks.get(source.id, 0),
                 last_run=last_run,
+                schedule=source.schedule,
+                enabled=source.enabled,
+                refreshing_by=source.lease_owner,
+                requested_at=source.refresh_requested_at,
             )
         )
     return summaries

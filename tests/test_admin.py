@@ -5,18 +5,28 @@ Rows are seeded directly (no embedding) so the file stays fast.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.admin import Actor, AdminResult, run_admin
 from bot.admin.commands import REFUSED
 from bot.models import Admin, AuditEntry, ChannelSetting, Conversation, Feedback, Turn
 from bot.settings import Settings
-from knowledge.models import Chunk, Document, IngestionRun, Source
+from knowledge.models import (
+    Chunk,
+    Document,
+    Heartbeat,
+    IngestionRun,
+    Source,
+    scheduler_jobs,
+    utcnow,
+)
 from tests.conftest import sqlite_url
 from tests.test_cli import run
 
@@ -33,6 +43,7 @@ class Deps:
     settings: Settings
     embedder: Any = None
     crawl_limits: Any = None
+    router: Any = None
 
 
 def deps(sessions: sessionmaker[Session], admins: str = "slack:UALICE") -> Deps:
@@ -162,13 +173,55 @@ def test_status_shows_the_index_and_each_sources_last_run(
         seed_source(session, "api", with_run=False)
     text = admin(any_sessions, "status").text.splitlines()
     assert text[0].startswith("Index: 2 sources, 2 documents, 6 chunks, revision ")
-    assert text[1] == "Retention: keep everything; last run: never"
-    assert text[2:4] == ["api (folder): 1 documents, 3 chunks", "  last run: never"]
-    assert text[4] == "guide (folder): 1 documents, 3 chunks"
-    assert text[5].endswith(
+    assert text[1].startswith("Workers: none running, so nothing refreshes on schedule;")
+    assert text[2].startswith("Models: none configured; answers are extractive")
+    assert text[3] == "Retention: keep everything; last run: never"
+    assert text[4:6] == [
+        "api (folder, default schedule): 1 documents, 3 chunks",
+        "  last run: never",
+    ]
+    assert text[6] == "guide (folder, default schedule): 1 documents, 3 chunks"
+    assert text[7].endswith(
         " partial — 2 seen, 1 new, 0 changed, 0 removed, 1 failed; 3 chunks embedded"
     )
-    assert text[6] == "  error: file:///srv/guide/bad.md: not UTF-8"
+    assert text[8] == "  error: file:///srv/guide/bad.md: not UTF-8"
+
+
+def test_status_shows_workers_what_runs_what_is_queued_and_the_next_runs(
+    any_sessions: sessionmaker[Session],
+) -> None:
+    next_run = datetime(2031, 5, 4, 3, 0, tzinfo=UTC)
+    with any_sessions.begin() as session:
+        seed_source(session).lease_owner = "box:41:aa"
+        seed_source(session, "api", with_run=False).schedule = "every 7200"
+        session.add_all(
+            [
+                Heartbeat(id="box:41:aa", role="worker", running="guide"),
+                Heartbeat(id="box:42:bb", role="worker"),
+                Heartbeat(id="gone:7:cc", role="worker", seen_at=utcnow() - timedelta(minutes=5)),
+            ]
+        )
+        session.execute(
+            insert(scheduler_jobs).values(
+                id="refresh:api", next_run_time=next_run.timestamp(), job_state=b"-"
+            )
+        )
+    queued = admin(any_sessions, "sources", "refresh", "api")  # a worker is alive: queued
+
+    assert queued.text.startswith("Queued a refresh of 'api': a worker (2 running) starts it")
+    text = admin(any_sessions, "status").text
+    assert "Workers: 2 running: box:41:aa (refreshing guide); box:42:bb (idle)" in text
+    assert re.search(
+        r"api \(folder, every 2h\): 1 documents, 3 chunks\n"
+        r"  refresh queued at \d\d:\d\d:\d\d UTC\n"
+        r"  next run: 2031-05-04 03:00 UTC\n",
+        text,
+    ), text
+    guide = "guide (folder, default schedule): 1 documents, 3 chunks\n  refreshing now: box:41:aa"
+    assert guide in text
+    assert admin(any_sessions, "sources", "refresh", "nope") == AdminResult(
+        False, "No source named 'nope'; see `admin sources list`."
+    )
 
 
 def test_sources_list_and_remove(sessions: sessionmaker[Session], tmp_path: Path) -> None:

@@ -1,19 +1,30 @@
-"""The worker process: APScheduler runs one refresh job per enabled source, on its schedule.
+"""`teambot worker`: APScheduler refreshes each enabled source on its schedule.
 
 A source's schedule is ``every <seconds>`` or ``cron <expression>`` (set by
-``teambot sources add --every/--cron``), else every REFRESH_INTERVAL_MINUTES.
-Sources added, changed or removed while the worker runs are picked up within
-``RESCAN_MINUTES``. A failing refresh is logged and retried at the next run;
-it never stops the worker. Two workers never refresh one source at once: the
-refresh takes the source's lease in the database. Once a day it forgets what
-is older than TEAMBOT_RETENTION_DAYS (bot/retention.py).
+``sources add --every/--cron``), else every REFRESH_INTERVAL_MINUTES. Its job
+lives in APScheduler's SQL job store in our database, shared by every worker:
+a restarted worker resumes the stored schedule, missed runs coalesce into one,
+and each tick is claimed by exactly one worker (workers/jobstore.py).
+
+Every HEARTBEAT_SECONDS each worker also, on its own: records a heartbeat,
+re-reads the sources table when it changed (added, removed, rescheduled
+sources take effect within seconds), runs refreshes admins asked for, and
+takes over sources whose refresh was abandoned by a worker that died (its
+lease expired). Two refreshes of one source never overlap: the refresh takes
+the source's lease. A failing refresh is logged and retried at the next run.
+Once a day one worker forgets what is older than TEAMBOT_RETENTION_DAYS.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from datetime import UTC, datetime
 
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import ConflictingIdError
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -24,15 +35,21 @@ from sqlalchemy import select
 from bot.retention import forget_expired
 from bot.runtime import Runtime
 from knowledge.errors import KnowledgeError
-from knowledge.lease import SourceBusyError
+from knowledge.lease import SourceBusyError, new_owner
 from knowledge.models import Source
 from knowledge.refresh import refresh
+from workers import coordination, jobs
+from workers.coordination import JOB_PREFIX
+from workers.jobstore import SharedJobStore
 
 log = logging.getLogger(__name__)
 
-RESCAN_MINUTES = 1
+RETENTION_JOB = "retention"
 RETENTION_HOURS = 24
-JOB_PREFIX = "refresh:"
+SHARED = "shared"  # the SQL job store every worker reads
+LOCAL = "default"  # this process's own housekeeping and one-off runs
+REFRESHES = "refreshes"  # the executor refreshes run on, apart from housekeeping
+REFRESH_THREADS = 2  # embedding is CPU-bound: more at once only slows each down
 
 
 def trigger_for(schedule: str | None, default_minutes: int) -> BaseTrigger:
@@ -44,86 +61,190 @@ def trigger_for(schedule: str | None, default_minutes: int) -> BaseTrigger:
     return IntervalTrigger(minutes=default_minutes, timezone=UTC)
 
 
-def _refresh(runtime: Runtime, name: str) -> None:
-    try:
-        report = refresh(runtime.sessions, runtime.embedder, name, limits=runtime.crawl_limits)
-    except SourceBusyError as exc:
-        log.info("skipped %s: %s", name, exc)
-    except KnowledgeError as exc:
-        log.error("refresh of %s failed: %s", name, exc)
-    else:
-        log.info("refreshed %s: %s", name, report.counts())
-
-
-def _forget_expired(runtime: Runtime) -> None:
-    days = runtime.settings.retention_days
-    log.info(
-        "retention (%s): %s",
-        f"{days} days" if days else "keep",
-        forget_expired(runtime.sessions, days),
+def build_scheduler(
+    runtime: Runtime, kind: type[BaseScheduler] = BlockingScheduler
+) -> BaseScheduler:
+    """A scheduler on the shared SQL job store, with refreshes on their own threads."""
+    return kind(
+        jobstores={SHARED: SharedJobStore(engine=runtime.engine), LOCAL: MemoryJobStore()},
+        executors={
+            LOCAL: ThreadPoolExecutor(2),
+            REFRESHES: ThreadPoolExecutor(REFRESH_THREADS),
+        },
+        timezone=UTC,
     )
 
 
-def sync_jobs(scheduler: BaseScheduler, runtime: Runtime) -> None:
-    """One job per enabled source: add new ones, reschedule changed ones, drop removed ones."""
+class Worker:
+    """One worker process: its scheduler, its identity and the refreshes it is running."""
+
+    def __init__(self, runtime: Runtime, scheduler: BaseScheduler) -> None:
+        self.runtime = runtime
+        self.scheduler = scheduler
+        self.id = new_owner()
+        self._lock = threading.Lock()
+        self._active: set[str] = set()  # submitted here and not finished
+        self._sources_seen: tuple[int, datetime | None] | None = None
+
+    def refresh(self, name: str, why: str) -> bool:
+        """Refresh ``name``; False when another process holds it (nothing was done)."""
+        with self._lock:
+            self._active.add(name)
+        runtime = self.runtime
+        log.info("refreshing %s (%s)", name, why)
+        try:
+            report = refresh(
+                runtime.sessions,
+                runtime.embedder,
+                name,
+                limits=runtime.crawl_limits,
+                lease_seconds=runtime.settings.refresh_lease_seconds,
+            )
+        except SourceBusyError as exc:
+            log.info("skipped %s: %s", name, exc)
+            return False
+        except KnowledgeError as exc:
+            log.error("refresh of %s failed: %s", name, exc)
+        else:
+            log.info("refreshed %s: %s", name, report.counts())
+        finally:
+            with self._lock:
+                self._active.discard(name)
+        return True
+
+    def forget_expired(self) -> None:
+        days = self.runtime.settings.retention_days
+        result = forget_expired(self.runtime.sessions, days)
+        log.info("retention (%s): %s", f"{days} days" if days else "keep", result)
+
+    def poll(self) -> None:
+        """Heartbeat, follow the sources table, run what admins asked for, adopt orphans."""
+        sessions = self.runtime.sessions
+        with self._lock:
+            active = set(self._active)
+        with sessions.begin() as session:
+            coordination.beat(session, self.id, coordination.WORKER, active)
+            seen = coordination.sources_fingerprint(session)
+        if seen != self._sources_seen:
+            self.sync_jobs()
+            self._sources_seen = seen
+        with sessions.begin() as session:
+            claimed = coordination.claim_requests(session)
+            busy_here = [(name, at) for name, at in claimed if name in active]
+            for name, at in busy_here:
+                coordination.requeue(session, name, at)
+        for name, at in claimed:
+            if name not in active:
+                self._run_now(name, "asked for by an admin", requested_at=at)
+        with sessions() as session:
+            orphans = coordination.orphaned_sources(session)
+        for name, holder in orphans:
+            if name not in active:
+                self._run_now(name, f"taking over from {holder}, which stopped")
+
+    def _run_now(self, name: str, why: str, requested_at: datetime | None = None) -> None:
+        with self._lock:
+            if name in self._active:
+                return
+            self._active.add(name)
+        self.scheduler.add_job(
+            self._run_one_off,
+            args=(name, why, requested_at),
+            jobstore=LOCAL,
+            executor=REFRESHES,
+            misfire_grace_time=None,
+        )
+
+    def _run_one_off(self, name: str, why: str, requested_at: datetime | None) -> None:
+        if not self.refresh(name, why) and requested_at is not None:
+            with self.runtime.sessions.begin() as session:  # busy elsewhere: ask again later
+                coordination.requeue(session, name, requested_at)
+
+    def sync_jobs(self) -> None:
+        """One shared job per enabled source: add new ones, reschedule changed, drop removed."""
+        sync_jobs(self.scheduler, self.runtime)
+        # Already stored by an earlier run or another worker: its schedule stands.
+        with contextlib.suppress(ConflictingIdError):
+            self.scheduler.add_job(
+                jobs.forget_expired,
+                "interval",
+                hours=RETENTION_HOURS,
+                next_run_time=datetime.now(UTC),
+                id=RETENTION_JOB,
+                jobstore=SHARED,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+
+    def leave(self) -> None:
+        with self.runtime.sessions.begin() as session:
+            coordination.leave(session, self.id)
+
+
+def sync_jobs(scheduler: BaseScheduler, runtime: Runtime, jobstore: str = SHARED) -> None:
+    """Make the job store's refresh jobs match the enabled sources and their schedules."""
     with runtime.sessions() as session:
         wanted = dict(
             session.execute(select(Source.name, Source.schedule).where(Source.enabled)).all()
         )
-    jobs = {
+    stored = {
         j.id.removeprefix(JOB_PREFIX): j
-        for j in scheduler.get_jobs()
+        for j in scheduler.get_jobs(jobstore)
         if j.id.startswith(JOB_PREFIX)
     }
     default = runtime.settings.refresh_interval_minutes
     for name, schedule in wanted.items():
         label = schedule or f"every {default * 60} (default)"
-        job = jobs.get(name)
+        job = stored.get(name)
         if job is None:
             trigger = trigger_for(schedule, default)
             first = datetime.now(UTC) if isinstance(trigger, IntervalTrigger) else None
-            scheduler.add_job(
-                _refresh,
-                trigger,
-                args=(runtime, name),
-                id=JOB_PREFIX + name,
-                name=label,
-                coalesce=True,
-                max_instances=1,
-                **({"next_run_time": first} if first else {}),
-            )
+            try:
+                scheduler.add_job(
+                    jobs.refresh_source,
+                    trigger,
+                    args=(name,),
+                    id=JOB_PREFIX + name,
+                    name=label,
+                    jobstore=jobstore,
+                    executor=REFRESHES,
+                    coalesce=True,
+                    max_instances=1,
+                    misfire_grace_time=None,
+                    **({"next_run_time": first} if first else {}),
+                )
+            except ConflictingIdError:
+                continue  # another worker scheduled it a moment ago
             log.info("scheduled %s: %s", name, label)
         elif job.name != label:
-            scheduler.modify_job(job.id, name=label)
-            scheduler.reschedule_job(job.id, trigger=trigger_for(schedule, default))
+            scheduler.modify_job(job.id, jobstore, name=label)
+            scheduler.reschedule_job(job.id, jobstore, trigger=trigger_for(schedule, default))
             log.info("rescheduled %s: %s", name, label)
-    for name in set(jobs) - set(wanted):
-        scheduler.remove_job(JOB_PREFIX + name)
+    for name in set(stored) - set(wanted):
+        scheduler.remove_job(JOB_PREFIX + name, jobstore)
         log.info("unscheduled %s (removed or disabled)", name)
 
 
 def run_forever(runtime: Runtime) -> None:
     """Block, refreshing sources on schedule, until interrupted."""
-    scheduler = BlockingScheduler(timezone=UTC)
+    runtime.sessions  # noqa: B018 - upgrades an SQLite schema before the job store reads it
+    scheduler = build_scheduler(runtime)
+    worker = Worker(runtime, scheduler)
+    jobs.bind(worker)
     scheduler.add_job(
-        sync_jobs,
+        worker.poll,
         "interval",
-        args=(scheduler, runtime),
-        minutes=RESCAN_MINUTES,
+        seconds=coordination.HEARTBEAT_SECONDS,
         next_run_time=datetime.now(UTC),
-        id="sync-jobs",
-    )
-    scheduler.add_job(
-        _forget_expired,
-        "interval",
-        args=(runtime,),
-        hours=RETENTION_HOURS,
-        next_run_time=datetime.now(UTC),
-        id="retention",
+        id="poll",
+        jobstore=LOCAL,
         coalesce=True,
+        max_instances=1,
     )
-    log.info("worker started; Ctrl-C stops it")
+    log.info("worker %s started; Ctrl-C stops it", worker.id)
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):
         log.info("worker stopped")
+    finally:
+        worker.leave()

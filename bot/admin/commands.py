@@ -21,15 +21,17 @@ from bot.admin import access, activity, channel
 from bot.admin.access import Actor, AdminError
 from bot.admin.text import columns
 from bot.errors import BotError
-from bot.llm.router import ROUTES
+from bot.llm.health import model_health_lines
+from bot.llm.router import ROUTES, Router
 from bot.settings import Settings
 from knowledge import store
 from knowledge.crawl import CrawlLimits
 from knowledge.embed import TextEmbedder
 from knowledge.errors import KnowledgeError
-from knowledge.models import Chunk, Document, Source
+from knowledge.models import Chunk, Document, Heartbeat, Source
 from knowledge.refresh import refresh
 from knowledge.sources import SourceSpec, add_source, remove_source
+from workers import coordination
 
 REFUSED = (
     "Only teambot admins can run admin commands; "
@@ -52,6 +54,9 @@ class AdminDeps(Protocol):
 
     @property
     def crawl_limits(self) -> CrawlLimits: ...
+
+    @property
+    def router(self) -> Router: ...
 
 
 @dataclass(frozen=True)
@@ -212,13 +217,26 @@ def sources_remove(deps: AdminDeps, actor: Actor, args: Args) -> str:
 
 
 def sources_refresh(deps: AdminDeps, actor: Actor, args: Args) -> str:
-    """Refresh in this process for now; the worker will take the run when it is wired."""
-    report = refresh(deps.sessions, deps.embedder, args.words[0], limits=deps.crawl_limits)
-    return render.refresh_summary(report)
+    """Hand the refresh to a running worker, which starts it within seconds; with no worker
+    alive, run it here so the request is never silently parked."""
+    name = args.words[0]
+    with deps.sessions.begin() as session:
+        workers = coordination.live(session, coordination.WORKER)
+        if workers:
+            coordination.request_refresh(session, name, by=str(actor))
+    if workers:
+        return (
+            f"Queued a refresh of {name!r}: a worker ({len(workers)} running) starts it within "
+            f"{coordination.HEARTBEAT_SECONDS} seconds. `admin status` shows it running and "
+            "then its counts."
+        )
+    report = refresh(deps.sessions, deps.embedder, name, limits=deps.crawl_limits)
+    return "No worker is running, so teambot refreshed it here.\n" + render.refresh_summary(report)
 
 
 def status(deps: AdminDeps, actor: Actor, args: Args) -> str:
-    """Index size and revision, then each source's last run with its counts and errors."""
+    """Index size and revision, workers, model health, then each source: its schedule, what
+    is running or queued, and its last run with counts and errors."""
     with deps.sessions() as session:
         documents = session.scalar(select(func.count(Document.id))) or 0
         chunks = session.scalar(select(func.count(Chunk.id))) or 0
@@ -226,9 +244,13 @@ def status(deps: AdminDeps, actor: Actor, args: Args) -> str:
         sources = session.scalar(select(func.count(Source.id))) or 0
         summaries = store.source_summaries(session)
         forgotten = retention.last_run(session)
+        workers = coordination.live(session, coordination.WORKER)
+        next_runs = coordination.next_runs(session)
         kept = deps.settings.retention_days
     lines = [
         f"Index: {sources} sources, {documents} documents, {chunks} chunks, revision {revision}.",
+        _workers_line(workers),
+        *model_health_lines(deps.settings, deps.sessions, deps.router),
         f"Retention: {f'{kept} days' if kept else 'keep everything'}; last run: "
         + (
             f"{forgotten.created_at:%Y-%m-%d %H:%M} UTC, {forgotten.outcome}"
@@ -237,9 +259,40 @@ def status(deps: AdminDeps, actor: Actor, args: Args) -> str:
         ),
     ]
     for s in summaries:
-        lines.append(f"{s.name} ({s.kind}): {s.documents} documents, {s.chunks} chunks")
+        lines.append(
+            f"{s.name} ({s.kind}, {_schedule_text(s)}): {s.documents} documents, {s.chunks} chunks"
+        )
+        if s.refreshing_by:
+            lines.append(f"  refreshing now: {s.refreshing_by}")
+        if s.requested_at:
+            lines.append(f"  refresh queued at {s.requested_at:%H:%M:%S} UTC")
+        if s.name in next_runs:
+            lines.append(f"  next run: {next_runs[s.name]:%Y-%m-%d %H:%M} UTC")
         lines += _run_lines(s.last_run)
     return "\n".join(lines)
+
+
+def _workers_line(workers: list[Heartbeat]) -> str:
+    if not workers:
+        return (
+            "Workers: none running, so nothing refreshes on schedule; start `teambot worker` "
+            "(the Procfile's worker)."
+        )
+    each = [f"{w.id} ({f'refreshing {w.running}' if w.running else 'idle'})" for w in workers]
+    return f"Workers: {len(workers)} running: " + "; ".join(each)
+
+
+def _schedule_text(summary: store.SourceSummary) -> str:
+    if not summary.enabled:
+        return "disabled"
+    schedule = summary.schedule or ""
+    if schedule.startswith("every "):
+        seconds = int(schedule.removeprefix("every "))
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+            if seconds % size == 0:
+                return f"every {seconds // size}{unit}"
+        return f"every {seconds}s"
+    return schedule or "default schedule"
 
 
 def _run_lines(run: Any) -> list[str]:

@@ -1,0 +1,126 @@
+"""What processes agree on through the database: who is alive, what is queued.
+
+Every worker (and bot replica) writes a heartbeat every few seconds. A refresh an admin asks for in
+chat is a timestamp on the source row; the first worker to clear it (a
+conditional UPDATE) runs it. A source whose lease expired, or whose holder on
+this machine died, is orphaned: a worker takes it over the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from knowledge.errors import SourceError
+from knowledge.lease import is_dead_local_owner
+from knowledge.models import Heartbeat, Source, as_utc, scheduler_jobs, utcnow
+
+JOB_PREFIX = "refresh:"  # a source's job id in the shared job store is JOB_PREFIX + its name
+HEARTBEAT_SECONDS = 2
+ALIVE_SECONDS = 5 * HEARTBEAT_SECONDS  # a process not seen for this long is presumed gone
+FORGET_PROCESS_AFTER = timedelta(days=1)
+WORKER = "worker"
+
+
+def beat(session: Session, process_id: str, role: str, running: set[str]) -> None:
+    """Record that this process is alive and what it is busy with; drop long-gone ones."""
+    now = utcnow()
+    row = session.get(Heartbeat, process_id)
+    if row is None:
+        row = Heartbeat(id=process_id, role=role, started_at=now)
+        session.add(row)
+    row.seen_at, row.running = now, ", ".join(sorted(running)) or None
+    session.execute(delete(Heartbeat).where(Heartbeat.seen_at < now - FORGET_PROCESS_AFTER))
+
+
+def leave(session: Session, process_id: str) -> None:
+    session.execute(delete(Heartbeat).where(Heartbeat.id == process_id))
+
+
+def live(session: Session, role: str) -> list[Heartbeat]:
+    """The processes of ``role`` that beat recently, by id."""
+    cutoff = utcnow() - timedelta(seconds=ALIVE_SECONDS)
+    return list(
+        session.scalars(
+            select(Heartbeat)
+            .where(Heartbeat.role == role, Heartbeat.seen_at >= cutoff)
+            .order_by(Heartbeat.id)
+        )
+    )
+
+
+def request_refresh(session: Session, name: str, by: str) -> None:
+    """Queue a refresh of ``name`` for the next worker that polls (within seconds)."""
+    queued = session.execute(
+        update(Source)
+        .where(Source.name == name)
+        .values(refresh_requested_at=utcnow(), refresh_requested_by=by)
+    ).rowcount
+    if queued != 1:
+        raise SourceError(f"No source named {name!r}; see `admin sources list`.")
+
+
+def claim_requests(session: Session) -> list[tuple[str, datetime]]:
+    """Take every queued refresh no other worker took first: (source name, requested at)."""
+    queued = session.execute(
+        select(Source.id, Source.name, Source.refresh_requested_at).where(
+            Source.refresh_requested_at.is_not(None)
+        )
+    ).all()
+    claimed = []
+    for source_id, name, requested_at in queued:
+        taken = session.execute(
+            update(Source)
+            .where(Source.id == source_id, Source.refresh_requested_at == requested_at)
+            .values(refresh_requested_at=None)
+        ).rowcount
+        if taken == 1:
+            claimed.append((name, requested_at))
+    return claimed
+
+
+def requeue(session: Session, name: str, requested_at: datetime) -> None:
+    """Put back a claimed request that could not run yet (the source was busy)."""
+    session.execute(
+        update(Source)
+        .where(Source.name == name, Source.refresh_requested_at.is_(None))
+        .values(refresh_requested_at=requested_at)
+    )
+
+
+def orphaned_sources(session: Session) -> list[tuple[str, str]]:
+    """(name, dead holder) of sources whose refresh was abandoned by a process that died."""
+    now = utcnow()
+    held = session.execute(
+        select(Source.name, Source.lease_owner, Source.lease_expires_at).where(
+            Source.lease_owner.is_not(None), Source.enabled
+        )
+    ).all()
+    return [
+        (name, owner)
+        for name, owner, expires in held
+        if (expires is not None and as_utc(expires) < now) or is_dead_local_owner(owner)
+    ]
+
+
+def sources_fingerprint(session: Session) -> tuple[int, datetime | None]:
+    """Changes when a source is added, removed, enabled, disabled or rescheduled."""
+    count, latest = session.execute(
+        select(func.count(Source.id), func.max(Source.updated_at))
+    ).one()
+    return count, latest
+
+
+def next_runs(session: Session) -> dict[str, datetime]:
+    """Each scheduled source's next run, read from the job store without unpickling jobs."""
+    rows = session.execute(
+        select(scheduler_jobs.c.id, scheduler_jobs.c.next_run_time).where(
+            scheduler_jobs.c.id.startswith(JOB_PREFIX), scheduler_jobs.c.next_run_time.is_not(None)
+        )
+    ).all()
+    return {
+        job_id.removeprefix(JOB_PREFIX): datetime.fromtimestamp(stamp, tz=UTC)
+        for job_id, stamp in rows
+    }
