@@ -15,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy import delete, desc, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.dedupe import forget_old_events
+from bot.inbox import forget_old_events
 from bot.models import AuditEntry, Conversation, Feedback, Turn
 from knowledge.models import utcnow
 

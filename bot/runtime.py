@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core import Assistant
+from bot.inbox import Inbox
 from bot.llm import Router, build_router
 from bot.memory import ConversationMemory
 from bot.metrics import Metrics
@@ -17,6 +18,7 @@ from knowledge.crawl import CrawlLimits
 from knowledge.db import ensure_schema, make_engine, make_session_factory
 from knowledge.embed import TextEmbedder, load_embedder
 from knowledge.index import VectorIndex
+from knowledge.lease import new_owner
 from knowledge.search import Retriever
 from knowledge.snapshot import SnapshotStore
 
@@ -55,6 +57,15 @@ class Runtime:
             self.sessions, self.embedder.model_name, self.embedder.dimension, snapshots=snapshots
         )
         return Retriever(self.sessions, self.embedder, index)
+
+    @cached_property
+    def process_id(self) -> str:
+        """``host:pid:nonce``: who owns this process's claims, leases and heartbeat."""
+        return new_owner()
+
+    @cached_property
+    def inbox(self) -> Inbox:
+        return Inbox(self.sessions, self.process_id)
 
     @cached_property
     def metrics(self) -> Metrics:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import threading
@@ -27,6 +28,7 @@ from sqlalchemy import text
 
 from bot.errors import SettingsError
 from bot.metrics import CONTENT_TYPE
+from bot.replica import ReplicaDuties
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -118,9 +120,10 @@ def serve(runtime: Runtime) -> None:
             "SLACK_SIGNING_SECRET is empty: HTTP events cannot be checked. Copy it from your "
             "Slack app's Basic Information page, or set SLACK_APP_TOKEN to use Socket Mode."
         )
-    from bot.slack.app import build_app
+    from bot.slack.app import build_app, redeliver
 
     slack = build_app(runtime) if has_slack else None
+    duties = ReplicaDuties(runtime, {"slack": functools.partial(redeliver, slack)} if slack else {})
     adapters = contextlib.ExitStack()  # closed on shutdown, whatever stopped the server
     app = asgi_app(None if app_token else slack, lambda: health(runtime), runtime.metrics.render,
                    on_shutdown=adapters.close)  # fmt: skip
@@ -129,6 +132,8 @@ def serve(runtime: Runtime) -> None:
     )
     discord: _DiscordThread | None = None
     with adapters:
+        duties.start()
+        adapters.callback(duties.stop)
         if slack is not None and app_token:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 

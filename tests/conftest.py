@@ -54,6 +54,15 @@ def pg_schema() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture
+def pg_engine(pg_schema: str) -> Iterator[Engine]:
+    """A migrated PostgreSQL schema of the test's own, for tests that start processes on it."""
+    engine = make_engine(postgres_schema_url(pg_schema))
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def bare_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """An engine on an empty database, once on SQLite and once on PostgreSQL."""

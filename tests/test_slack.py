@@ -3,33 +3,42 @@ Slack recording every Web API call, and a fake model."""
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session, sessionmaker
 
-from bot.models import AuditEntry, ChannelSetting, Feedback
+from bot.inbox import MAX_ATTEMPTS
+from bot.models import AuditEntry, ChannelSetting, Feedback, ProcessedEvent
+from bot.replica import ReplicaDuties
 from bot.runtime import Runtime
 from bot.serve import asgi_app, health
 from bot.settings import Settings
 from bot.slack import render
-from bot.slack.app import build_app
+from bot.slack.app import THINKING, build_app, redeliver
 from knowledge.db import upgrade
 from knowledge.embed import Embedder
 from knowledge.ingest import ingest_folder
+from knowledge.lease import HOST
+from knowledge.models import utcnow
 from tests.conftest import postgres_schema_url
 from tests.corpus import write_corpus
 from tests.fakes.openai_server import FakeOpenAI, Reply, Status
 from tests.fakes.slack import (
+    BOT_ID,
     BOT_TOKEN,
     BOT_USER_ID,
     SIGNING_SECRET,
@@ -479,3 +488,110 @@ def test_metrics_count_questions_latency_model_errors_and_the_knowledge_base(
     assert 'teambot_knowledge_base{kind="chunks"} 8.0' in lines
     assert 'teambot_ingestion_runs_total{status="ok"} 1.0' in lines
     assert any(line.startswith("teambot_answer_seconds_bucket{") for line in lines)
+
+
+# --- claims that outlive their replica (bot.inbox, bot.replica) ------------------------
+
+EARLY = timedelta(minutes=1)  # claims older than the grace a silent owner gets
+
+
+def dead_owner() -> str:
+    """The owner id of a process on this machine that has exited."""
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    return f"{HOST}:{finished.pid}:dead0000"
+
+
+def seed_claim(sessions: sessionmaker[Session], envelope: dict[str, Any], owner: str,
+               **fields: Any) -> None:  # fmt: skip
+    with sessions.begin() as session:
+        session.add(
+            ProcessedEvent(platform="slack", event_id=envelope["event_id"], state="claimed",
+                           owner=owner, payload=envelope, received_at=utcnow() - EARLY, **fields)
+        )  # fmt: skip
+
+
+def duties(bot: Bot) -> ReplicaDuties:
+    return ReplicaDuties(bot.runtime, {"slack": functools.partial(redeliver, bot.app)})
+
+
+def test_a_dead_replicas_claim_is_answered_once_by_another(bot: Bot, slack: FakeSlack) -> None:
+    envelope = mention(channel="C7")
+    seed_claim(bot.runtime.sessions, envelope, dead_owner())
+
+    assert duties(bot).tick() == 1
+    wait_for_answers(slack, "C7")
+    assert duties(bot).tick() == 0  # answered: nothing left to take over
+
+    assert len(final_answers(slack, "C7")) == 1
+
+    def settled() -> ProcessedEvent | None:
+        with bot.runtime.sessions() as session:
+            row = session.scalars(select(ProcessedEvent)).one()
+        return row if row.state == "done" else None
+
+    row = slack.wait_for(settled)
+    assert (row.owner, row.attempts) == (bot.runtime.process_id, 1)
+    assert row.payload is None  # nothing kept once answered
+
+
+def test_the_placeholder_a_dead_replica_posted_is_reused_not_duplicated(
+    bot: Bot, slack: FakeSlack
+) -> None:
+    envelope = mention(channel="C8")
+    thread = envelope["event"]["ts"]
+    # The dead replica posted its placeholder but died before recording it.
+    placeholder = slack.seed_message("C8", THINKING, BOT_USER_ID, thread, bot_id=BOT_ID)
+    seed_claim(bot.runtime.sessions, envelope, dead_owner())
+
+    duties(bot).tick()
+    [answer] = wait_for_answers(slack, "C8")
+
+    assert answer["ts"] == placeholder
+    assert [m["ts"] for m in slack.thread("C8", thread)] == [placeholder]
+    assert slack.calls_to("chat.postMessage") == []
+
+
+def test_claims_of_live_or_silent_newcomers_are_left_alone_and_attempts_are_capped(
+    bot: Bot,
+) -> None:
+    sessions, inbox = bot.runtime.sessions, bot.runtime.inbox
+    live, gone = mention(), mention()
+    seed_claim(sessions, live, "elsewhere:1:live")
+    seed_claim(sessions, gone, dead_owner(), attempts=MAX_ATTEMPTS)
+    fresh = mention()  # a replica not seen beating yet, whose claim is seconds old
+    with sessions.begin() as session:
+        session.add(ProcessedEvent(platform="slack", event_id=fresh["event_id"], state="claimed",
+                                   owner="newcomer:2:x", payload=fresh))  # fmt: skip
+
+    assert inbox.adopt_orphans({"slack"}, live_owners={"elsewhere:1:live"}) == []
+    assert [o.event_id for o in inbox.adopt_orphans({"slack"}, live_owners=set())] == [
+        live["event_id"]
+    ]  # once its owner stops beating
+
+
+def test_a_claim_the_database_refuses_is_answered_503_and_the_retry_is_answered(
+    pg_schema: str, tmp_path: Path, docs: Path, embedder: Embedder, slack: FakeSlack,
+    model: FakeOpenAI,
+) -> None:  # fmt: skip
+    url = postgres_schema_url(pg_schema)
+    runtime = make_runtime(url, tmp_path / "d", embedder, slack, model)
+    upgrade(runtime.engine)
+    ingest_folder(runtime.sessions, embedder, docs, name="zephyr")
+    bot = Bot(runtime)
+    try:
+        envelope = mention(channel="C9")
+        with runtime.engine.begin() as connection:  # the claim table is gone for a moment
+            connection.execute(text("ALTER TABLE processed_events RENAME TO away"))
+        refused = bot.event(envelope)
+        with runtime.engine.begin() as connection:
+            connection.execute(text("ALTER TABLE away RENAME TO processed_events"))
+        retry = bot.event(envelope, headers={"X-Slack-Retry-Num": "1",
+                                             "X-Slack-Retry-Reason": "http_error"})  # fmt: skip
+
+        assert (refused.status_code, retry.status_code) == (503, 200)
+        wait_for_answers(slack, "C9")
+        assert len(final_answers(slack, "C9")) == 1
+    finally:
+        bot.stop()
+        runtime.close()

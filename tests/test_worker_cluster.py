@@ -4,14 +4,12 @@ one of them, and when that one is killed mid-run (kill -9) the other takes the s
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge.db import make_engine, make_session_factory, upgrade
+from knowledge.db import make_session_factory
 from knowledge.models import Document, IngestionRun, Source
 from knowledge.sources import SourceSpec, add_source
 from tests.conftest import postgres_schema_url
@@ -32,14 +30,6 @@ def docs_site() -> DocSite:
         site.set_page(f"/docs/p{i}.html", f"<html><body>{body}</body></html>")
         site.set_delay(f"/docs/p{i}.html", PAGE_DELAY)
     return site
-
-
-@pytest.fixture
-def pg_engine(pg_schema: str) -> Iterator[Engine]:
-    engine = make_engine(postgres_schema_url(pg_schema))
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_one_worker_runs_each_refresh_and_another_takes_over_after_a_kill(

@@ -6,7 +6,8 @@ blocks), while the client's event loop keeps the gateway alive. A conversation
 is a reply chain: a mention starts one, and a reply to one of teambot's
 answers continues it (its root message names it), so SQL memory follows the
 chain; when teambot has no memory of a chain, the chain's messages are read
-back as context.
+back as context. Replicas sharing one bot token all receive every message; the
+first to record a message's id answers it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import discord
 import yarl
 from discord import app_commands
+from sqlalchemy.exc import DBAPIError
 
 from bot.admin import Actor, run_admin
 from bot.errors import SettingsError, user_message
@@ -87,6 +89,8 @@ class TeambotClient(discord.Client):
         parent = await self._parent(message)
         replying_to_us = parent is not None and parent.author == self.user
         if not (mentioned or replying_to_us):
+            return
+        if not await asyncio.to_thread(self._first_delivery, message.id):
             return
         chain = await self._chain(message) if replying_to_us else [message]
         root = chain[0]
@@ -168,6 +172,15 @@ class TeambotClient(discord.Client):
             else "That answer no longer exists, so the feedback was not recorded.",
             ephemeral=True,
         )  # fmt: skip
+
+    def _first_delivery(self, message_id: int) -> bool:
+        """Every replica connected with this token sees each message: the one that records
+        its id first answers it (bot.inbox, without a payload: dedupe only)."""
+        try:
+            return self.runtime.inbox.claim(PLATFORM, str(message_id), None)
+        except DBAPIError as exc:
+            log.error("cannot record message %s, answering anyway: %s", message_id, exc)
+            return True
 
     async def _parent(self, message: discord.Message) -> discord.Message | None:
         """The message ``message`` replies to, if any (and if it still exists)."""

@@ -1,10 +1,11 @@
 """The Slack adapter: slack-bolt listeners that turn Slack events into Questions, and Answers
 into threaded, streamed, cited Slack messages with feedback buttons.
 
-It only translates; the conversation core answers. Events are acknowledged at
-once (bolt runs each listener on a worker thread after the ack), and every
-event id is claimed in SQL before an answer starts, so retries and other
-replicas never answer twice. Where teambot answers:
+It only translates; the conversation core answers. An event that may need an
+answer is claimed in SQL (bot.inbox) before it is acknowledged, so retries and
+other replicas never answer twice, and a replica that dies after the ack leaves
+it for another to answer; the answer runs on a worker thread after the ack.
+Where teambot answers:
 
 - ``app_mention``: in the thread of the mentioning message;
 - a reply in a thread teambot answered (no mention needed; SLACK_FOLLOW_THREADS);
@@ -16,20 +17,25 @@ replicas never answer twice. Where teambot answers:
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltResponse
+from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from bot.admin import Actor, run_admin
 from bot.channels import channel_prefs
-from bot.dedupe import claim_event
 from bot.errors import user_message
 from bot.feedback import record_feedback
 from bot.models import Conversation
@@ -42,6 +48,8 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
 THINKING = "_Thinking…_"
+REDELIVERED = "teambot_redelivered"  # marks a body redeliver() dispatches; Slack never sends it
+RETRYING = "_Still working on it: teambot's database is briefly unavailable…_"
 WORKING_REACTION = "eyes"
 RATE_LIMIT_RETRIES = 3
 PRIVATE_CHANNEL_TYPES = ("im", "mpim", "group")
@@ -79,6 +87,7 @@ def build_app(runtime: Runtime, client: WebClient | None = None) -> App:
     )
     slack = SlackAdapter(runtime)
 
+    app.middleware(slack.claim_first_delivery)
     app.event("app_mention")(slack.on_mention)
     app.event("message")(slack.on_message)
     app.command("/ask")(slack.on_ask)
@@ -88,18 +97,106 @@ def build_app(runtime: Runtime, client: WebClient | None = None) -> App:
     return app
 
 
+def _may_answer(event: dict[str, Any]) -> bool:
+    """Whether teambot could answer this event (claimed before the ack); channel chatter,
+    edits and bot posts are not worth a database write per message."""
+    if event.get("type") == "app_mention":
+        return True
+    return (
+        event.get("type") == "message"
+        and not event.get("bot_id")
+        and event.get("subtype") in HUMAN_SUBTYPES
+        and (event.get("channel_type") == "im" or bool(event.get("thread_ts")))
+    )
+
+
+class RetryLater(Exception):
+    """This attempt could not answer (the database is unreachable): leave the event claimed
+    so a sweep answers it again, in the same reply message."""
+
+
+def _settles_event(
+    listener: Callable[..., None],
+) -> Callable[..., None]:
+    """Mark the claimed event answered when ``listener`` returns, or leave it for a retry."""
+
+    @functools.wraps(listener)
+    def run(self: SlackAdapter, event: dict[str, Any], body: dict[str, Any], client: WebClient,
+            context: Any) -> None:  # fmt: skip
+        event_id = body.get("event_id")
+        answered = True
+        try:
+            listener(self, event, body, client, context)
+        except RetryLater:
+            answered = False
+        finally:
+            if event_id and _may_answer(event):
+                self._settle(event_id, answered)
+
+    return run
+
+
+@dataclass(frozen=True)
+class EventRef:
+    """The claimed event an answer settles; ``again`` when an earlier attempt may have
+    posted its reply message already."""
+
+    event_id: str
+    again: bool
+
+
+def _event_ref(body: dict[str, Any]) -> EventRef | None:
+    event_id = body.get("event_id")
+    return EventRef(str(event_id), bool(body.get(REDELIVERED))) if event_id else None
+
+
+def redeliver(app: App, body: dict[str, Any]) -> None:
+    """Answer an event this process took over (its replica died, or an attempt failed): run
+    it through bolt again as Socket Mode would deliver it, so no signature is checked."""
+    log.info("answering event %s again (taken over)", body.get("event_id"))
+    app.dispatch(BoltRequest(body=json.dumps({**body, REDELIVERED: True}), mode="socket_mode"))
+
+
 class SlackAdapter:
     """The listeners; each runs on a worker thread after bolt has acknowledged the event."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
+        self.inbox = runtime.inbox
 
+    def claim_first_delivery(
+        self, body: dict[str, Any], next: Callable[[], None]
+    ) -> BoltResponse | None:
+        """Global middleware, after bolt checked the signature and before the ack: claim an
+        event that may need an answer. A delivery of an event already claimed is acknowledged
+        and dropped; a claim the database refuses is answered 503, so Slack retries it."""
+        event, event_id = body.get("event") or {}, body.get("event_id")
+        if body.get("type") != "event_callback" or not event_id or not _may_answer(event):
+            return next()
+        if body.get(REDELIVERED):  # set only by redeliver(): already claimed, by this process
+            return next()
+        try:
+            kept = {k: v for k, v in body.items() if k != "token"}  # the legacy verification token
+            first = self.inbox.claim(PLATFORM, event_id, kept)
+        except DBAPIError as exc:
+            log.error("cannot claim event %s (Slack will retry it): %s", event_id, exc)
+            return BoltResponse(status=503, body="database unavailable; retry later")
+        if not first:
+            log.info("event %s already handled: not answered again", event_id)
+            return BoltResponse(status=200, body="")
+        return next()
+
+    def _settle(self, event_id: str, answered: bool) -> None:
+        try:
+            self.inbox.finish(PLATFORM, event_id, answered=answered)
+        except DBAPIError as exc:  # still claimed: a later sweep answers it again
+            log.warning("cannot mark event %s answered: %s", event_id, exc)
+
+    @_settles_event
     def on_mention(
         self, event: dict[str, Any], body: dict[str, Any], client: WebClient, context: Any
     ) -> None:
-        if not self._first_delivery(body):
-            return
         thread = event.get("thread_ts") or event["ts"]
         command = _admin_command(_MENTION.sub("", event.get("text", "")))
         if command is not None:
@@ -107,8 +204,10 @@ class SlackAdapter:
             client.chat_postMessage(channel=event["channel"], thread_ts=thread, text=result)
             return
         question = self._question(event, thread, client, context.bot_user_id)
-        self._answer(client, question, event["channel"], thread, react_to=event["ts"])
+        self._answer(client, question, event["channel"], thread, react_to=event["ts"],
+                     event=_event_ref(body))  # fmt: skip
 
+    @_settles_event
     def on_message(
         self, event: dict[str, Any], body: dict[str, Any], client: WebClient, context: Any
     ) -> None:
@@ -116,16 +215,16 @@ class SlackAdapter:
             return  # other bots, edits, joins: never answered
         if context.bot_user_id and f"<@{context.bot_user_id}>" in event.get("text", ""):
             return  # a mention: on_mention answers it
-        if not self._first_delivery(body):
-            return
         channel, thread = event["channel"], event.get("thread_ts")
         if event.get("channel_type") == "im":
             conversation = thread or "dm"
             question = self._question(event, conversation, client, context.bot_user_id)
-            self._answer(client, question, channel, thread, react_to=event["ts"])
+            self._answer(client, question, channel, thread, react_to=event["ts"],
+                         event=_event_ref(body))  # fmt: skip
         elif thread and self._follows_threads(channel) and self._answered_in(channel, thread):
             question = self._question(event, thread, client, context.bot_user_id)
-            self._answer(client, question, channel, thread, react_to=event["ts"])
+            self._answer(client, question, channel, thread, react_to=event["ts"],
+                         event=_event_ref(body))  # fmt: skip
 
     def on_ask(self, ack: Any, command: dict[str, Any], client: WebClient, respond: Any) -> None:
         text = command.get("text", "").strip()
@@ -186,18 +285,6 @@ class SlackAdapter:
                 else "That answer no longer exists, so the feedback was not recorded.",
             )  # fmt: skip
 
-    def _first_delivery(self, body: dict[str, Any]) -> bool:
-        """Claim the event in SQL; False when a retry or another replica already has it.
-
-        Done here, after the ack, not in a middleware before it: the ack then never
-        waits for the database, and a duplicate delivery is still dropped before any
-        answer starts."""
-        event_id = body.get("event_id")
-        if not event_id or claim_event(self.runtime.sessions, PLATFORM, event_id):
-            return True
-        log.info("event %s already handled: not answered again", event_id)
-        return False
-
     def _answer(
         self,
         client: WebClient,
@@ -205,13 +292,14 @@ class SlackAdapter:
         channel: str,
         thread: str | None,
         react_to: str | None = None,
+        event: EventRef | None = None,
     ) -> None:
-        """Post a placeholder, stream the answer into it, then the final blocks; a failure is
-        said in the thread, never swallowed."""
+        """Post a placeholder (or reuse the one an earlier attempt at ``event`` posted),
+        stream the answer into it, then the final blocks. A failure is said in the thread,
+        never swallowed; an unreachable database raises RetryLater after saying so."""
         if react_to:
             self._react(client, "reactions_add", channel, react_to)
-        placeholder = client.chat_postMessage(channel=channel, thread_ts=thread, text=THINKING)
-        ts = placeholder["ts"]
+        ts = self._reply_message(client, channel, thread, event)
         try:
             answer = relay(
                 self.runtime.assistant.stream(question),
@@ -226,12 +314,56 @@ class SlackAdapter:
                 client.chat_postMessage(
                     channel=channel, thread_ts=thread or ts, text=text, blocks=blocks
                 )
+        except DBAPIError as exc:
+            log.error("answering %s in %s: database unavailable: %s", question.user, channel, exc)
+            if event is None:
+                self._edit(client, channel, ts, user_message(exc))
+                return
+            self._edit(client, channel, ts, RETRYING)
+            raise RetryLater from exc
         except Exception as exc:
             log.exception("answering %s in %s failed", question.user, channel)
             self._edit(client, channel, ts, user_message(exc))
         finally:
             if react_to:
                 self._react(client, "reactions_remove", channel, react_to)
+
+    def _reply_message(
+        self, client: WebClient, channel: str, thread: str | None, event: EventRef | None
+    ) -> str:
+        """The ts of the message the answer goes into: a new placeholder, recorded so a later
+        attempt at the event reuses it; or, when this is such a later attempt, the one the
+        earlier attempt posted (recorded, or found in the thread if it died before saying)."""
+        if event is not None and event.again:
+            earlier = self.inbox.reply_to(PLATFORM, event.event_id) or self._placeholder_in(
+                client, channel, thread
+            )
+            if earlier:
+                self._edit(client, channel, earlier, THINKING)
+                return earlier
+        ts = str(client.chat_postMessage(channel=channel, thread_ts=thread, text=THINKING)["ts"])
+        if event is not None:
+            try:
+                self.inbox.record_reply(PLATFORM, event.event_id, ts)
+            except DBAPIError as exc:
+                log.warning("cannot record the reply to event %s: %s", event.event_id, exc)
+        return ts
+
+    def _placeholder_in(self, client: WebClient, channel: str, thread: str | None) -> str | None:
+        """A placeholder of teambot's still waiting in ``thread`` (none for top-level DMs)."""
+        if thread is None:
+            return None
+        try:
+            replies = client.conversations_replies(channel=channel, ts=thread, limit=50)
+        except SlackApiError as exc:
+            log.warning("cannot read thread %s in %s: %s", thread, channel, exc)
+            return None
+        waiting = [
+            m["ts"]
+            for m in replies.get("messages", [])
+            if m.get("bot_id") and m.get("text") in (THINKING, RETRYING)
+        ]
+        return waiting[-1] if waiting else None
 
     def _question(
         self, event: dict[str, Any], thread: str, client: WebClient, bot_user: str | None

@@ -1,0 +1,80 @@
+"""A `teambot serve` replica's background duty: beat, and answer what others left.
+
+Every HEARTBEAT_SECONDS the replica records its heartbeat (role ``serve``) and
+takes over claimed events nobody is answering any more (bot.inbox): those of a
+replica that stopped beating, and its own that failed mid-answer (the database
+was away). Each is handed to the platform adapter to answer again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+
+from bot.runtime import Runtime
+from workers import coordination
+
+log = logging.getLogger(__name__)
+
+SERVE = "serve"
+
+
+class ReplicaDuties:
+    """The heartbeat and orphan sweep on a daemon thread; ``stop`` says goodbye.
+
+    ``redeliver`` maps each platform whose events can be answered again to the function
+    that does it."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        redeliver: dict[str, Callable[[dict[str, Any]], None]],
+        every: float = coordination.HEARTBEAT_SECONDS,
+    ) -> None:
+        self._runtime = runtime
+        self._redeliver = redeliver
+        self._every = every
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="replica-duties", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+        try:
+            with self._runtime.sessions.begin() as session:
+                coordination.leave(session, self._runtime.process_id)
+        except DBAPIError as exc:
+            log.warning("could not remove this replica's heartbeat: %s", exc)
+
+    def tick(self) -> int:
+        """One beat and sweep; how many events were taken over."""
+        runtime = self._runtime
+        with runtime.sessions.begin() as session:
+            coordination.beat(session, runtime.process_id, SERVE, set())
+            live = {beat.id for beat in coordination.live(session, SERVE)}
+        adopted = runtime.inbox.adopt_orphans(set(self._redeliver), live)
+        for orphan in adopted:
+            log.warning(
+                "taking over %s event %s from %s (attempt %d)",
+                orphan.platform, orphan.event_id, orphan.previous_owner, orphan.attempt,
+            )  # fmt: skip
+            self._redeliver[orphan.platform](orphan.payload)
+        return len(adopted)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.tick()
+            except DBAPIError as exc:  # the database is away: try again next beat
+                log.warning("replica heartbeat failed: %s", exc)
+            except Exception:
+                log.exception("replica duties failed; retrying next beat")
+            if self._stopped.wait(self._every):
+                return
