@@ -18,6 +18,7 @@ import functools
 import json
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -131,6 +132,7 @@ def serve(runtime: Runtime) -> None:
         uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
     )
     discord: _DiscordThread | None = None
+    warm_up(runtime)
     with adapters:
         duties.start()
         adapters.callback(duties.stop)
@@ -153,6 +155,15 @@ def serve(runtime: Runtime) -> None:
         server.run()
     if discord is not None and discord.error is not None:
         raise discord.error
+
+
+def warm_up(runtime: Runtime) -> None:
+    """Load the embedder and the index before the first question, not during a burst of them:
+    the first answers are not slowed, and /healthz is true only once the process can answer."""
+    started = time.perf_counter()
+    runtime.retriever.search("warm up", k=1)  # embeds a question; loads FAISS and BM25
+    log.info("ready: %d chunks searchable, loaded in %.1f s",
+             runtime.retriever.indexed_chunks(), time.perf_counter() - started)  # fmt: skip
 
 
 class _DiscordThread:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -123,11 +124,14 @@ class Embedder:
         self.batch_size = batch_size
         self.threads = threads or os.cpu_count() or 1
         self._model: SentenceTransformer | None = None
+        self._load_lock = threading.Lock()  # answer threads asking at once load it once
 
     @property
     def model(self) -> SentenceTransformer:
         if self._model is None:
-            self._model = self._load()
+            with self._load_lock:
+                if self._model is None:
+                    self._model = self._load()
         return self._model
 
     def _load(self) -> SentenceTransformer:

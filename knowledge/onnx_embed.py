@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -98,6 +99,9 @@ class OnnxEmbedder:
         self._query_session: onnxruntime.InferenceSession | None = None
         self._tokenizer: Tokenizer | None = None
         self._counter: Tokenizer | None = None
+        # Sessions and tokenizers are made on first use, once: without the lock, 32 answer
+        # threads asking their first questions together each opened a session (+2 GB).
+        self._init_lock = threading.Lock()
 
     @property
     def dimension(self) -> int:
@@ -111,7 +115,9 @@ class OnnxEmbedder:
     def count_tokens(self, text: str) -> int:
         """Word pieces in ``text``, without the special tokens the model adds."""
         if self._counter is None:
-            self._counter = self._load_tokenizer(truncate=False)
+            with self._init_lock:
+                if self._counter is None:
+                    self._counter = self._load_tokenizer(truncate=False)
         return len(self._counter.encode(self._prepare(text), add_special_tokens=False).ids)
 
     def embed_texts(
@@ -145,7 +151,9 @@ class OnnxEmbedder:
     def tokenizer(self) -> Tokenizer:
         """Adds the special tokens, truncates at ``max_tokens``, does not pad."""
         if self._tokenizer is None:
-            self._tokenizer = self._load_tokenizer(truncate=True)
+            with self._init_lock:
+                if self._tokenizer is None:
+                    self._tokenizer = self._load_tokenizer(truncate=True)
         return self._tokenizer
 
     def _load_tokenizer(self, *, truncate: bool) -> Tokenizer:
@@ -160,11 +168,15 @@ class OnnxEmbedder:
         return tokenizer
 
     def _session(self, *, batch: bool) -> onnxruntime.InferenceSession:
-        if batch and self._batch_session is None:
-            self._batch_session = self._open_session(self.threads)
-        if not batch and self._query_session is None:
-            self._query_session = self._open_session(1)
         session = self._batch_session if batch else self._query_session
+        if session is not None:
+            return session
+        with self._init_lock:
+            if batch and self._batch_session is None:
+                self._batch_session = self._open_session(self.threads)
+            if not batch and self._query_session is None:
+                self._query_session = self._open_session(1)
+            session = self._batch_session if batch else self._query_session
         assert session is not None
         return session
 

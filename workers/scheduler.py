@@ -31,6 +31,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from bot.retention import forget_expired
 from bot.runtime import Runtime
@@ -105,6 +106,8 @@ class Worker:
             return False
         except KnowledgeError as exc:
             log.error("refresh of %s failed: %s", name, exc)
+        except DBAPIError as exc:  # its lease expires; a worker then takes the source over
+            log.error("refresh of %s failed, the database is unavailable: %s", name, exc)
         else:
             log.info("refreshed %s: %s", name, report.counts())
         finally:
