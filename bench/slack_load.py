@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,15 +39,10 @@ from tests.fakes.slack import (
     app_mention_event,
     sign,
 )
+from tests.processes import free_port
 
 TEAMBOT = str(Path(sys.executable).parent / "teambot")
 ANSWER = "Set DATABASE_URL to a PostgreSQL URL, then run teambot db upgrade [1]."
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def fire(url: str, mentions: int, rate: float) -> list[float]:

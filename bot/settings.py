@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -162,7 +162,12 @@ class Settings(BaseSettings):
     host: str = Field(
         default="127.0.0.1", validation_alias="TEAMBOT_HOST", description="Address to serve on."
     )
-    port: int = Field(default=3000, validation_alias="TEAMBOT_PORT", ge=1, le=65535)
+    port: int = Field(
+        default=3000,
+        validation_alias=AliasChoices("TEAMBOT_PORT", "PORT"),  # PORT: what a PaaS sets
+        ge=1,
+        le=65535,
+    )
     slack_bot_token: SecretStr = Field(default=SecretStr(""), description="xoxb-… token.")
     slack_signing_secret: SecretStr = Field(
         default=SecretStr(""), description="Checks that HTTP events come from Slack."

@@ -3,7 +3,6 @@ mention is still answered, exactly once, in one reply message."""
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -18,19 +17,13 @@ from tests.conftest import postgres_schema_url
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.slack import BOT_TOKEN, BOT_USER_ID, SIGNING_SECRET, FakeSlack, app_mention_event
 from tests.fakes.slack_events import EventSender
-from tests.processes import TeambotProcess
+from tests.processes import TeambotProcess, free_port
 
 EVENTS = 100
 RATE = 20.0  # mentions per second
 KILL_AFTER = 40  # first deliveries sent before replica A is killed
 ANSWER = "Set DATABASE_URL to a PostgreSQL URL, then run teambot db upgrade [1]."
 THINKING = "_Thinking…_"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_replica(
@@ -103,13 +96,21 @@ def test_every_mention_is_answered_exactly_once_when_a_replica_is_killed(
                     r.get("blocks") for r in replies(m))]  # fmt: skip
                 lines = [x for x in b.log().splitlines() if any(e in x for e in missing)]
                 with sessions() as session:
-                    rows = session.execute(select(ProcessedEvent.event_id, ProcessedEvent.state,
-                        ProcessedEvent.owner, ProcessedEvent.reply_ts, ProcessedEvent.attempts,
-                        ProcessedEvent.received_at).where(ProcessedEvent.event_id.in_(missing))).all()
+                    rows = session.execute(
+                        select(
+                            ProcessedEvent.event_id,
+                            ProcessedEvent.state,
+                            ProcessedEvent.owner,
+                            ProcessedEvent.reply_ts,
+                            ProcessedEvent.attempts,
+                            ProcessedEvent.received_at,
+                        ).where(ProcessedEvent.event_id.in_(missing))
+                    ).all()
                 sent = [(d.event_id, d.attempts) for d in deliveries if d.event_id in missing]
                 threads = {m["event_id"]: replies(m) for m in mentions if m["event_id"] in missing}
-                raise AssertionError(f"unanswered: {missing}\n{rows}\n{sent}\n{threads}\n"
-                                     + "\n".join(lines)) from None
+                raise AssertionError(
+                    f"unanswered: {missing}\n{rows}\n{sent}\n{threads}\n" + "\n".join(lines)
+                ) from None
             time.sleep(3)  # a late duplicate answer would show up by now
         finally:
             a.kill()

@@ -24,9 +24,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("owner", sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column("payload", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("reply_ts", sa.String(length=100), nullable=True))
-        batch_op.add_column(
-            sa.Column("attempts", sa.Integer(), server_default="0", nullable=False)
-        )
+        batch_op.add_column(sa.Column("attempts", sa.Integer(), server_default="0", nullable=False))
         batch_op.create_index("ix_processed_events_state", ["state"], unique=False)
 
 

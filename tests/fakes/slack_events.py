@@ -32,6 +32,7 @@ class Attempt:
     retry_num: int
     outcome: str  # an HTTP status as text, or why the delivery failed
     ms: float
+    duplicate: bool = False  # sent again although an earlier delivery was acknowledged
 
 
 @dataclass
@@ -144,8 +145,9 @@ class EventSender:
             if isinstance(exc, httpx.ConnectError):
                 self._down_until[target] = time.monotonic() + self._down_seconds
         delivery.attempts.append(
-            Attempt(target, retry_num, outcome, (time.monotonic() - started) * 1000)
-        )
+            Attempt(target, retry_num, outcome, (time.monotonic() - started) * 1000,
+                    duplicate=delivery.acked)
+        )  # fmt: skip
         return outcome.startswith("2")
 
     def _next_target(self) -> str:
