@@ -438,7 +438,11 @@ def demo(
 
 @app.command()
 def worker(ctx: typer.Context) -> None:
-    """Re-ingest every source on its schedule (REFRESH_INTERVAL_MINUTES) until stopped."""
+    """Refresh each source on its schedule, and when an admin asks, until stopped.
+
+    Several workers can share one PostgreSQL: each run goes to one of them.
+
+    `teambot admin status` lists the running workers and each source's next run."""
     from workers.scheduler import run_forever
 
     run_forever(_runtime(ctx))

@@ -1,9 +1,10 @@
-"""A `teambot serve` replica's background duty: beat, and answer what others left.
+"""A `teambot serve` replica's background duty: beat, post notices, answer what others left.
 
-Every HEARTBEAT_SECONDS the replica records its heartbeat (role ``serve``) and
-takes over claimed events nobody is answering any more (bot.inbox): those of a
-replica that stopped beating, and its own that failed mid-answer (the database
-was away). Each is handed to the platform adapter to answer again.
+Every HEARTBEAT_SECONDS the replica records its heartbeat (role ``serve``), posts
+the notices workers left (a refresh an admin asked for is done), and takes over
+claimed events nobody is answering any more (bot.inbox): those of a replica that
+stopped beating, and its own that failed mid-answer (the database was away).
+Each is handed to the platform adapter to answer again.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 
 from bot.runtime import Runtime
+from knowledge.models import Notice
 from workers import coordination
 
 log = logging.getLogger(__name__)
@@ -27,16 +29,18 @@ class ReplicaDuties:
     """The heartbeat and orphan sweep on a daemon thread; ``stop`` says goodbye.
 
     ``redeliver`` maps each platform whose events can be answered again to the function
-    that does it."""
+    that does it; ``notices``, each platform to the function that posts a worker's notice."""
 
     def __init__(
         self,
         runtime: Runtime,
         redeliver: dict[str, Callable[[dict[str, Any]], None]],
+        notices: dict[str, Callable[[Notice], None]] | None = None,
         every: float = coordination.HEARTBEAT_SECONDS,
     ) -> None:
         self._runtime = runtime
         self._redeliver = redeliver
+        self._notices = notices or {}
         self._every = every
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="replica-duties", daemon=True)
@@ -54,11 +58,17 @@ class ReplicaDuties:
             log.warning("could not remove this replica's heartbeat: %s", exc)
 
     def tick(self) -> int:
-        """One beat and sweep; how many events were taken over."""
+        """One beat, notices posted, and a sweep; how many events were taken over."""
         runtime = self._runtime
         with runtime.sessions.begin() as session:
             coordination.beat(session, runtime.process_id, SERVE, set())
             live = {beat.id for beat in coordination.live(session, SERVE)}
+            notices = coordination.claim_notices(session, set(self._notices))
+        for notice in notices:
+            try:
+                self._notices[notice.platform](notice)
+            except Exception:  # claimed: it is not posted twice, so say it in the log
+                log.exception("could not post notice %d to %s", notice.id, notice.channel)
         adopted = runtime.inbox.adopt_orphans(set(self._redeliver), live)
         for orphan in adopted:
             log.warning(

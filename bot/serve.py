@@ -121,10 +121,14 @@ def serve(runtime: Runtime) -> None:
             "SLACK_SIGNING_SECRET is empty: HTTP events cannot be checked. Copy it from your "
             "Slack app's Basic Information page, or set SLACK_APP_TOKEN to use Socket Mode."
         )
-    from bot.slack.app import build_app, redeliver
+    from bot.slack.app import build_app, post_notice, redeliver
 
     slack = build_app(runtime) if has_slack else None
-    duties = ReplicaDuties(runtime, {"slack": functools.partial(redeliver, slack)} if slack else {})
+    duties = ReplicaDuties(
+        runtime,
+        {"slack": functools.partial(redeliver, slack)} if slack else {},
+        {"slack": functools.partial(post_notice, slack)} if slack else {},
+    )
     adapters = contextlib.ExitStack()  # closed on shutdown, whatever stopped the server
     app = asgi_app(None if app_token else slack, lambda: health(runtime), runtime.metrics.render,
                    on_shutdown=adapters.close)  # fmt: skip

@@ -58,6 +58,8 @@ class Source(Base):
     # An admin asked for a refresh now; the first worker to clear this runs it.
     refresh_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     refresh_requested_by: Mapped[str | None] = mapped_column(String(200))
+    # Where to say that the requested refresh is done: a Notice's platform/channel/thread/user.
+    refresh_notify: Mapped[dict[str, str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -168,6 +170,22 @@ class Heartbeat(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     running: Mapped[str | None] = mapped_column(Text)  # what it is busy with, for people
+
+
+class Notice(Base):
+    """A message for a chat, left by a process that cannot post there (a worker telling an
+    admin the refresh they asked for is done); a serve replica posts it, once."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(200))
+    thread: Mapped[str | None] = mapped_column(String(100))
+    user_id: Mapped[str | None] = mapped_column(String(200))  # set: visible to them only
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
 
 
 # APScheduler's SQLAlchemy job store table, declared here so migrations own it and

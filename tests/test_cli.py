@@ -176,7 +176,7 @@ def test_postgres_needs_db_upgrade_then_works_end_to_end(
     assert_clean_failure(run("sources", "list", db_url=url, cwd=tmp_path), "teambot db upgrade")
 
     upgraded = run("db", "upgrade", db_url=url, cwd=tmp_path)
-    assert upgraded.returncode == 0 and "Database at revision 0006" in upgraded.stdout
+    assert upgraded.returncode == 0 and "Database at revision 0007" in upgraded.stdout
 
     assert run("ingest", str(corpus), "--name", "zephyr", db_url=url, cwd=tmp_path).returncode == 0
     asked = run("ask", "--json", "How do I restore a backup?", db_url=url, cwd=tmp_path)

@@ -28,12 +28,12 @@ from bot.runtime import Runtime
 from bot.serve import asgi_app, health
 from bot.settings import Settings
 from bot.slack import render
-from bot.slack.app import THINKING, build_app, redeliver
+from bot.slack.app import THINKING, build_app, post_notice, redeliver
 from knowledge.db import upgrade
 from knowledge.embed import Embedder
 from knowledge.ingest import ingest_folder
 from knowledge.lease import HOST
-from knowledge.models import utcnow
+from knowledge.models import Heartbeat, utcnow
 from tests.conftest import postgres_schema_url
 from tests.corpus import write_corpus
 from tests.fakes.openai_server import FakeOpenAI, Reply, Status
@@ -49,6 +49,7 @@ from tests.fakes.slack import (
     sign,
     slash_command_form,
 )
+from workers import coordination
 
 ANSWER = "Zephyr listens on port 8731 by default [1]."
 
@@ -512,7 +513,12 @@ def seed_claim(sessions: sessionmaker[Session], envelope: dict[str, Any], owner:
 
 
 def duties(bot: Bot) -> ReplicaDuties:
-    return ReplicaDuties(bot.runtime, {"slack": functools.partial(redeliver, bot.app)})
+    """The replica's background duties, run one tick at a time by the test."""
+    return ReplicaDuties(
+        bot.runtime,
+        {"slack": functools.partial(redeliver, bot.app)},
+        {"slack": functools.partial(post_notice, bot.app)},
+    )
 
 
 def test_a_dead_replicas_claim_is_answered_once_by_another(bot: Bot, slack: FakeSlack) -> None:
@@ -595,3 +601,27 @@ def test_a_claim_the_database_refuses_is_answered_503_and_the_retry_is_answered(
     finally:
         bot.stop()
         runtime.close()
+
+
+def test_a_refresh_asked_for_by_mention_is_handed_to_a_worker_and_its_result_posted_there(
+    start_bot: Any, slack: FakeSlack
+) -> None:
+    bot = start_bot(teambot_admins="slack:UADMIN")
+    with bot.runtime.sessions.begin() as session:
+        session.add(Heartbeat(id="box:1:w", role="worker"))  # a worker is running
+    asked = mention("admin sources refresh zephyr", user="UADMIN")
+    thread = asked["event"]["ts"]
+
+    bot.event(asked)
+    [queued] = slack.wait_for(lambda: slack.thread("C1", thread))
+    with bot.runtime.sessions.begin() as session:  # what the worker does when it is done
+        [request] = coordination.claim_requests(session)
+        coordination.leave_notice(session, request.notify, "Refreshed. Source 'zephyr': …")
+    duties(bot).tick()
+    duties(bot).tick()
+
+    assert "Queued a refresh of 'zephyr'" in queued["text"]
+    assert "I will post its counts here when it is done" in queued["text"]
+    assert request.notify == {"platform": "slack", "channel": "C1", "thread": thread}
+    done = slack.wait_for(lambda: slack.thread("C1", thread)[1:])
+    assert [m["text"] for m in done] == ["```\nRefreshed. Source 'zephyr': …\n```"]

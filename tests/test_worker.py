@@ -218,13 +218,38 @@ def test_an_expired_lease_from_another_machine_is_orphaned_and_a_busy_request_wa
     with runtime.sessions.begin() as session:
         coordination.request_refresh(session, "live", by="slack:U1")
     with runtime.sessions.begin() as session:
-        [(name, asked_at)] = coordination.claim_requests(session)
+        [request] = coordination.claim_requests(session)
     with runtime.sessions.begin() as session:
         assert coordination.claim_requests(session) == []  # claimed once, by one worker
     worker = Worker(runtime, paused_scheduler(runtime))
-    worker._run_one_off(name, "asked for by an admin", asked_at)  # "live" is busy elsewhere
+    worker._run_one_off(request.name, "asked for by an admin", request)  # busy elsewhere
 
     with runtime.sessions() as session:  # so the request waits for the lease to come free
         assert session.scalar(select(Source.refresh_requested_at).where(Source.name == "live"))
+    worker.scheduler.shutdown()
+    runtime.close()
+
+
+def test_a_refresh_asked_for_in_chat_leaves_a_notice_where_it_was_asked(
+    tmp_path: Path, corpus: Path, embedder: Embedder
+) -> None:
+    runtime = Runtime(Settings(database_url=sqlite_url(tmp_path)))
+    runtime.__dict__["embedder"] = embedder
+    where = {"platform": "slack", "channel": "C1", "thread": "1.5"}
+    with runtime.sessions.begin() as session:
+        session.add(folder_source(corpus, "zephyr"))
+    with runtime.sessions.begin() as session:
+        coordination.request_refresh(session, "zephyr", by="slack:U1", notify=where)
+    with runtime.sessions.begin() as session:
+        [request] = coordination.claim_requests(session)
+    worker = Worker(runtime, paused_scheduler(runtime))
+
+    worker._run_one_off(request.name, "asked for by an admin", request)
+
+    with runtime.sessions.begin() as session:
+        [notice] = coordination.claim_notices(session, {"slack"})
+        assert coordination.claim_notices(session, {"slack"}) == []  # posted once
+    assert (notice.channel, notice.thread, notice.user_id) == ("C1", "1.5", None)
+    assert notice.text.startswith("Refreshed. Source 'zephyr': 4 pages seen — 4 new,")
     worker.scheduler.shutdown()
     runtime.close()

@@ -8,6 +8,7 @@ this machine died, is orphaned: a worker takes it over the same way.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from knowledge.errors import SourceError
 from knowledge.lease import is_dead_local_owner
-from knowledge.models import Heartbeat, Source, as_utc, scheduler_jobs, utcnow
+from knowledge.models import Heartbeat, Notice, Source, as_utc, scheduler_jobs, utcnow
 
 JOB_PREFIX = "refresh:"  # a source's job id in the shared job store is JOB_PREFIX + its name
 HEARTBEAT_SECONDS = 2
@@ -51,43 +52,83 @@ def live(session: Session, role: str) -> list[Heartbeat]:
     )
 
 
-def request_refresh(session: Session, name: str, by: str) -> None:
+@dataclass(frozen=True)
+class RefreshRequest:
+    """A refresh an admin asked for; ``notify`` says where to tell them it is done."""
+
+    name: str
+    requested_at: datetime
+    notify: dict[str, str] | None = None
+
+
+def request_refresh(
+    session: Session, name: str, by: str, notify: dict[str, str] | None = None
+) -> None:
     """Queue a refresh of ``name`` for the next worker that polls (within seconds)."""
     queued = session.execute(
         update(Source)
         .where(Source.name == name)
-        .values(refresh_requested_at=utcnow(), refresh_requested_by=by)
+        .values(refresh_requested_at=utcnow(), refresh_requested_by=by, refresh_notify=notify)
     ).rowcount
     if queued != 1:
         raise SourceError(f"No source named {name!r}; see `admin sources list`.")
 
 
-def claim_requests(session: Session) -> list[tuple[str, datetime]]:
-    """Take every queued refresh no other worker took first: (source name, requested at)."""
+def claim_requests(session: Session) -> list[RefreshRequest]:
+    """Take every queued refresh no other worker took first."""
     queued = session.execute(
-        select(Source.id, Source.name, Source.refresh_requested_at).where(
+        select(Source.id, Source.name, Source.refresh_requested_at, Source.refresh_notify).where(
             Source.refresh_requested_at.is_not(None)
         )
     ).all()
     claimed = []
-    for source_id, name, requested_at in queued:
+    for source_id, name, requested_at, notify in queued:
         taken = session.execute(
             update(Source)
             .where(Source.id == source_id, Source.refresh_requested_at == requested_at)
-            .values(refresh_requested_at=None)
+            .values(refresh_requested_at=None, refresh_notify=None)
         ).rowcount
         if taken == 1:
-            claimed.append((name, requested_at))
+            claimed.append(RefreshRequest(name, requested_at, notify))
     return claimed
 
 
-def requeue(session: Session, name: str, requested_at: datetime) -> None:
+def requeue(session: Session, request: RefreshRequest) -> None:
     """Put back a claimed request that could not run yet (the source was busy)."""
     session.execute(
         update(Source)
-        .where(Source.name == name, Source.refresh_requested_at.is_(None))
-        .values(refresh_requested_at=requested_at)
+        .where(Source.name == request.name, Source.refresh_requested_at.is_(None))
+        .values(refresh_requested_at=request.requested_at, refresh_notify=request.notify)
     )
+
+
+def leave_notice(session: Session, notify: dict[str, str], text: str) -> None:
+    """A message for a serve replica to post where ``notify`` says (bot.replica)."""
+    session.add(
+        Notice(platform=notify["platform"], channel=notify["channel"],
+               thread=notify.get("thread"), user_id=notify.get("user_id"), text=text)
+    )  # fmt: skip
+
+
+def claim_notices(session: Session, platforms: set[str], limit: int = 20) -> list[Notice]:
+    """Unsent notices for ``platforms``, each marked sent by this caller only (post them)."""
+    pending = session.scalars(
+        select(Notice)
+        .where(Notice.sent_at.is_(None), Notice.platform.in_(platforms))
+        .order_by(Notice.id)
+        .limit(limit)
+    ).all()
+    claimed = []
+    for notice in pending:
+        taken = session.execute(
+            update(Notice)
+            .where(Notice.id == notice.id, Notice.sent_at.is_(None))
+            .values(sent_at=utcnow())
+        ).rowcount
+        if taken == 1:
+            session.expunge(notice)
+            claimed.append(notice)
+    return claimed
 
 
 def orphaned_sources(session: Session) -> list[tuple[str, str]]:

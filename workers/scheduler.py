@@ -33,6 +33,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
+from bot import render
 from bot.retention import forget_expired
 from bot.runtime import Runtime
 from knowledge.errors import KnowledgeError
@@ -87,8 +88,9 @@ class Worker:
         self._active: set[str] = set()  # submitted here and not finished
         self._sources_seen: tuple[int, datetime | None] | None = None
 
-    def refresh(self, name: str, why: str) -> bool:
-        """Refresh ``name``; False when another process holds it (nothing was done)."""
+    def refresh(self, name: str, why: str) -> str | None:
+        """Refresh ``name``; what came of it in a sentence, or None when another process holds
+        the source (nothing was done)."""
         with self._lock:
             self._active.add(name)
         runtime = self.runtime
@@ -103,17 +105,18 @@ class Worker:
             )
         except SourceBusyError as exc:
             log.info("skipped %s: %s", name, exc)
-            return False
+            return None
         except KnowledgeError as exc:
             log.error("refresh of %s failed: %s", name, exc)
+            return f"The refresh of {name!r} failed: {exc}"
         except DBAPIError as exc:  # its lease expires; a worker then takes the source over
             log.error("refresh of %s failed, the database is unavailable: %s", name, exc)
-        else:
-            log.info("refreshed %s: %s", name, report.counts())
+            return f"The refresh of {name!r} was interrupted (database unavailable); it resumes."
         finally:
             with self._lock:
                 self._active.discard(name)
-        return True
+        log.info("refreshed %s: %s", name, report.counts())
+        return "Refreshed. " + render.refresh_summary(report)
 
     def forget_expired(self) -> None:
         days = self.runtime.settings.retention_days
@@ -133,35 +136,44 @@ class Worker:
             self._sources_seen = seen
         with sessions.begin() as session:
             claimed = coordination.claim_requests(session)
-            busy_here = [(name, at) for name, at in claimed if name in active]
-            for name, at in busy_here:
-                coordination.requeue(session, name, at)
-        for name, at in claimed:
-            if name not in active:
-                self._run_now(name, "asked for by an admin", requested_at=at)
+            for request in claimed:
+                if request.name in active:  # running here now: again once it is done
+                    coordination.requeue(session, request)
+        for request in claimed:
+            if request.name not in active:
+                self._run_now(request.name, "asked for by an admin", request)
         with sessions() as session:
             orphans = coordination.orphaned_sources(session)
         for name, holder in orphans:
             if name not in active:
                 self._run_now(name, f"taking over from {holder}, which stopped")
 
-    def _run_now(self, name: str, why: str, requested_at: datetime | None = None) -> None:
+    def _run_now(
+        self, name: str, why: str, request: coordination.RefreshRequest | None = None
+    ) -> None:
         with self._lock:
             if name in self._active:
                 return
             self._active.add(name)
         self.scheduler.add_job(
             self._run_one_off,
-            args=(name, why, requested_at),
+            args=(name, why, request),
             jobstore=LOCAL,
             executor=REFRESHES,
             misfire_grace_time=None,
         )
 
-    def _run_one_off(self, name: str, why: str, requested_at: datetime | None) -> None:
-        if not self.refresh(name, why) and requested_at is not None:
-            with self.runtime.sessions.begin() as session:  # busy elsewhere: ask again later
-                coordination.requeue(session, name, requested_at)
+    def _run_one_off(
+        self, name: str, why: str, request: coordination.RefreshRequest | None
+    ) -> None:
+        outcome = self.refresh(name, why)
+        if request is None:
+            return
+        with self.runtime.sessions.begin() as session:
+            if outcome is None:  # busy elsewhere: ask again later
+                coordination.requeue(session, request)
+            elif request.notify:  # tell the admin who asked, where they asked
+                coordination.leave_notice(session, request.notify, outcome)
 
     def sync_jobs(self) -> None:
         """One shared job per enabled source: add new ones, reschedule changed, drop removed."""

@@ -4,6 +4,22 @@ The terminal calls it with its argv; chat adapters with the message text.
 """
 
 from bot.admin.access import Actor, AdminError
-from bot.admin.commands import COMMANDS, AdminDeps, AdminResult, help_text, run_admin
+from bot.admin.commands import (
+    COMMANDS,
+    AdminDeps,
+    AdminResult,
+    ReplyTarget,
+    help_text,
+    run_admin,
+)
 
-__all__ = ["COMMANDS", "Actor", "AdminDeps", "AdminError", "AdminResult", "help_text", "run_admin"]
+__all__ = [
+    "COMMANDS",
+    "Actor",
+    "AdminDeps",
+    "AdminError",
+    "AdminResult",
+    "ReplyTarget",
+    "help_text",
+    "run_admin",
+]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 from sqlalchemy import func, select
@@ -66,9 +66,24 @@ class AdminResult:
 
 
 @dataclass(frozen=True)
+class ReplyTarget:
+    """Where a command came from in chat, so a result that comes later (a refresh a worker
+    ran) can be posted there; ``user_id`` set: only that person sees it (Slack's /teambot)."""
+
+    platform: str
+    channel: str
+    thread: str | None = None
+    user_id: str | None = None
+
+    def as_notify(self) -> dict[str, str]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
 class Args:
     words: list[str]
     options: dict[str, str] = field(default_factory=dict)
+    reply_to: ReplyTarget | None = None
 
 
 Handler = Callable[[AdminDeps, Actor, Args], str]
@@ -84,12 +99,18 @@ class Command:
 
 
 def run_admin(
-    deps: AdminDeps, actor: Actor, argv: list[str] | str, *, platform_admin: bool = False
+    deps: AdminDeps,
+    actor: Actor,
+    argv: list[str] | str,
+    *,
+    platform_admin: bool = False,
+    reply_to: ReplyTarget | None = None,
 ) -> AdminResult:
     """Run one admin command line (words, or chat text to shlex-split) for ``actor``.
 
     ``platform_admin``: the platform vouches for the actor (Discord's Manage Server
-    permission). Every run is audited: refused, failed or done."""
+    permission); ``reply_to``: where in chat it was asked. Every run is audited: refused,
+    failed or done."""
     try:
         words = shlex.split(argv) if isinstance(argv, str) else list(argv)
     except ValueError as exc:  # an unclosed quote in chat text
@@ -108,7 +129,7 @@ def run_admin(
         outcome = f"error: {result.text}"
     else:
         try:
-            result = _execute(deps, actor, command, words)
+            result = _execute(deps, actor, command, words, reply_to)
         except Exception as exc:  # unexpected: audited, then the caller reports it
             _audit(deps, actor, name, words, f"failed: {type(exc).__name__}: {exc}")
             raise
@@ -132,7 +153,11 @@ def help_text() -> str:
 
 
 def _execute(
-    deps: AdminDeps, actor: Actor, command: Command | None, words: list[str]
+    deps: AdminDeps,
+    actor: Actor,
+    command: Command | None,
+    words: list[str],
+    reply_to: ReplyTarget | None,
 ) -> AdminResult:
     if command is None:
         if not words or words[0] in HELP_WORDS:
@@ -140,7 +165,7 @@ def _execute(
         return AdminResult(False, f"Unknown admin command {' '.join(words[:2])!r}.\n{help_text()}")
     try:
         args = parse_args(command, words[len(command.name.split()) :])
-        return AdminResult(True, command.run(deps, actor, args))
+        return AdminResult(True, command.run(deps, actor, replace(args, reply_to=reply_to)))
     except (AdminError, KnowledgeError, BotError) as exc:
         return AdminResult(False, str(exc))
 
@@ -219,16 +244,19 @@ def sources_remove(deps: AdminDeps, actor: Actor, args: Args) -> str:
 def sources_refresh(deps: AdminDeps, actor: Actor, args: Args) -> str:
     """Hand the refresh to a running worker, which starts it within seconds; with no worker
     alive, run it here so the request is never silently parked."""
-    name = args.words[0]
+    name, reply_to = args.words[0], args.reply_to
+    notify = reply_to.as_notify() if reply_to else None
     with deps.sessions.begin() as session:
         workers = coordination.live(session, coordination.WORKER)
         if workers:
-            coordination.request_refresh(session, name, by=str(actor))
+            coordination.request_refresh(session, name, by=str(actor), notify=notify)
     if workers:
+        then = "I will post its counts here when it is done" if reply_to else (
+            "`admin status` shows it running and then its counts"
+        )  # fmt: skip
         return (
             f"Queued a refresh of {name!r}: a worker ({len(workers)} running) starts it within "
-            f"{coordination.HEARTBEAT_SECONDS} seconds. `admin status` shows it running and "
-            "then its counts."
+            f"{coordination.HEARTBEAT_SECONDS} seconds; {then}."
         )
     report = refresh(deps.sessions, deps.embedder, name, limits=deps.crawl_limits)
     return "No worker is running, so teambot refreshed it here.\n" + render.refresh_summary(report)

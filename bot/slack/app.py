@@ -34,7 +34,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
-from bot.admin import Actor, run_admin
+from bot.admin import Actor, ReplyTarget, run_admin
 from bot.channels import channel_prefs
 from bot.errors import user_message
 from bot.feedback import record_feedback
@@ -43,6 +43,7 @@ from bot.runtime import Runtime
 from bot.slack import render
 from bot.streaming import relay
 from bot.types import Question
+from knowledge.models import Notice
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,15 @@ def _event_ref(body: dict[str, Any]) -> EventRef | None:
     return EventRef(str(event_id), bool(body.get(REDELIVERED))) if event_id else None
 
 
+def post_notice(app: App, notice: Notice) -> None:
+    """Post a worker's notice (a refresh an admin asked for is done) where the admin asked."""
+    text = f"```\n{notice.text}\n```"
+    if notice.user_id:
+        app.client.chat_postEphemeral(channel=notice.channel, user=notice.user_id, text=text)
+    else:
+        app.client.chat_postMessage(channel=notice.channel, thread_ts=notice.thread, text=text)
+
+
 def redeliver(app: App, body: dict[str, Any]) -> None:
     """Answer an event this process took over (its replica died, or an attempt failed): run
     it through bolt again as Socket Mode would deliver it, so no signature is checked."""
@@ -200,7 +210,8 @@ class SlackAdapter:
         thread = event.get("thread_ts") or event["ts"]
         command = _admin_command(_MENTION.sub("", event.get("text", "")))
         if command is not None:
-            result = self._admin(event.get("user", ""), command)
+            where = ReplyTarget(PLATFORM, event["channel"], thread)
+            result = self._admin(event.get("user", ""), command, where)
             client.chat_postMessage(channel=event["channel"], thread_ts=thread, text=result)
             return
         question = self._question(event, thread, client, context.bot_user_id)
@@ -256,12 +267,14 @@ class SlackAdapter:
                 "to ask a question, use `/ask`.")  # fmt: skip
             return
         ack()
-        respond(text=self._admin(command["user_id"], admin), response_type="ephemeral")
+        user = command["user_id"]
+        where = ReplyTarget(PLATFORM, command["channel_id"], user_id=user)  # the admin's eyes only
+        respond(text=self._admin(user, admin, where), response_type="ephemeral")
 
-    def _admin(self, user: str, command: str) -> str:
+    def _admin(self, user: str, command: str, where: ReplyTarget) -> str:
         """Run an admin command line for a Slack user; the reply text (refusals included)."""
         try:
-            result = run_admin(self.runtime, Actor(PLATFORM, user), command)
+            result = run_admin(self.runtime, Actor(PLATFORM, user), command, reply_to=where)
         except Exception as exc:
             log.exception("admin command %r failed", command)
             return user_message(exc)
