@@ -81,6 +81,7 @@ class Cluster:
     all_replicas: list[TeambotProcess] = field(default_factory=list)  # restarted ones too
     peak_kb: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    settings: dict[str, str] = field(default_factory=dict)  # --env: for every process
 
     def env(self, **extra: str) -> dict[str, str]:
         return {
@@ -98,6 +99,7 @@ class Cluster:
             "REFRESH_LEASE_SECONDS": "15",
             "CRAWL_PER_HOST": "2",
             "LOG_LEVEL": "INFO",
+            **self.settings,
             **extra,
         }
 
@@ -237,7 +239,7 @@ def run_scenario(scenario: str, args: argparse.Namespace) -> dict[str, Any]:
     db_url = create_database(db_name)
     with FakeSlack() as slack, FakeOpenAI(models=("fake",)) as model, doc_site(args.pages) as site:
         model.always(Reply(ANSWER, first_token_delay=args.model_seconds))
-        cluster = Cluster(folder, db_url, slack, model)
+        cluster = Cluster(folder, db_url, slack, model, settings=dict(args.env))
         run_cli(cluster, "db", "upgrade")
         run_cli(cluster, "ingest", str(GUIDE), "--name", "teambot-guide")
         run_cli(cluster, "sources", "add", site.url("/docs/index.html"), "--name", "site",
@@ -422,7 +424,15 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(f"\n{args.events} mentions at {args.rate:.0f}/s, {args.duplicates:.0%} delivered twice, "
           f"model first token after {args.model_seconds} s, fault at {args.fault_at} s, "
           f"{args.pages}-page site refreshing; {os.cpu_count()} CPUs; "
+          f"settings: {dict(args.env) or 'defaults'}; "
           f"{time.strftime('%Y-%m-%d %H:%M')}")  # fmt: skip
+
+
+def _setting(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: write it as KEY=VALUE")
+    return key, value
 
 
 def main() -> None:
@@ -440,6 +450,8 @@ def main() -> None:
                         help="Seconds into the load when the fault strikes.")  # fmt: skip
     parser.add_argument("--drain-timeout", type=float, default=600.0,
                         help="Give up waiting for answers after this many seconds.")  # fmt: skip
+    parser.add_argument("--env", action="append", default=[], type=_setting, metavar="KEY=VALUE",
+                        help="A teambot setting for every process (repeatable).")  # fmt: skip
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),
                         help=f"Comma-separated, from: {', '.join(SCENARIOS)}.")  # fmt: skip
     args = parser.parse_args()
