@@ -151,7 +151,10 @@ class Settings(BaseSettings):
         default=3, ge=1, description="Failures in a row that take a model out of rotation."
     )
     llm_breaker_reset_seconds: float = Field(
-        default=30.0, gt=0, description="How long it stays out before one probe request."
+        default=5.0, gt=0, description="How long it stays out before one probe request."
+    )
+    llm_breaker_max_reset_seconds: float = Field(
+        default=60.0, gt=0, description="Each failed probe doubles the wait, up to this."
     )
     rate_limit_user_per_minute: int = Field(
         default=10, ge=0, description="Questions a person may send to models a minute; 0: any."

@@ -117,7 +117,8 @@ class Clock:
 
 def test_breaker_opens_after_failures_in_a_row_and_probes_once_when_half_open() -> None:
     clock = Clock()
-    breaker = CircuitBreaker(failures_to_open=3, reset_seconds=30, clock=clock)
+    breaker = CircuitBreaker(failures_to_open=3, reset_seconds=30, max_reset_seconds=30,
+                             clock=clock)  # fmt: skip
     breaker.record_failure()
     breaker.record_failure()
     breaker.record_success()  # a success resets the count
@@ -139,3 +140,23 @@ def test_breaker_opens_after_failures_in_a_row_and_probes_once_when_half_open() 
     assert breaker.allow()
     breaker.record_success()
     assert breaker.state == "closed" and breaker.allow() and breaker.allow()
+
+
+def test_each_failed_probe_doubles_the_wait_up_to_the_maximum_and_a_success_resets_it() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failures_to_open=1, reset_seconds=5, max_reset_seconds=12,
+                             clock=clock)  # fmt: skip
+    breaker.record_failure()
+    waits = []
+    for _ in range(4):  # the model stays down: each probe fails
+        waits.append(breaker.retry_in())
+        clock.now += breaker.retry_in()
+        assert breaker.allow()
+        breaker.record_failure()
+    assert waits == [5, 10, 12, 12]
+
+    clock.now += breaker.retry_in()
+    assert breaker.allow()
+    breaker.record_success()
+    breaker.record_failure()  # down again later: back to the short first wait
+    assert breaker.retry_in() == 5

@@ -74,7 +74,11 @@ def build_router(
         max_output_tokens=settings.llm_max_output_tokens,
         retry=RetryPolicy(max_retries=settings.llm_max_retries),
         breakers={
-            kind: CircuitBreaker(settings.llm_breaker_failures, settings.llm_breaker_reset_seconds)
+            kind: CircuitBreaker(
+                settings.llm_breaker_failures,
+                settings.llm_breaker_reset_seconds,
+                settings.llm_breaker_max_reset_seconds,
+            )
             for kind in providers
         },
         on_error=on_error,
