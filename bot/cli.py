@@ -449,12 +449,22 @@ def worker(ctx: typer.Context) -> None:
 
 
 @app.command()
-def serve(ctx: typer.Context) -> None:
+def serve(
+    ctx: typer.Context,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker",
+            help="Also refresh sources on schedule in this process (what `teambot worker` "
+            "does): one process for a small team.",
+        ),
+    ] = False,
+) -> None:
     """Run the chat adapters whose tokens are set: Slack (HTTP events or Socket Mode) and Discord,
     with /healthz and /metrics on TEAMBOT_HOST:TEAMBOT_PORT in every mode."""
     from bot.serve import serve as run_adapters
 
-    run_adapters(_runtime(ctx))
+    run_adapters(_runtime(ctx), with_worker=worker)
 
 
 @app.command("discord")

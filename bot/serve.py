@@ -103,9 +103,10 @@ def asgi_app(
     return app
 
 
-def serve(runtime: Runtime) -> None:
+def serve(runtime: Runtime, *, with_worker: bool = False) -> None:
     """Run every adapter the settings enable (Slack, Discord or both) and the HTTP server, until
-    a signal stops the server or the Discord client ends (its error is raised here)."""
+    a signal stops the server or the Discord client ends (its error is raised here).
+    ``with_worker``: the refresh scheduler too, on threads of this process."""
     settings = runtime.settings
     has_slack = bool(settings.slack_bot_token.get_secret_value())
     has_discord = bool(settings.discord_token.get_secret_value())
@@ -140,6 +141,15 @@ def serve(runtime: Runtime) -> None:
     with adapters:
         duties.start()
         adapters.callback(duties.stop)
+        if with_worker:
+            from apscheduler.schedulers.background import BackgroundScheduler
+
+            from workers.scheduler import start_worker
+
+            worker = start_worker(runtime, BackgroundScheduler)
+            worker.scheduler.start()
+            adapters.callback(worker.leave)
+            adapters.callback(worker.scheduler.shutdown, wait=False)
         if slack is not None and app_token:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 

@@ -31,7 +31,7 @@ NO_PLATFORMS = dict.fromkeys(
 class Served:
     """`teambot serve` in a subprocess on a free 127.0.0.1 port, its logs in a file."""
 
-    def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
+    def __init__(self, tmp_path: Path, env: dict[str, str], *options: str) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
@@ -42,7 +42,7 @@ class Served:
         environment["DATABASE_URL"] = sqlite_url(tmp_path)
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [TEAMBOT, "serve"], cwd=tmp_path, env=environment, stdout=log, stderr=log
+                [TEAMBOT, "serve", *options], cwd=tmp_path, env=environment, stdout=log, stderr=log
             )
 
     def wait_until_serving(self) -> None:
@@ -174,3 +174,25 @@ def test_a_discord_client_that_cannot_log_in_ends_the_process(
 
     assert served.process.wait(timeout=START_SECONDS) == 1  # not a healthy-looking HTTP server
     assert "LoginFailure" in served.logs()
+
+
+def test_serve_with_worker_also_refreshes_sources_in_the_same_process(
+    tmp_path: Path, slack: FakeSlack, corpus: Path
+) -> None:
+    env = {**os.environ, "DATABASE_URL": sqlite_url(tmp_path)}
+    added = subprocess.run([TEAMBOT, "sources", "add", str(corpus), "--name", "zephyr"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    served = Served(tmp_path, {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN,
+                               "SLACK_API_URL": slack.api_url}, "--worker")  # fmt: skip
+    try:
+        served.wait_until_serving()
+        deadline = time.monotonic() + 120
+        while "refreshed zephyr" not in served.logs():
+            assert time.monotonic() < deadline, served.logs()
+            time.sleep(0.2)
+        health = httpx.get(f"{served.url}/healthz", timeout=10).json()
+    finally:
+        served.stop()
+    assert health["ok"] and health["chunks"] > 0  # what the worker thread stored is searchable
+    assert "Traceback" not in served.logs()

@@ -240,13 +240,13 @@ def sync_jobs(scheduler: BaseScheduler, runtime: Runtime, jobstore: str = SHARED
         log.info("unscheduled %s (removed or disabled)", name)
 
 
-def run_forever(runtime: Runtime) -> None:
-    """Block, refreshing sources on schedule, until interrupted."""
+def start_worker(runtime: Runtime, kind: type[BaseScheduler] = BlockingScheduler) -> Worker:
+    """A worker whose scheduler is set up and bound; ``worker.scheduler.start()`` runs it
+    (blocking for `teambot worker`, on a thread for `teambot serve --worker`)."""
     runtime.sessions  # noqa: B018 - upgrades an SQLite schema before the job store reads it
-    scheduler = build_scheduler(runtime)
-    worker = Worker(runtime, scheduler)
+    worker = Worker(runtime, build_scheduler(runtime, kind))
     jobs.bind(worker)
-    scheduler.add_job(
+    worker.scheduler.add_job(
         worker.poll,
         "interval",
         seconds=coordination.HEARTBEAT_SECONDS,
@@ -256,9 +256,16 @@ def run_forever(runtime: Runtime) -> None:
         coalesce=True,
         max_instances=1,
     )
-    log.info("worker %s started; Ctrl-C stops it", worker.id)
+    log.info("worker %s started", worker.id)
+    return worker
+
+
+def run_forever(runtime: Runtime) -> None:
+    """Block, refreshing sources on schedule, until interrupted."""
+    worker = start_worker(runtime)
+    log.info("Ctrl-C stops the worker")
     try:
-        scheduler.start()
+        worker.scheduler.start()
     except (KeyboardInterrupt, SystemExit):
         log.info("worker stopped")
     finally:
