@@ -75,6 +75,7 @@ class Cluster:
     db_url: str
     slack: FakeSlack
     model: FakeOpenAI
+    model_seconds: float  # the fake model's time to first token when it works
     replicas: dict[str, TeambotProcess] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     workers: dict[str, TeambotProcess] = field(default_factory=dict)
@@ -82,6 +83,10 @@ class Cluster:
     peak_kb: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     settings: dict[str, str] = field(default_factory=dict)  # --env: for every process
+    load_started: float = 0.0  # time.monotonic() of the first delivery
+
+    def since_load(self) -> float:
+        return time.monotonic() - self.load_started
 
     def env(self, **extra: str) -> dict[str, str]:
         return {
@@ -191,7 +196,7 @@ def fault_plan(
         def restart() -> None:
             cluster.start_replica("a")
             cluster.wait_ready("a")
-            cluster.notes.append(f"replica a back at {time.monotonic() - started[0]:.1f} s")
+            cluster.notes.append(f"replica a back at {cluster.since_load():.1f} s")
 
         return [(at, lambda: cluster.replicas["a"].kill()), (at + REPLICA_DOWN_SECONDS, restart)]
     if scenario == "worker-kill":
@@ -215,7 +220,7 @@ def fault_plan(
             cluster.model.always(Status(500, "model server down"))
 
         def recover() -> None:
-            cluster.model.always(Reply(ANSWER, first_token_delay=model_seconds[0]))
+            cluster.model.always(Reply(ANSWER, first_token_delay=cluster.model_seconds))
 
         return [(at, fail), (at + OUTAGE_SECONDS, recover)]
     if scenario == "pg-restart":
@@ -229,17 +234,13 @@ def fault_plan(
     return []
 
 
-started = [0.0]  # when the load began (time.monotonic()), for the fault notes
-model_seconds = [1.0]
-
-
 def run_scenario(scenario: str, args: argparse.Namespace) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix=f"cluster-{scenario}-"))
     db_name = f"teambot_bench_{scenario.replace('-', '_')}_{os.getpid()}"
     db_url = create_database(db_name)
     with FakeSlack() as slack, FakeOpenAI(models=("fake",)) as model, doc_site(args.pages) as site:
         model.always(Reply(ANSWER, first_token_delay=args.model_seconds))
-        cluster = Cluster(folder, db_url, slack, model, settings=dict(args.env))
+        cluster = Cluster(folder, db_url, slack, model, args.model_seconds, settings=dict(args.env))
         run_cli(cluster, "db", "upgrade")
         run_cli(cluster, "ingest", str(GUIDE), "--name", "teambot-guide")
         run_cli(cluster, "sources", "add", site.url("/docs/index.html"), "--name", "site",
@@ -263,14 +264,14 @@ def run_scenario(scenario: str, args: argparse.Namespace) -> dict[str, Any]:
 
         def begin(i: int) -> None:
             if i == 0:
-                started[0] = time.monotonic()
+                cluster.load_started = time.monotonic()
                 for timer in timers:
                     timer.start()
 
         try:
             deliveries = sender.deliver(mentions, args.rate, before_each=begin)
-            sent_for = time.monotonic() - started[0]
-            answered_by = wait_for_answers(slack, mentions, args.drain_timeout)
+            sent_for = cluster.since_load()
+            answered_by = wait_for_answers(cluster, mentions, args.drain_timeout)
             refresh = wait_for_refresh(db_url, args.drain_timeout)
             time.sleep(3)  # a late duplicate would show by now
             result = measure(scenario, slack, mentions, deliveries, db_url)
@@ -305,14 +306,14 @@ def is_answer(message: dict[str, Any]) -> bool:
     return any(b.get("type") == "actions" for b in message.get("blocks") or [])
 
 
-def wait_for_answers(slack: FakeSlack, mentions: list[dict[str, Any]], timeout: float) -> float:
+def wait_for_answers(cluster: Cluster, mentions: list[dict[str, Any]], timeout: float) -> float:
     """Seconds after the load began until every event had a final answer (or the timeout)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if all(any(is_answer(m) for m in bot_replies(slack, e)) for e in mentions):
+        if all(any(is_answer(m) for m in bot_replies(cluster.slack, e)) for e in mentions):
             break
         time.sleep(1)
-    return time.monotonic() - started[0]
+    return cluster.since_load()
 
 
 def wait_for_refresh(db_url: str, timeout: float) -> str:
@@ -459,7 +460,6 @@ def main() -> None:
     unknown = sorted(set(chosen) - set(SCENARIOS))
     if unknown:
         parser.error(f"unknown scenarios {unknown}; choose from {', '.join(SCENARIOS)}")
-    model_seconds[0] = args.model_seconds
     results = []
     for scenario in chosen:
         print(f"running {scenario}…", file=sys.stderr, flush=True)

@@ -39,9 +39,8 @@ from tests.fakes.slack import (
     app_mention_event,
     sign,
 )
-from tests.processes import free_port
+from tests.processes import TEAMBOT, free_port
 
-TEAMBOT = str(Path(sys.executable).parent / "teambot")
 ANSWER = "Set DATABASE_URL to a PostgreSQL URL, then run teambot db upgrade [1]."
 
 

@@ -22,8 +22,6 @@ from workers import coordination
 
 log = logging.getLogger(__name__)
 
-SERVE = "serve"
-
 
 class ReplicaDuties:
     """The heartbeat and orphan sweep on a daemon thread; ``stop`` says goodbye.
@@ -61,8 +59,8 @@ class ReplicaDuties:
         """One beat, notices posted, and a sweep; how many events were taken over."""
         runtime = self._runtime
         with runtime.sessions.begin() as session:
-            coordination.beat(session, runtime.process_id, SERVE, set())
-            live = {beat.id for beat in coordination.live(session, SERVE)}
+            coordination.beat(session, runtime.process_id, coordination.SERVE, set())
+            live = {beat.id for beat in coordination.live(session, coordination.SERVE)}
             notices = coordination.claim_notices(session, set(self._notices))
         for notice in notices:
             try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,8 +17,7 @@ from knowledge.models import Chunk
 from tests.conftest import postgres_schema_url, sqlite_url
 from tests.fakes.docsite import DocSite
 from tests.fakes.slack import BOT_TOKEN, FakeSlack
-
-TEAMBOT = str(Path(sys.executable).parent / "teambot")
+from tests.processes import TEAMBOT
 
 
 def run(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from knowledge.refresh import refresh
 from knowledge.sources import SourceSpec, add_source
 from tests.conftest import sqlite_url
 from tests.fakes.docsite import DocSite
+from tests.processes import TEAMBOT
 
 PAGES = 24
 TOPICS = ["retention", "partitions", "consumers", "snapshots", "quotas", "metrics"]
@@ -80,7 +80,7 @@ def test_a_killed_refresh_converges_to_the_uninterrupted_result(
         killed_url, killed = database(tmp_path / "killed", start)
 
         worker = subprocess.Popen(
-            [str(Path(sys.executable).parent / "teambot"), "refresh", "kb"],
+            [TEAMBOT, "refresh", "kb"],
             cwd=tmp_path,
             env={**os.environ, "DATABASE_URL": killed_url, "CRAWL_PER_HOST": "1"},
             stdout=subprocess.DEVNULL,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from tests.conftest import sqlite_url
 from tests.fakes.discord import BOT_TOKEN as DISCORD_TOKEN
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack, message_event
-from tests.test_cli import TEAMBOT
+from tests.processes import TEAMBOT, free_port
 
 START_SECONDS = 30  # importing the CLI and connecting take ~2 s; a slow CI runner gets slack
 STOP_SECONDS = 10
@@ -32,9 +31,7 @@ class Served:
     """`teambot serve` in a subprocess on a free 127.0.0.1 port, its logs in a file."""
 
     def __init__(self, tmp_path: Path, env: dict[str, str], *options: str) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.log = tmp_path / "serve.log"
         served_at = {"TEAMBOT_HOST": "127.0.0.1", "TEAMBOT_PORT": str(port)}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -49,6 +48,7 @@ from tests.fakes.slack import (
     sign,
     slash_command_form,
 )
+from tests.processes import free_port
 from workers import coordination
 
 ANSWER = "Zephyr listens on port 8731 by default [1]."
@@ -100,9 +100,7 @@ class Bot:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.app = build_app(runtime)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         app = asgi_app(self.app, lambda: health(runtime), runtime.metrics.render)
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                 log_level="warning", lifespan="off")  # fmt: skip
@@ -221,14 +219,19 @@ def test_retries_of_one_event_are_answered_once(bot: Bot, slack: FakeSlack) -> N
     assert len(slack.calls_to("chat.postMessage")) == 1
 
 
+def seed_postgres(runtime: Runtime, embedder: Embedder, docs: Path) -> None:
+    """Migrate the test's PostgreSQL schema (never automatic there) and index the docs."""
+    upgrade(runtime.engine)
+    ingest_folder(runtime.sessions, embedder, docs, name="zephyr")
+
+
 def test_two_instances_on_one_postgres_answer_an_event_once(
     pg_schema: str, tmp_path: Path, docs: Path, embedder: Embedder, slack: FakeSlack,
     model: FakeOpenAI,
 ) -> None:  # fmt: skip
     url = postgres_schema_url(pg_schema)
     first_runtime = make_runtime(url, tmp_path / "a", embedder, slack, model)
-    upgrade(first_runtime.engine)
-    ingest_folder(first_runtime.sessions, embedder, docs, name="zephyr")
+    seed_postgres(first_runtime, embedder, docs)
     first = Bot(first_runtime)
     second = Bot(make_runtime(url, tmp_path / "b", embedder, slack, model))
     try:
@@ -580,10 +583,8 @@ def test_a_claim_the_database_refuses_is_answered_503_and_the_retry_is_answered(
     pg_schema: str, tmp_path: Path, docs: Path, embedder: Embedder, slack: FakeSlack,
     model: FakeOpenAI,
 ) -> None:  # fmt: skip
-    url = postgres_schema_url(pg_schema)
-    runtime = make_runtime(url, tmp_path / "d", embedder, slack, model)
-    upgrade(runtime.engine)
-    ingest_folder(runtime.sessions, embedder, docs, name="zephyr")
+    runtime = make_runtime(postgres_schema_url(pg_schema), tmp_path / "d", embedder, slack, model)
+    seed_postgres(runtime, embedder, docs)
     bot = Bot(runtime)
     try:
         envelope = mention(channel="C9")

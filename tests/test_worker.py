@@ -3,10 +3,8 @@ sources table while it runs."""
 
 from __future__ import annotations
 
-import os
 import re
 import socket
-import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +23,8 @@ from knowledge.ingest import ingest_folder
 from knowledge.models import Heartbeat, IngestionRun, Source, scheduler_jobs, utcnow
 from knowledge.refresh import refresh
 from tests.conftest import sqlite_url
-from tests.processes import TEAMBOT, TeambotProcess
+from tests.processes import TeambotProcess
+from tests.test_cli import run
 from workers import coordination
 from workers.coordination import JOB_PREFIX
 from workers.jobstore import SharedJobStore
@@ -128,7 +127,8 @@ def test_a_running_worker_follows_new_sources_and_admin_requests_within_seconds(
     sessions: sessionmaker[Session], embedder: Embedder, corpus: Path, tmp_path: Path
 ) -> None:
     ingest_folder(sessions, embedder, corpus, name="zephyr")
-    env = {"DATABASE_URL": sqlite_url(tmp_path), "TEAMBOT_ADMINS": ""}
+    url = sqlite_url(tmp_path)
+    env = {"DATABASE_URL": url, "TEAMBOT_ADMINS": ""}
     worker = TeambotProcess("worker", cwd=tmp_path, env=env)
     try:
         worker.wait_for(r"refreshed zephyr", timeout=120)  # on start: interval sources run now
@@ -142,14 +142,14 @@ def test_a_running_worker_follows_new_sources_and_admin_requests_within_seconds(
 
         mark = len(worker.lines)
         asked = time.monotonic()
-        queued = run_cli("admin", "sources", "refresh", "zephyr", cwd=tmp_path, env=env)
+        queued = run("admin", "sources", "refresh", "zephyr", db_url=url, cwd=tmp_path, env=env)
         assert queued.returncode == 0, queued.stderr
         assert "Queued a refresh of 'zephyr'" in queued.stdout
         worker.wait_for(r"refreshing zephyr \(asked for by an admin\)", timeout=20, after=mark)
         worker.wait_for(r"refreshed zephyr", timeout=60, after=mark)
         handed_over = time.monotonic() - asked
 
-        status = run_cli("admin", "status", cwd=tmp_path, env=env)
+        status = run("admin", "status", db_url=url, cwd=tmp_path, env=env)
         assert f"Workers: 1 running: {socket.gethostname()}:{worker.pid}:" in status.stdout
         assert "late (folder, every 2s)" in status.stdout
         assert re.search(r"zephyr \(folder, default schedule\).*\n  next run: 20", status.stdout)
@@ -162,17 +162,6 @@ def test_a_running_worker_follows_new_sources_and_admin_requests_within_seconds(
             session.scalar(select(Source.refresh_requested_at).where(Source.name == "zephyr"))
             is None
         )
-
-
-def run_cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [TEAMBOT, *args],
-        cwd=cwd,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_sync_jobs_uses_each_sources_schedule_and_follows_changes(

@@ -22,7 +22,7 @@ JOB_PREFIX = "refresh:"  # a source's job id in the shared job store is JOB_PREF
 HEARTBEAT_SECONDS = 2
 ALIVE_SECONDS = 5 * HEARTBEAT_SECONDS  # a process not seen for this long is presumed gone
 FORGET_PROCESS_AFTER = timedelta(days=1)
-WORKER = "worker"
+WORKER, SERVE = "worker", "serve"  # the roles heartbeats are kept by
 
 
 def beat(session: Session, process_id: str, role: str, running: set[str]) -> None:
