@@ -79,6 +79,13 @@ class DocumentSync:
             self.known = store.known_documents(session, source_id)
         self.present: set[str] = set()  # urls confirmed to exist this run
         self.gone: set[str] = set()  # known urls the source says no longer exist
+        # urls whose content another url of this run also has; stored ones are deleted
+        self.duplicates: set[str] = set()
+        # content hash → the url that keeps it; stored documents hold theirs until they change
+        self._holder: dict[str, str] = {}
+        self._held: dict[str, str] = {}  # the reverse: url → the content hash it keeps
+        for url in sorted(self.known, key=_url_order, reverse=True):
+            self._hold(self.known[url].content_hash, url)
         self._pending: list[_Planned] = []
         self._pending_since = 0.0
         self._metadata: list[FetchedDocument] = []
@@ -100,6 +107,8 @@ class DocumentSync:
             self._report.skip(document.url, "a JavaScript app shell with no content to index")
             return
         content_hash = _digest([PIPELINE_VERSION, self._embedder.model_name, page.title, page.text])
+        if not self._claim(document.url, content_hash):
+            return
         known = self.known.get(document.url)
         if known is not None and known.content_hash == content_hash:
             self._report.pages_unchanged += 1
@@ -134,7 +143,36 @@ class DocumentSync:
     def unchanged(self, url: str) -> None:
         """The source says this document did not change (HTTP 304, sitemap lastmod)."""
         self.present.add(url)
+        known = self.known.get(url)
+        if known is not None and not self._claim(url, known.content_hash):
+            return
         self._report.pages_unchanged += 1
+
+    def _claim(self, url: str, content_hash: str) -> bool:
+        """False if another url keeps this content; the shorter url wins, whatever order
+        the pages arrive in, so the choice is the same on every run and nothing churns."""
+        holder = self._holder.get(content_hash)
+        if holder is None or holder == url:
+            self._hold(content_hash, url)
+            return True
+        winner, loser = sorted((holder, url), key=_url_order)
+        self._hold(content_hash, winner)
+        self._drop(loser, winner)
+        return winner == url
+
+    def _hold(self, content_hash: str, url: str) -> None:
+        previous = self._held.get(url)
+        if previous is not None and self._holder.get(previous) == url:
+            del self._holder[previous]  # the url's old content is no longer there
+        self._holder[content_hash] = url
+        self._held[url] = content_hash
+
+    def _drop(self, url: str, kept: str) -> None:
+        self.duplicates.add(url)
+        self.present.discard(url)
+        self._pending = [p for p in self._pending if p.document.url != url]
+        self._metadata = [d for d in self._metadata if d.url != url]
+        self._report.skip(url, f"the same content as {kept}")
 
     def keep(self, url: str) -> None:
         """The document could not be read this run: keep what was stored, do not remove it."""
@@ -201,6 +239,10 @@ class DocumentSync:
             else:
                 report.pages_changed += 1
         report.add_time("store", time.perf_counter() - started)
+
+
+def _url_order(url: str) -> tuple[int, str]:
+    return len(url), url
 
 
 def _digest(parts: list[str]) -> str:

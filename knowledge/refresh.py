@@ -98,7 +98,9 @@ def _run(
     sync.flush()
     progress.end()
     with sessions.begin() as session:
-        report.pages_removed += store.delete_documents(session, source.id, sync.gone)
+        report.pages_removed += store.delete_documents(
+            session, source.id, sync.gone | sync.duplicates
+        )
         if source.kind == "folder":
             absent = set(sync.known) - sync.present - sync.gone
             report.pages_removed += store.delete_documents(session, source.id, absent)

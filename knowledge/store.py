@@ -178,7 +178,8 @@ def delete_documents(session: Session, source_id: int, urls: Iterable[str]) -> i
     result = session.execute(
         delete(Document).where(Document.source_id == source_id, Document.url.in_(urls))
     )
-    bump_revision(session)
+    if result.rowcount:
+        bump_revision(session)
     return result.rowcount or 0
 
 

@@ -272,6 +272,50 @@ def test_a_lease_left_by_a_dead_process_on_this_host_is_taken_over(
     assert run(sessions, embedder).pages_new == 1
 
 
+def test_a_page_served_under_two_addresses_is_stored_once_under_the_shorter(
+    sessions: sessionmaker[Session], embedder: Embedder, site: DocSite
+) -> None:
+    install = _served_body(site, "/docs/guide/install.html")
+    site.set_page("/docs/guide/install-copy.html", install)  # a mirror, as / and /index.html
+    site.add_links("/docs/index.html", ["guide/install-copy.html"])
+    add(sessions, site.url("/docs/index.html"))
+
+    first = run(sessions, embedder)
+    second = run(sessions, embedder)
+
+    stored = documents(sessions)
+    assert "docs/guide/install.html" in stored
+    assert "docs/guide/install-copy.html" not in stored
+    assert site.hits("/docs/guide/install-copy.html")
+    for report in (first, second):
+        assert issues(report)["docs/guide/install-copy.html"] == (
+            f"the same content as {site.url('/docs/guide/install.html')}"
+        )
+    assert second.chunks_embedded == 0 and second.pages_removed == 0
+    retriever = Retriever(sessions, embedder, VectorIndex(sessions, embedder.model_name, 384))
+    found = retriever.search("How do I install Acme Queue?", k=5)
+    assert len({c.text for c in found}) == len(found)
+
+
+def test_a_stored_page_that_becomes_a_copy_of_another_is_removed(
+    sessions: sessionmaker[Session], embedder: Embedder, site: DocSite
+) -> None:
+    install = _served_body(site, "/docs/guide/install.html")
+    site.set_page("/docs/guide/install-old.html", install.replace("Acme Queue", "Acme Queue 1"))
+    site.add_links("/docs/index.html", ["guide/install-old.html"])
+    add(sessions, site.url("/docs/index.html"))
+    run(sessions, embedder)
+    assert "docs/guide/install-old.html" in documents(sessions)
+    site.set_page("/docs/guide/install-old.html", install)
+
+    report = run(sessions, embedder)
+
+    assert report.pages_removed == 1
+    assert report.chunks_embedded == 0
+    assert "docs/guide/install-old.html" not in documents(sessions)
+    assert "docs/guide/install.html" in documents(sessions)
+
+
 def _served_body(site: DocSite, path: str) -> str:
     import httpx
 

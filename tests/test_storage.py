@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from knowledge import pipeline
 from knowledge.embed import Embedder
 from knowledge.errors import SourceError
 from knowledge.index import VectorIndex
@@ -86,6 +87,32 @@ def test_reingesting_an_unchanged_folder_embeds_nothing(
     assert chunk_rows(any_sessions) == before
     with any_sessions() as session:
         assert index_revision(session) == revision
+
+
+@pytest.mark.parametrize("group", [1, pipeline.EMBED_GROUP_CHUNKS], ids=["stored", "pending"])
+def test_a_copied_file_is_stored_once_under_the_shorter_path(
+    any_sessions: sessionmaker[Session],
+    counting: CountingEmbedder,
+    corpus: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    group: int,
+) -> None:
+    # Walked before install.md, so it is already stored (group 1) or waiting when that wins.
+    copy = corpus / "a-copy-of-install.md"
+    copy.write_text((corpus / "install.md").read_text())
+    monkeypatch.setattr(pipeline, "EMBED_GROUP_CHUNKS", group)
+
+    first = ingest_folder(any_sessions, counting, corpus)
+    second = ingest_folder(any_sessions, counting, corpus)
+
+    assert {url for url, *_ in chunk_rows(any_sessions)} == {
+        "install.md", "guide/network.md", "guide/backups.html", "faq.txt",
+    }  # fmt: skip
+    for report in (first, second):
+        assert {i.url: i.error for i in report.issues} == {
+            "a-copy-of-install.md": "the same content as install.md"
+        }
+    assert (second.pages_unchanged, second.chunks_embedded, second.pages_removed) == (4, 0, 0)
 
 
 def test_a_changed_file_re_embeds_only_its_changed_chunks(
