@@ -84,32 +84,50 @@ class Retriever:
         return _best_per_page(found, k) if per_page else found[:k]
 
     def _load(self, scores: dict[int, float], vector: np.ndarray) -> list[ScoredChunk]:
-        """The chunks with these ids, with their cosine to the question from stored vectors."""
+        """The chunks with these ids, with their cosine to the question from stored vectors.
+
+        A filtered search loads a few hundred candidates, so this reads plain columns (no
+        ORM entities) and scores all vectors in one product."""
         if not scores:
             return []
         with self._sessions() as session:
             rows = session.execute(
-                select(Chunk, Document.title, Document.url, Source)
+                select(
+                    Chunk.id,
+                    Chunk.embedding,
+                    Chunk.text,
+                    Chunk.heading_path,
+                    Chunk.anchor,
+                    Document.title,
+                    Document.url,
+                    Source.name,
+                    Source.kind,
+                    Source.location,
+                )
                 .join(Document, Chunk.document_id == Document.id)
                 .join(Source, Document.source_id == Source.id)
                 .where(Chunk.id.in_(scores))
             ).all()
-            return [
-                ScoredChunk(
-                    chunk_id=chunk.id,
-                    score=scores[chunk.id],
-                    similarity=float(np.frombuffer(chunk.embedding, dtype="<f4") @ vector),
-                    text=chunk.text,
-                    heading_path=tuple(chunk.heading_path),
-                    anchor=chunk.anchor,
-                    document_title=title,
-                    document_url=url,
-                    source_name=source.name,
-                    source_kind=source.kind,
-                    source_location=source.location,
-                )
-                for chunk, title, url, source in rows
-            ]
+        if not rows:
+            return []
+        vectors = np.frombuffer(b"".join(row.embedding for row in rows), dtype="<f4")
+        similarities = vectors.reshape(len(rows), -1) @ vector
+        return [
+            ScoredChunk(
+                chunk_id=row.id,
+                score=scores[row.id],
+                similarity=float(similarity),
+                text=row.text,
+                heading_path=tuple(row.heading_path),
+                anchor=row.anchor,
+                document_title=row.title,
+                document_url=row.url,
+                source_name=row.name,
+                source_kind=row.kind,
+                source_location=row.location,
+            )
+            for row, similarity in zip(rows, similarities, strict=True)
+        ]
 
 
 def _fuse(rankings: list[list[tuple[int, float]]]) -> list[tuple[int, float]]:
