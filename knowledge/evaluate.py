@@ -195,10 +195,15 @@ def per_question(
 
     ``index`` is the question's position in the input, ``first_relevant_rank`` the 1-based
     rank of its first relevant result within the top ``k`` (None when none: MRR is the mean
-    of 1/rank), ``recall@10`` as in ``score``.
+    of 1/rank), ``recall@10`` and ``ndcg@10`` as in ``score`` (for paired comparisons).
     """
     return [
-        {"index": index, "first_relevant_rank": first, "recall@10": _recall(hits, gold, 10)}
+        {
+            "index": index,
+            "first_relevant_rank": first,
+            "recall@10": _recall(hits, gold, 10),
+            "ndcg@10": _ndcg(hits, gold),
+        }
         for index, hits, gold, first in _scored(rankings, golds, k)
     ]
 

@@ -151,12 +151,16 @@ def test_per_question_rows() -> None:
     rankings = [["x", "a"], ["c"], ["x1", "x2", "b"]]
     golds = [{"a", "z"}, set(), {"b"}]
     rows = per_question(rankings, golds, k=2)
+    ndcg = [pytest.approx((1 / math.log2(3)) / (1 + 1 / math.log2(3))), pytest.approx(0.5)]
     assert rows == [
-        {"index": 0, "first_relevant_rank": 2, "recall@10": 0.5},
-        {"index": 2, "first_relevant_rank": None, "recall@10": 1.0},  # rank 3 > k = 2
+        {"index": 0, "first_relevant_rank": 2, "recall@10": 0.5, "ndcg@10": ndcg[0]},
+        # rank 3 > k = 2 for MRR, but inside nDCG@10's cutoff
+        {"index": 2, "first_relevant_rank": None, "recall@10": 1.0, "ndcg@10": ndcg[1]},
     ]
     mean_reciprocal = sum(1 / r["first_relevant_rank"] for r in rows if r["first_relevant_rank"])
-    assert score(rankings, golds, k=2).mrr == pytest.approx(mean_reciprocal / len(rows))
+    metrics = score(rankings, golds, k=2)
+    assert metrics.mrr == pytest.approx(mean_reciprocal / len(rows))
+    assert metrics.ndcg_at_10 == pytest.approx(sum(r["ndcg@10"] for r in rows) / len(rows))
 
 
 def test_to_json_keys() -> None:
