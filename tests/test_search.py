@@ -6,11 +6,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from knowledge import search
 from knowledge.embed import Embedder
 from knowledge.index import VectorIndex
 from knowledge.ingest import ingest_folder
 from knowledge.models import Chunk
 from knowledge.search import Retriever
+from knowledge.types import ScoredChunk
 
 
 @pytest.fixture
@@ -130,3 +132,34 @@ def test_both_indexes_follow_deletes_in_the_database(
     with sessions() as session:
         stored = session.scalar(select(func.count(Chunk.id)))
     assert hybrid.indexed_chunks() == stored
+
+
+def test_convex_fusion_normalises_each_method_and_weighs_them_equally() -> None:
+    dense = [(1, 0.9), (2, 0.5), (3, 0.1)]  # → 1, 0.5, 0
+    lexical = [(3, 12.0), (4, 2.0)]  # → 1, 0
+    fused = search._convex([dense, lexical])
+    assert fused == pytest.approx({1: 0.5, 2: 0.25, 3: 0.5, 4: 0.0})
+    assert search._convex([[(7, 0.3)], []]) == {7: 0.5}  # one candidate is its own best
+
+
+def _chunk(chunk_id: int, page: str) -> ScoredChunk:
+    return ScoredChunk(
+        chunk_id=chunk_id, score=0.0, similarity=0.0, text="", heading_path=(), anchor="",
+        document_title=page, document_url=page, source_name="docs", source_kind="folder",
+        source_location="/docs",
+    )  # fmt: skip
+
+
+def test_a_page_both_methods_find_outranks_a_passage_both_rank_second() -> None:
+    # Dense finds page A through a1, BM25 through a2; b1 is second in both. Passage fusion
+    # puts b1 first (0.98 against 0.5 for a1 and a2); page fusion puts A first.
+    chunks = [_chunk(1, "a.md"), _chunk(2, "a.md"), _chunk(3, "b.md"), _chunk(4, "c.md")]
+    dense = [(1, 0.80), (3, 0.79), (4, 0.30)]
+    lexical = [(2, 10.0), (3, 9.9), (4, 1.0)]
+    passage = search._convex([dense, lexical])
+    assert max(passage, key=passage.__getitem__) == 3
+
+    scored = {c.chunk_id: c.score for c in search._scored_by_page(chunks, [dense, lexical])}
+
+    assert scored[1] == scored[2] == pytest.approx(1.0)
+    assert scored[1] > scored[3] > scored[4] == 0.0
