@@ -49,6 +49,7 @@ from knowledge.embed import resolve_model_path
 from knowledge.evaluate import (
     EvalQuestion,
     Metrics,
+    excluding_pages,
     gold_for,
     load_questions,
     per_question,
@@ -59,7 +60,6 @@ from knowledge.extract import extract
 from knowledge.models import Document, Source
 from knowledge.retrieval_eval import evaluate_retrieval
 from knowledge.search import Method
-from knowledge.types import ScoredChunk
 
 EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval" / "django-faq.links.jsonl"
 FAQ = "faq/"
@@ -158,13 +158,9 @@ def teambot_ranker(runtime: Runtime, roots: dict[str, str], method: Method) -> R
     """Pages in teambot's order, through the same search the bot and `teambot eval` use
     (which takes the filtered path only when something is left out)."""
 
-    def keeper(excluded: tuple[str, ...]) -> Callable[[ScoredChunk], bool] | None:
-        if not excluded:
-            return None
-        return lambda chunk: not result_key(chunk, "page", roots).startswith(excluded)
-
     def rank(query: str, excluded: tuple[str, ...]) -> list[str]:
-        found = runtime.retriever.search(query, 10, method=method, keep=keeper(excluded))
+        keep = excluding_pages(excluded, roots)
+        found = runtime.retriever.search(query, 10, method=method, keep=keep)
         return [result_key(c, "page", roots) for c in found]
 
     return rank

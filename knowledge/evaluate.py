@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -134,6 +134,25 @@ def result_key(chunk: ScoredChunk, level: Level, roots: dict[str, str]) -> str:
     if level == "section" and chunk.anchor:
         return f"{path}#{chunk.anchor}"
     return path
+
+
+def excluding_pages(
+    prefixes: tuple[str, ...], roots: dict[str, str]
+) -> Callable[[ScoredChunk], bool] | None:
+    """A search filter that drops results whose page path starts with one of ``prefixes``
+    (None when there are none). A filtered search checks hundreds of candidates from a
+    few dozen pages, so each page's verdict is computed once."""
+    if not prefixes:
+        return None
+    verdicts: dict[tuple[str, str], bool] = {}
+
+    def keep(chunk: ScoredChunk) -> bool:
+        page = (chunk.source_name, chunk.document_url)
+        if page not in verdicts:
+            verdicts[page] = not result_key(chunk, "page", roots).startswith(prefixes)
+        return verdicts[page]
+
+    return keep
 
 
 def ranked_keys(results: list[ScoredChunk], level: Level, roots: dict[str, str]) -> list[str]:

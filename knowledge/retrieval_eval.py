@@ -15,11 +15,11 @@ from knowledge.evaluate import (
     EvalQuestion,
     Level,
     Metrics,
+    excluding_pages,
     format_table,
     gold_for,
     per_question,
     ranked_keys,
-    result_key,
     score,
 )
 from knowledge.models import Source
@@ -74,9 +74,7 @@ def evaluate_retrieval(
         names = ", ".join(sorted(unknown))
         raise SourceError(f"No source named {names}; see `teambot sources list`.")
 
-    def keep(chunk: Any) -> bool:
-        return not result_key(chunk, "page", roots).startswith(exclude_prefixes)
-
+    keep = excluding_pages(exclude_prefixes, roots)
     rankings, golds, latencies = [], [], []
     for question in questions:
         gold = gold_for(question, level, exclude_prefixes=exclude_prefixes)
@@ -88,7 +86,7 @@ def evaluate_retrieval(
             k,
             method=method,
             sources=sources,
-            keep=keep if exclude_prefixes else None,
+            keep=keep,
             per_page=level == "page",
         )
         latencies.append((time.perf_counter() - started) * 1000)

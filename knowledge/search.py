@@ -87,21 +87,23 @@ class Retriever:
         if method in ("hybrid", "bm25"):
             self._lexical.sync()
             rankings.append(self._lexical.search(query, wanted))
-        # Fused passage scores; with one page per result they only break ties within a page.
-        passage: dict[int, float] = {}
+        # With both methods, a chunk's score is their fused passage score and, one page per
+        # result, its page's fused score orders it (the passage score breaks ties).
+        page: dict[int, float] = {}
         if len(rankings) == 1:
             found = self._load(dict(rankings[0]), vector)
         else:
-            passage = _convex(rankings)
-            found = self._load(passage, vector)
+            found = self._load(_convex(rankings), vector)
             if per_page:
-                found = _scored_by_page(found, rankings)
+                page = _page_scores(found, rankings)
         if sources is not None:
             found = [c for c in found if c.source_name in sources]
         if keep is not None:
             found = [c for c in found if keep(c)]
-        found.sort(key=lambda c: (-c.score, -passage.get(c.chunk_id, 0.0), c.chunk_id))
-        return _best_per_page(found, k) if per_page else found[:k]
+        found.sort(key=lambda c: (-page.get(c.chunk_id, 0.0), -c.score, c.chunk_id))
+        if not per_page:
+            return found[:k]
+        return [replace(c, score=page.get(c.chunk_id, c.score)) for c in _best_per_page(found, k)]
 
     def _load(self, scores: dict[int, float], vector: np.ndarray) -> list[ScoredChunk]:
         """The chunks with these ids, with their cosine to the question from stored vectors.
@@ -169,19 +171,19 @@ def _min_max(ranking: list[tuple[int, float]]) -> dict[int, float]:
     return {item: (score - low) / spread if spread else 1.0 for item, score in ranking}
 
 
-def _scored_by_page(
+def _page_scores(
     chunks: list[ScoredChunk], rankings: list[list[tuple[int, float]]]
-) -> list[ScoredChunk]:
-    """Each chunk scored by its page's fused score: each method's best chunk of the page,
-    normalised and combined like chunks."""
+) -> dict[int, float]:
+    """Chunk id → its page's fused score: each method's best chunk of the page, normalised
+    and combined like chunks."""
     page_of = {c.chunk_id: (c.source_name, c.document_url) for c in chunks}
     numbers = {page: n for n, page in enumerate(dict.fromkeys(page_of.values()))}
     pages = [
         [(numbers[page], score) for page, score in _best_of_each_page(r, page_of).items()]
         for r in rankings
     ]
-    page_scores = _convex(pages)
-    return [replace(c, score=page_scores[numbers[page_of[c.chunk_id]]]) for c in chunks]
+    fused = _convex(pages)
+    return {chunk_id: fused[numbers[page]] for chunk_id, page in page_of.items()}
 
 
 def _best_of_each_page(

@@ -12,6 +12,7 @@ from knowledge.errors import KnowledgeError
 from knowledge.evaluate import (
     EvalQuestion,
     Metrics,
+    excluding_pages,
     format_table,
     gold_for,
     load_questions,
@@ -217,6 +218,21 @@ def test_result_key_for_folder_source() -> None:
     result = chunk("faq/admin.html", "anchor", kind="folder", source="notes")
     assert result_key(result, "page", {}) == "faq/admin.html"
     assert result_key(result, "section", {}) == "faq/admin.html#anchor"
+
+
+def test_excluding_pages_filters_by_page_path_prefix() -> None:
+    roots = {"django": ROOT}
+    assert excluding_pages((), roots) is None
+    keep = excluding_pages(("faq/", "intro/install.html"), roots)
+    assert keep is not None
+    kept = [
+        keep(chunk(ROOT + path, anchor))
+        for path, anchor in [
+            ("faq/admin.html", "a"), ("faq/admin.html", "b"), ("intro/install.html", ""),
+            ("intro/tutorial01.html", ""), ("ref/faq-like.html", ""),
+        ]
+    ]  # fmt: skip
+    assert kept == [False, False, False, True, True]
 
 
 def test_section_key_without_anchor_is_the_page() -> None:

@@ -159,7 +159,7 @@ def test_a_page_both_methods_find_outranks_a_passage_both_rank_second() -> None:
     passage = search._convex([dense, lexical])
     assert max(passage, key=passage.__getitem__) == 3
 
-    scored = {c.chunk_id: c.score for c in search._scored_by_page(chunks, [dense, lexical])}
+    scored = search._page_scores(chunks, [dense, lexical])
 
     assert scored[1] == scored[2] == pytest.approx(1.0)
     assert scored[1] > scored[3] > scored[4] == 0.0
