@@ -53,7 +53,7 @@ from knowledge.evaluate import (
     gold_for,
     load_questions,
     per_question,
-    result_key,
+    ranked_keys,
     score,
 )
 from knowledge.extract import extract
@@ -161,7 +161,7 @@ def teambot_ranker(runtime: Runtime, roots: dict[str, str], method: Method) -> R
     def rank(query: str, excluded: tuple[str, ...]) -> list[str]:
         keep = excluding_pages(excluded, roots)
         found = runtime.retriever.search(query, 10, method=method, keep=keep)
-        return [result_key(c, "page", roots) for c in found]
+        return ranked_keys(found, "page", roots)
 
     return rank
 

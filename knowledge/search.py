@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import replace
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 from sqlalchemy import select
@@ -34,6 +34,7 @@ from knowledge.models import Chunk, Document, Source
 from knowledge.types import ScoredChunk
 
 Method = Literal["hybrid", "dense", "bm25"]
+Key = TypeVar("Key", int, tuple[str, str])  # a chunk id, or a page: (source name, url)
 METHODS: tuple[Method, ...] = ("hybrid", "dense", "bm25")
 # Candidates taken from each ranking before fusion, filtering and one-per-page.
 CANDIDATES = 50
@@ -152,18 +153,18 @@ class Retriever:
         ]
 
 
-def _convex(rankings: list[list[tuple[int, float]]]) -> dict[int, float]:
-    """Dense and BM25 scores, each min-max normalised over its candidates, combined with
-    DENSE_WEIGHT; an id one method did not return gets 0 from it."""
+def _convex(rankings: list[list[tuple[Key, float]]]) -> dict[Key, float]:
+    """Dense and BM25 scores (of chunks or pages), each min-max normalised over its
+    candidates, combined with DENSE_WEIGHT; a key one method did not return gets 0 from it."""
     dense, lexical = rankings
-    fused: dict[int, float] = {}
+    fused: dict[Key, float] = {}
     for ranking, weight in ((dense, DENSE_WEIGHT), (lexical, 1 - DENSE_WEIGHT)):
         for item, normalised in _min_max(ranking).items():
             fused[item] = fused.get(item, 0.0) + weight * normalised
     return fused
 
 
-def _min_max(ranking: list[tuple[int, float]]) -> dict[int, float]:
+def _min_max(ranking: list[tuple[Key, float]]) -> dict[Key, float]:
     if not ranking:
         return {}
     scores = [score for _, score in ranking]
@@ -177,13 +178,8 @@ def _page_scores(
     """Chunk id → its page's fused score: each method's best chunk of the page, normalised
     and combined like chunks."""
     page_of = {c.chunk_id: (c.source_name, c.document_url) for c in chunks}
-    numbers = {page: n for n, page in enumerate(dict.fromkeys(page_of.values()))}
-    pages = [
-        [(numbers[page], score) for page, score in _best_of_each_page(r, page_of).items()]
-        for r in rankings
-    ]
-    fused = _convex(pages)
-    return {chunk_id: fused[numbers[page]] for chunk_id, page in page_of.items()}
+    fused = _convex([list(_best_of_each_page(r, page_of).items()) for r in rankings])
+    return {chunk_id: fused[page] for chunk_id, page in page_of.items()}
 
 
 def _best_of_each_page(
