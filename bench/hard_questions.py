@@ -15,9 +15,8 @@ content pages that the section's own text links to. Usage::
 Each line has the fields of ``django-faq.links.jsonl`` that apply: ``id`` (``page#anchor``),
 ``question``, ``page``, ``anchor``, ``linked_pages``. The question's own ``page`` stands in
 for the FAQ page: in hard mode, leave it out of the candidates along with ``faq/`` and score
-``linked_pages`` only. Note that ``knowledge.evaluate.gold_for`` returns ``{page}`` whenever
-``page`` is not excluded, so pass ``exclude_prefixes=("faq/", question.page)`` (and drop
-that page from the ranking) to get hard-mode gold for these questions.
+``linked_pages`` only: ``teambot eval FILE --level page --exclude-own-page --exclude-prefix
+faq/`` does that, as bench/retrieval.py's "hard, generated" rows do.
 
 Choices:
 - Content pages: every ``*.html`` under the root except paths with a segment starting with

@@ -385,12 +385,21 @@ def eval_command(
         list[str] | None,
         typer.Option(help="Drop pages under this path from the candidates (hard mode: faq/)."),
     ] = None,
+    exclude_own_page: Annotated[
+        bool,
+        typer.Option(
+            help="Drop each question's own page from its candidates and score its "
+            "linked_pages (hard mode for questions taken from the indexed pages; --level page)."
+        ),
+    ] = False,
     method: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Score retrieval on a question file: recall@1/5/10, MRR and nDCG@10."""
     if level not in ("section", "page"):
         fail(f"--level {level!r}: use section or page.")
+    if exclude_own_page and level != "page":
+        fail("--exclude-own-page scores the linked pages, which name no section: add --level page.")
     if method not in METHODS:
         fail(f"--method {method!r}: use one of {', '.join(METHODS)}.")
     runtime = _runtime(ctx)
@@ -403,6 +412,7 @@ def eval_command(
         level=level,  # type: ignore[arg-type]
         exclude_prefixes=tuple(exclude_prefix or ()),
         method=method,  # type: ignore[arg-type]
+        exclude_own_page=exclude_own_page,
     )
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))

@@ -65,8 +65,13 @@ def evaluate_retrieval(
     level: Level,
     exclude_prefixes: tuple[str, ...],
     method: Method,
+    exclude_own_page: bool = False,
 ) -> EvalResult:
-    """Search every scorable question and score the rankings against its gold."""
+    """Search every scorable question and score the rankings against its gold.
+
+    ``exclude_own_page`` leaves each question's own page out of its candidates, so that
+    its ``linked_pages`` are the gold: hard mode for questions written from the indexed
+    pages themselves, such as bench/hard_questions.py's section headings."""
     with sessions() as session:
         roots = dict(session.execute(select(Source.name, Source.location)).all())
     unknown = set(sources or ()) - set(roots)
@@ -74,10 +79,14 @@ def evaluate_retrieval(
         names = ", ".join(sorted(unknown))
         raise SourceError(f"No source named {names}; see `teambot sources list`.")
 
-    keep = excluding_pages(exclude_prefixes, roots)
+    shared_keep = excluding_pages(exclude_prefixes, roots)
     rankings, golds, latencies = [], [], []
     for question in questions:
-        gold = gold_for(question, level, exclude_prefixes=exclude_prefixes)
+        excluded, keep = exclude_prefixes, shared_keep
+        if exclude_own_page and question.page:
+            excluded += (question.page,)
+            keep = excluding_pages(excluded, roots)
+        gold = gold_for(question, level, exclude_prefixes=excluded)
         if not gold:
             continue
         started = time.perf_counter()

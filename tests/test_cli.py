@@ -109,6 +109,75 @@ def test_chat_keeps_one_conversation_for_follow_ups(ingested: str, tmp_path: Pat
     assert "network.md#tls-certificates" in answers[1]
 
 
+def write_questions(path: Path, *questions: dict[str, object]) -> Path:
+    path.write_text("".join(json.dumps(q) + "\n" for q in questions), encoding="utf-8")
+    return path
+
+
+def evaluated(*args: str, db_url: str, cwd: Path) -> dict[str, object]:
+    result = run("eval", *args, "--json", db_url=db_url, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+PORT_QUESTION = {
+    "question": "Which TCP port does the Zephyr server listen on?",
+    "page": "guide/network.md",
+    "anchor": "listening-port",
+    # Every other page: whatever the order, the first result after the own page is gold.
+    "linked_pages": ["install.md", "guide/backups.html", "faq.txt"],
+}
+
+
+def test_eval_scores_the_real_search_against_hand_computed_metrics(
+    ingested: str, tmp_path: Path
+) -> None:
+    questions = write_questions(
+        tmp_path / "questions.jsonl",
+        PORT_QUESTION,
+        {
+            "question": "How do I restore a backup dump?",
+            "page": "guide/backups.html",
+            "anchor": "restoring-a-backup",
+        },
+        {"question": "How do I rotate the logs?", "page": "guide/logs.md", "anchor": "rotation"},
+        {"question": "Unscorable at section level", "linked_pages": ["install.md"]},
+    )
+    # Two sections found first, one that is not in the corpus: 2/3 everywhere.
+    section = evaluated(str(questions), db_url=ingested, cwd=tmp_path)
+    assert list(section)[:6] == ["recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "n"]
+    assert section["n"] == 3
+    for key in ("recall@1", "recall@10", "mrr", "ndcg@10"):
+        assert section[key] == pytest.approx(2 / 3), key
+    assert [q["first_relevant_rank"] for q in section["questions"]] == [1, 1, None]
+
+    table = run("eval", str(questions), db_url=ingested, cwd=tmp_path)
+    assert table.returncode == 0 and "recall@1" in table.stdout and "0.667" in table.stdout
+
+
+def test_eval_hard_modes_leave_pages_out_of_the_candidates(ingested: str, tmp_path: Path) -> None:
+    questions = write_questions(tmp_path / "port.jsonl", PORT_QUESTION)
+    own = evaluated(str(questions), "--level", "page", "--k", "1", db_url=ingested, cwd=tmp_path)
+    assert (own["n"], own["recall@1"], own["mrr"]) == (1, 1.0, 1.0)  # its own page comes first
+
+    # Without its own page, the first result is one of the three linked pages.
+    hard = evaluated(str(questions), "--level", "page", "--k", "1", "--exclude-own-page",
+                     db_url=ingested, cwd=tmp_path)  # fmt: skip
+    assert (hard["n"], hard["mrr"]) == (1, 1.0)
+    assert hard["recall@1"] == pytest.approx(1 / 3)
+
+    # guide/ dropped: the own page goes, and so does one of the linked pages.
+    prefix = evaluated(str(questions), "--level", "page", "--exclude-prefix", "guide/",
+                       db_url=ingested, cwd=tmp_path)  # fmt: skip
+    assert (prefix["n"], prefix["mrr"], prefix["recall@5"]) == (1, 1.0, 1.0)
+    assert prefix["recall@1"] == pytest.approx(1 / 2)
+
+    assert_clean_failure(
+        run("eval", str(questions), "--exclude-own-page", db_url=ingested, cwd=tmp_path),
+        "add --level page",
+    )
+
+
 def test_bad_input_fails_clearly_and_loses_nothing(
     corpus: Path, ingested: str, tmp_path: Path
 ) -> None:
