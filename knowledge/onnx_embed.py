@@ -11,8 +11,15 @@ are meant to be interchangeable with them: fp32 agrees with torch to a cosine
 of 0.9999+. int8 (dynamic, per-channel, MatMul weights only) differs slightly:
 a cosine of about 0.995 on average, 0.98+ at worst.
 
-Tokenising, padding, mean pooling and normalising happen here, in numpy, as
-sentence-transformers does them. The export file is keyed by model name: if
+Texts are embedded one at a time, on one single-threaded session per core side
+by side: no padding, and a vector that depends on its text alone (int8
+quantises activations with one scale per run, so in a batch a vector moved,
+by up to 0.024 per component, with its batchmates, and two ingests of the
+same page stored different vectors). On 2 cores, bench/embedding.py went
+from 1.91× plain sentence-transformers (batches of 32 on two threads) to
+2.88× for int8, and from 1.08× to 1.31× for fp32; the second session costs
+about 70 MB. Tokenising, mean pooling and normalising happen here, in numpy,
+as sentence-transformers does them. The export file is keyed by model name: if
 the weights in a local model folder change, delete ``cache_dir/onnx``.
 """
 
@@ -21,12 +28,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import re
 import tempfile
 import threading
 import time
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,10 +77,10 @@ class ModelConfig:
 class OnnxEmbedder:
     """Embeds passages and questions with ONNX Runtime; the model is exported on first use.
 
-    Same members as ``Embedder``. ``threads`` is ONNX Runtime's intra-op thread
-    count for batches (default: every core). A single query runs on a
-    one-thread session of its own, which is as fast for one short text and
-    does not stall when another process keeps a core busy.
+    Same members as ``Embedder``. ``threads`` texts are embedded at once, each
+    on a one-thread session (default: one per core); ``batch_size`` is
+    accepted for ``Embedder``'s sake and unused. A query runs on a one-thread
+    session of its own, so it never waits behind an ingest.
     """
 
     def __init__(
@@ -93,7 +102,8 @@ class OnnxEmbedder:
         safe_name = _UNSAFE_NAME_CHARS.sub("-", model_name.lower()).strip("-")
         file_name = f"{safe_name}-{self.variant}-v{EXPORT_VERSION}.onnx"
         self.onnx_path = Path(cache_dir) / "onnx" / file_name
-        self._batch_session: onnxruntime.InferenceSession | None = None
+        self._text_sessions: queue.SimpleQueue[onnxruntime.InferenceSession] = queue.SimpleQueue()
+        self._pool: ThreadPoolExecutor | None = None
         self._query_session: onnxruntime.InferenceSession | None = None
         self._tokenizer: Tokenizer | None = None
         self._counter: Tokenizer | None = None
@@ -121,35 +131,32 @@ class OnnxEmbedder:
     def embed_texts(
         self, texts: Sequence[str], progress: ProgressCallback | None = None
     ) -> np.ndarray:
-        """Passages → (n, dim) float32, unit length, in input order.
+        """Passages → (n, dim) float32, unit length, in input order; ``progress`` is
+        told after each text.
 
-        Texts are batched in order of token length, so that a batch is padded
-        only to the longest of similar texts; ``progress`` is told after each
-        batch. The int8 model runs each text alone: it quantises activations
-        with one scale per run, so in a batch a vector would depend on its
-        batchmates (components moved by up to 0.024) and two ingests of the
-        same page would store different vectors. Alone, a text always gets the
-        vector a query of the same text gets, at the same speed (Django docs,
-        1,500 chunks: 64, 68 and 66 chunks/s at batch sizes 1, 8 and 32).
+        Longest first, so that the sessions run out of work at about the same time.
         """
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return vectors
-        session = self._session(batch=True)
+        pool = self._text_pool()
         encodings = self.tokenizer.encode_batch([self._prepare(t) for t in texts])
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        step = 1 if self.quantized else self.batch_size
-        for start in range(0, len(order), step):
-            batch = order[start : start + step]
-            vectors[batch] = self._run(session, [encodings[i].ids for i in batch])
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+        embedded = pool.map(self._embed_alone, [encodings[i].ids for i in order])
+        for i, vector in zip(order, embedded, strict=True):
+            vectors[i] = vector
             if progress is not None:
-                progress(len(batch))
+                progress(1)
         return vectors
 
     def embed_query(self, text: str) -> np.ndarray:
         """A question → (dim,) float32, unit length."""
         ids = self.tokenizer.encode(self._prepare(text)).ids
-        return self._run(self._session(batch=False), [ids])[0]
+        if self._query_session is None:
+            with self._init_lock:
+                if self._query_session is None:
+                    self._query_session = self._open_session()
+        return self._run(self._query_session, ids)
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -171,30 +178,32 @@ class OnnxEmbedder:
             tokenizer.no_truncation()
         return tokenizer
 
-    def _session(self, *, batch: bool) -> onnxruntime.InferenceSession:
-        session = self._batch_session if batch else self._query_session
-        if session is not None:
-            return session
-        with self._init_lock:
-            if batch and self._batch_session is None:
-                self._batch_session = self._open_session(self.threads)
-            if not batch and self._query_session is None:
-                self._query_session = self._open_session(1)
-            session = self._batch_session if batch else self._query_session
-        assert session is not None
-        return session
+    def _text_pool(self) -> ThreadPoolExecutor:
+        """``threads`` worker threads and as many sessions, made on first use."""
+        if self._pool is None:
+            with self._init_lock:
+                if self._pool is None:
+                    for _ in range(self.threads):
+                        self._text_sessions.put(self._open_session())
+                    self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="embed")
+        return self._pool
 
-    def _open_session(self, threads: int) -> onnxruntime.InferenceSession:
+    def _embed_alone(self, ids: list[int]) -> np.ndarray:
+        session = self._text_sessions.get()  # one is free: as many sessions as workers
+        try:
+            return self._run(session, ids)
+        finally:
+            self._text_sessions.put(session)
+
+    def _open_session(self) -> onnxruntime.InferenceSession:
+        """A one-thread session: texts run side by side, one per session, not split."""
         import onnxruntime
 
         if not self.onnx_path.is_file():
             self._export()
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        # Idle workers sleep instead of spinning: on a machine whose cores are
-        # busy with other work, spinning threads slowed batches by a third.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # warnings about unused initialisers are noise
         return onnxruntime.InferenceSession(
             str(self.onnx_path), options, providers=["CPUExecutionProvider"]
@@ -224,19 +233,14 @@ class OnnxEmbedder:
     def _prepare(self, text: str) -> str:
         return text.lower() if self.config.lowercase else text
 
-    def _run(self, session: onnxruntime.InferenceSession, batch: list[list[int]]) -> np.ndarray:
-        """Token ids of a few texts → their mean-pooled unit vectors (padded to the longest)."""
-        width = max(len(ids) for ids in batch)
-        input_ids = np.full((len(batch), width), self.config.pad_id, dtype=np.int64)
-        mask = np.zeros((len(batch), width), dtype=np.int64)
-        for row, ids in enumerate(batch):
-            input_ids[row, : len(ids)] = ids
-            mask[row, : len(ids)] = 1
-        (hidden,) = session.run(None, {"input_ids": input_ids, "attention_mask": mask})
-        weights = mask[:, :, None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+    def _run(self, session: onnxruntime.InferenceSession, ids: list[int]) -> np.ndarray:
+        """One text's token ids → its mean-pooled unit vector."""
+        input_ids = np.array([ids], dtype=np.int64)
+        (hidden,) = session.run(
+            None, {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)}
+        )
+        pooled = hidden[0].mean(axis=0)
+        return (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32, copy=False)
 
 
 def read_model_config(model_name: str, model_dir: Path) -> ModelConfig:

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -138,12 +139,24 @@ def test_vectors_come_back_in_input_order(onnx_fp32: OnnxEmbedder):
     assert cosines(vectors, singles).min() > 0.9999
 
 
-def test_progress_is_told_after_each_batch(cache_dir: Path, onnx_fp32: OnnxEmbedder):
-    embedder = OnnxEmbedder(MODEL, quantized=False, cache_dir=cache_dir, batch_size=8)
+def test_progress_is_told_after_each_text(onnx_fp32: OnnxEmbedder):
     done: list[int] = []
-    embedder.embed_texts(TEXTS, progress=done.append)
-    assert sum(done) == len(TEXTS) and max(done) == 8
-    assert embedder.embed_texts([]).shape == (0, 384)
+    onnx_fp32.embed_texts(TEXTS, progress=done.append)
+    assert done == [1] * len(TEXTS)
+    assert onnx_fp32.embed_texts([]).shape == (0, 384)
+
+
+@pytest.mark.parametrize("quantized", [False, True])
+def test_vectors_are_the_same_however_many_sessions_run_at_once(cache_dir: Path, quantized: bool):
+    one = OnnxEmbedder(MODEL, quantized=quantized, cache_dir=cache_dir, threads=1)
+    three = OnnxEmbedder(MODEL, quantized=quantized, cache_dir=cache_dir, threads=3)
+    expected = one.embed_texts(TEXTS)
+    assert np.array_equal(three.embed_texts(TEXTS), expected)
+    # Two callers at once (an ingest and a refresh, say) share the sessions safely.
+    with ThreadPoolExecutor(2) as callers:
+        results = list(callers.map(three.embed_texts, [TEXTS, TEXTS[::-1]]))
+    assert np.array_equal(results[0], expected)
+    assert np.array_equal(results[1], expected[::-1])
 
 
 @pytest.mark.parametrize("variant", ["fp32", "int8"])
