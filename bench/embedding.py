@@ -123,7 +123,7 @@ def variants(cache_dir: Path) -> list[Variant]:
         print(f"exporting: {label}", file=sys.stderr)
         command = [sys.executable, "-c", EXPORT_SCRIPT, MODEL, label[-4:], str(cache_dir)]
         export = measure(command, ROOT, dict(os.environ))
-        onnx = OnnxEmbedder(MODEL, batch_size=BATCH_SIZE, quantized=quantized, cache_dir=cache_dir)
+        onnx = OnnxEmbedder(MODEL, quantized=quantized, cache_dir=cache_dir)
         found.append(Variant(label, onnx.embed_texts, onnx.embed_query, export=export))
     return found
 
@@ -226,7 +226,8 @@ def main() -> None:
     )
     print(
         f"\n{len(texts)} chunks of docs/ ({len(distinct)} distinct, median {tokens:.0f} word "
-        f"pieces), batch {BATCH_SIZE}, median of {args.rounds} interleaved rounds; "
+        f"pieces), torch rows in batches of {BATCH_SIZE}, ONNX rows a text per session and "
+        f"core, median of {args.rounds} interleaved rounds; "
         f"{args.queries} single queries of {QUERY_WORDS} words; top-10 overlap among the "
         f"{len(distinct)} distinct chunks. Peak RSS of the export process: {exports}."
     )
