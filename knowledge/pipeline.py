@@ -152,13 +152,18 @@ class DocumentSync:
         """False if another url keeps this content; the shorter url wins, whatever order
         the pages arrive in, so the choice is the same on every run and nothing churns."""
         holder = self._holder.get(content_hash)
-        if holder is None or holder == url:
-            self._hold(content_hash, url)
-            return True
-        winner, loser = sorted((holder, url), key=_url_order)
-        self._hold(content_hash, winner)
-        self._drop(loser, winner)
-        return winner == url
+        if holder is not None and holder != url:
+            winner, loser = sorted((holder, url), key=_url_order)
+            self._drop(loser, winner)
+            if winner == holder:
+                return False
+        self._hold(content_hash, url)
+        if url in self.duplicates:
+            # Dropped earlier in this run for the content it had when stored, which a
+            # shorter url took before this one was fetched; its new content is its own.
+            self.duplicates.discard(url)
+            self._report.unskip(url)
+        return True
 
     def _hold(self, content_hash: str, url: str) -> None:
         previous = self._held.get(url)
@@ -168,6 +173,8 @@ class DocumentSync:
         self._held[url] = content_hash
 
     def _drop(self, url: str, kept: str) -> None:
+        if url in self.duplicates:
+            return
         self.duplicates.add(url)
         self.present.discard(url)
         self._pending = [p for p in self._pending if p.document.url != url]

@@ -43,6 +43,12 @@ class RunReport:
         self.pages_skipped += 1
         self.issues.append(PageIssue(url, reason, "skipped"))
 
+    def unskip(self, url: str) -> None:
+        """``url``, skipped earlier in the run, turned out to be indexable after all."""
+        kept = [i for i in self.issues if i.url != url or i.kind != "skipped"]
+        self.pages_skipped -= len(self.issues) - len(kept)
+        self.issues = kept
+
     def add_time(self, stage: str, seconds: float) -> None:
         self.timings[stage] = self.timings.get(stage, 0.0) + seconds
 

@@ -115,6 +115,30 @@ def test_a_copied_file_is_stored_once_under_the_shorter_path(
     assert (second.pages_unchanged, second.chunks_embedded, second.pages_removed) == (4, 0, 0)
 
 
+def test_a_file_that_takes_another_files_old_content_leaves_that_file_indexed(
+    any_sessions: sessionmaker[Session], counting: CountingEmbedder, tmp_path: Path
+) -> None:
+    # a.md wins b.md's old content (shorter name, walked first) while b.md gets new text:
+    # b.md must not be dropped as a copy of content it no longer has.
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text("# Alpha\n\nThe alpha service sends mail.\n")
+    (folder / "b.md").write_text("# Beta\n\nThe beta service stores files.\n")
+    ingest_folder(any_sessions, counting, folder)
+
+    (folder / "a.md").write_text((folder / "b.md").read_text())
+    (folder / "b.md").write_text("# Gamma\n\nThe gamma service resizes images.\n")
+    report = ingest_folder(any_sessions, counting, folder)
+
+    assert report.issues == [] and report.pages_removed == 0
+    assert report.pages_changed == 2
+    texts = {url: text for url, _, text, _ in chunk_rows(any_sessions)}
+    assert texts == {
+        "a.md": "The beta service stores files.",
+        "b.md": "The gamma service resizes images.",
+    }
+
+
 def test_a_changed_file_re_embeds_only_its_changed_chunks(
     any_sessions: sessionmaker[Session], counting: CountingEmbedder, corpus: Path
 ) -> None:
