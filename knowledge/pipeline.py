@@ -84,6 +84,9 @@ class DocumentSync:
         # content hash → the url that keeps it; stored documents hold theirs until they change
         self._holder: dict[str, str] = {}
         self._held: dict[str, str] = {}  # the reverse: url → the content hash it keeps
+        # url → (content hash, document) of pages dropped as copies this run, in case the
+        # url that kept their content changes later in the run and leaves it to them
+        self._copies: dict[str, tuple[str, FetchedDocument]] = {}
         for url in sorted(self.known, key=_url_order, reverse=True):
             self._hold(self.known[url].content_hash, url)
         self._pending: list[_Planned] = []
@@ -108,6 +111,7 @@ class DocumentSync:
             return
         content_hash = _digest([PIPELINE_VERSION, self._embedder.model_name, page.title, page.text])
         if not self._claim(document.url, content_hash):
+            self._copies[document.url] = (content_hash, document)
             return
         known = self.known.get(document.url)
         if known is not None and known.content_hash == content_hash:
@@ -157,20 +161,35 @@ class DocumentSync:
             self._drop(loser, winner)
             if winner == holder:
                 return False
-        self._hold(content_hash, url)
+        released = self._hold(content_hash, url)
         if url in self.duplicates:
             # Dropped earlier in this run for the content it had when stored, which a
             # shorter url took before this one was fetched; its new content is its own.
             self.duplicates.discard(url)
+            self._copies.pop(url, None)
             self._report.unskip(url)
+        if released is not None:
+            self._resubmit_copies_of(released)
         return True
 
-    def _hold(self, content_hash: str, url: str) -> None:
+    def _hold(self, content_hash: str, url: str) -> str | None:
+        """``url`` keeps ``content_hash``; returns the content it kept before, if that is
+        now kept by no url."""
         previous = self._held.get(url)
-        if previous is not None and self._holder.get(previous) == url:
-            del self._holder[previous]  # the url's old content is no longer there
         self._holder[content_hash] = url
         self._held[url] = content_hash
+        if previous is not None and previous != content_hash and self._holder.get(previous) == url:
+            del self._holder[previous]  # the url's old content is no longer there
+            return previous
+        return None
+
+    def _resubmit_copies_of(self, content_hash: str) -> None:
+        """Pages dropped as copies of content whose keeper has changed since: the shortest
+        url of them keeps it now (submitted first, it wins; the others are copies again)."""
+        urls = [url for url, (held, _) in self._copies.items() if held == content_hash]
+        for url in sorted(urls, key=_url_order):
+            _, document = self._copies.pop(url)
+            self.submit(document)
 
     def _drop(self, url: str, kept: str) -> None:
         if url in self.duplicates:

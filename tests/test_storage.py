@@ -115,27 +115,36 @@ def test_a_copied_file_is_stored_once_under_the_shorter_path(
     assert (second.pages_unchanged, second.chunks_embedded, second.pages_removed) == (4, 0, 0)
 
 
-def test_a_file_that_takes_another_files_old_content_leaves_that_file_indexed(
-    any_sessions: sessionmaker[Session], counting: CountingEmbedder, tmp_path: Path
+@pytest.mark.parametrize(
+    ("taker", "giver"),
+    [("a.md", "b.md"), ("b-long.md", "z.md")],
+    ids=["shorter-taker-walked-first", "longer-taker-walked-first"],
+)
+def test_a_file_that_takes_another_files_old_content_leaves_both_indexed(
+    any_sessions: sessionmaker[Session],
+    counting: CountingEmbedder,
+    tmp_path: Path,
+    taker: str,
+    giver: str,
 ) -> None:
-    # a.md wins b.md's old content (shorter name, walked first) while b.md gets new text:
-    # b.md must not be dropped as a copy of content it no longer has.
+    # In one run `taker` gets `giver`'s stored content and `giver` new text: neither is a
+    # copy, whichever url is shorter (it keeps shared content) and is walked first.
     folder = tmp_path / "docs"
     folder.mkdir()
-    (folder / "a.md").write_text("# Alpha\n\nThe alpha service sends mail.\n")
-    (folder / "b.md").write_text("# Beta\n\nThe beta service stores files.\n")
+    (folder / taker).write_text("# Alpha\n\nThe alpha service sends mail.\n")
+    (folder / giver).write_text("# Beta\n\nThe beta service stores files.\n")
     ingest_folder(any_sessions, counting, folder)
 
-    (folder / "a.md").write_text((folder / "b.md").read_text())
-    (folder / "b.md").write_text("# Gamma\n\nThe gamma service resizes images.\n")
+    (folder / taker).write_text((folder / giver).read_text())
+    (folder / giver).write_text("# Gamma\n\nThe gamma service resizes images.\n")
     report = ingest_folder(any_sessions, counting, folder)
 
     assert report.issues == [] and report.pages_removed == 0
     assert report.pages_changed == 2
     texts = {url: text for url, _, text, _ in chunk_rows(any_sessions)}
     assert texts == {
-        "a.md": "The beta service stores files.",
-        "b.md": "The gamma service resizes images.",
+        taker: "The beta service stores files.",
+        giver: "The gamma service resizes images.",
     }
 
 
