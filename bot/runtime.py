@@ -93,8 +93,11 @@ class Runtime:
         s = self.settings
         return CrawlLimits(
             max_bytes=int(s.crawl_max_page_mb * 2**20),
+            max_sitemap_bytes=int(s.crawl_max_sitemap_mb * 2**20),
+            max_robots_bytes=int(s.crawl_max_robots_kb * 2**10),
             max_redirects=s.crawl_max_redirects,
             timeout=s.crawl_timeout_seconds,
+            deadline=s.crawl_deadline_seconds,
             per_host=s.crawl_per_host,
         )
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
+
+from knowledge.urls import MASK, mask_url
 
 # The routing policies of bot.llm.router (kept here so settings import nothing heavy).
 Route = Literal["local-first", "cloud-first", "local-only", "cloud-only", "extractive"]
-
-MASK = "***"
 
 
 def normalize_database_url(url: str) -> str:
@@ -26,15 +27,6 @@ def normalize_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password replaced by a mask, for display."""
-    try:
-        parsed = make_url(url)
-    except Exception:  # an unparsable URL is shown as nothing rather than leaked
-        return MASK
-    return parsed.render_as_string(hide_password=True)
 
 
 def default_cache_dir() -> Path:
@@ -102,8 +94,19 @@ class Settings(BaseSettings):
         description="A refresh holds its source this long between renewals; a worker that "
         "dies mid-run frees the source for another after at most this long.",
     )
-    crawl_timeout_seconds: float = Field(default=20.0, gt=0, description="Per request.")
+    crawl_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="Per read of a response, not the whole request."
+    )
+    crawl_deadline_seconds: float = Field(
+        default=60.0, gt=0, description="A whole request, however slowly its bytes arrive."
+    )
     crawl_max_page_mb: float = Field(default=10.0, gt=0, description="Larger pages are refused.")
+    crawl_max_sitemap_mb: float = Field(
+        default=50.0, gt=0, description="Uncompressed; a larger sitemap fails the run."
+    )
+    crawl_max_robots_kb: float = Field(
+        default=500.0, gt=0, description="KiB of robots.txt parsed (RFC 9309); the rest ignored."
+    )
     crawl_max_redirects: int = Field(default=5, ge=0)
     crawl_per_host: int = Field(default=4, ge=1, le=32, description="Requests at once per host.")
     log_level: str = Field(default="INFO")
@@ -212,6 +215,12 @@ class Settings(BaseSettings):
         description="Comma-separated PLATFORM:USER_ID entries allowed to run admin commands, "
         "e.g. slack:U123,discord:456 (more can be added with `admin admins add`).",
     )
+    folder_roots: str = Field(
+        default="",
+        validation_alias="TEAMBOT_FOLDER_ROOTS",
+        description="Absolute folders, separated by ':' like PATH, inside which chat admins "
+        "may add folder sources; empty: folders are added with `teambot sources add` only.",
+    )
 
     @field_validator("llm_private_route", "retention_days", mode="before")
     @classmethod
@@ -248,29 +257,62 @@ class Settings(BaseSettings):
                 split_platform_id(part)
         return value
 
+    @property
+    def folder_root_paths(self) -> list[Path]:
+        """TEAMBOT_FOLDER_ROOTS as paths."""
+        parts = (part.strip() for part in self.folder_roots.split(os.pathsep))
+        return [Path(part) for part in parts if part]
+
+    @field_validator("folder_roots")
+    @classmethod
+    def _folder_roots_are_absolute(cls, value: str) -> str:
+        for part in value.split(os.pathsep):
+            if part.strip() and not os.path.isabs(part.strip()):
+                raise ValueError(f"{part!r} is not an absolute path; write it like /srv/docs")
+        return value
+
     def secret_values(self) -> list[str]:
-        """Every secret this configuration holds, so logs can redact them."""
+        """Every secret this configuration holds (keys, tokens, the passwords inside URL
+        settings), so logs can redact them wherever they appear, in a URL or not."""
         secrets: list[str] = []
         for name in type(self).model_fields:
             value = getattr(self, name)
             if isinstance(value, SecretStr) and value.get_secret_value():
                 secrets.append(value.get_secret_value())
-        password = make_url(self.database_url).password if "://" in self.database_url else None
-        if password:
-            secrets.append(str(password))
+            elif _is_url_setting(name) and (password := _url_password(value)):
+                secrets.append(password)
         return secrets
 
     def masked(self) -> dict[str, Any]:
         """The effective settings as environment names and printable values."""
         shown: dict[str, Any] = {}
         for name, field in type(self).model_fields.items():
-            env_name = str(field.validation_alias or name).upper()
             value = getattr(self, name)
             if isinstance(value, SecretStr):
                 value = MASK if value.get_secret_value() else ""
-            elif name == "database_url":
+            elif _is_url_setting(name):
                 value = mask_url(value)
             elif isinstance(value, Path):
                 value = str(value)
-            shown[env_name] = value
+            shown[_env_name(name, field)] = value
         return shown
+
+
+def _is_url_setting(name: str) -> bool:
+    """DATABASE_URL, LOCAL_LLM_BASE_URL, SLACK_API_URL…: every URL a setting holds."""
+    return name.endswith("_url")
+
+
+def _url_password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+def _env_name(name: str, field: FieldInfo) -> str:
+    """The variable a user sets: the alias, or the first of several (TEAMBOT_PORT, not PORT)."""
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        alias = alias.choices[0]
+    return str(alias or name).upper()

@@ -3,10 +3,13 @@
 Polite: robots.txt and its crawl-delay are honoured, requests per host are
 bounded, conditional requests (If-None-Match / If-Modified-Since) let the
 server answer 304, and a sitemap's <lastmod> skips pages without a request.
-Guarded: every hop, redirects included, goes through the SSRF guard; pages
-are size- and redirect-capped (redirects are followed by hand, so a hop
-outside the source or to a page already indexed is not even requested);
-anything that is not HTML, Markdown or text is skipped and counted. The
+Guarded: every hop, redirects included, goes through the SSRF guard; every
+body (page, robots.txt, sitemap) is read by ``BodyReader``, which decodes it
+itself and stops at its cap, and every request has a deadline however slowly
+its bytes trickle in; pages are redirect-capped (redirects are followed by
+hand, so a hop outside the source or to a page already indexed is not even
+requested, and a redirect's own body is never read); anything that is not
+HTML, Markdown or text is skipped and counted. The
 crawler only fetches; it never touches the database — it reports each page
 as a ``Fetched`` and the caller decides.
 """
@@ -14,12 +17,13 @@ as a ``Fetched`` and the caller decides.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
@@ -27,12 +31,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from knowledge.bounded_body import ACCEPT_ENCODING, BodyReader, UnreadableBodyError
 from knowledge.errors import BlockedURLError, SourceError
 from knowledge.links import extract_links
 from knowledge.models import as_utc
 from knowledge.netguard import AddressPolicy, GuardedTransport
-from knowledge.robots import Robots
-from knowledge.sitemap import SitemapEntry, parse_sitemap
+from knowledge.robots import MAX_ROBOTS_BYTES, Robots
+from knowledge.sitemap import MAX_SITEMAP_BYTES, SitemapEntry, SitemapReader
 from knowledge.urls import UrlRules, canonicalize, in_scope
 
 log = logging.getLogger(__name__)
@@ -51,15 +56,29 @@ MEDIA_SUFFIXES = {
 # "disallowed": robots.txt forbids it now; what was indexed from it before is kept.
 Outcome = Literal["ok", "not_modified", "gone", "failed", "skipped", "disallowed"]
 Emit = Callable[["Fetched"], None]
+# What one request can fail with; _problem() words each for the run's report.
+_REQUEST_ERRORS = (
+    httpx.HTTPError,
+    httpx.InvalidURL,  # not an HTTPError: a URL httpx cannot parse, such as http://0177.0.0.1/
+    BlockedURLError,
+    UnreadableBodyError,
+    TimeoutError,  # the deadline of the whole request
+)
 
 
 @dataclass(frozen=True)
 class CrawlLimits:
+    """Bounds of one crawl. Sizes are decoded bytes; ``timeout`` bounds each read (and the
+    connect), ``deadline`` a whole request however slowly its bytes arrive."""
+
     max_pages: int = 2000
     max_depth: int = 20
     max_bytes: int = 10 * 1024 * 1024
+    max_sitemap_bytes: int = MAX_SITEMAP_BYTES
+    max_robots_bytes: int = MAX_ROBOTS_BYTES
     max_redirects: int = 5
     timeout: float = 20.0
+    deadline: float = 60.0
     per_host: int = 4
 
 
@@ -132,14 +151,20 @@ class _HostGate:
 
 
 class Crawler:
-    """Crawls one target; ``complete`` is False when limits or failures hid part of it."""
+    """Crawls one target; ``complete`` is False when limits or failures hid part of it.
+
+    ``reads`` holds the ``BodyReader`` of each body read, by URL (the last read of it), so
+    what the crawl held in memory can be checked through their counters.
+    """
 
     def __init__(self, target: CrawlTarget, known: dict[str, Validators]) -> None:
         self.target = target
         self.known = known
         self.complete = True
+        self.reads: dict[str, BodyReader] = {}
         self._seen: set[str] = set()
         self._robots: dict[str, Robots] = {}
+        self._robots_locks: dict[str, asyncio.Lock] = {}
         self._gates: dict[str, _HostGate] = {}
         self._cancelled = threading.Event()
 
@@ -152,7 +177,7 @@ class Crawler:
             transport=GuardedTransport(self.target.policy),
             follow_redirects=False,  # by hand, in _fetch, to judge each hop first
             timeout=httpx.Timeout(limits.timeout, connect=min(10.0, limits.timeout)),
-            headers={"User-Agent": USER_AGENT},
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING},
         ) as client:
             start = canonicalize(self.target.start_url)
             if start is None:
@@ -234,20 +259,24 @@ class Crawler:
         return in_scope(url, self.target.scope) and self.target.rules.allows(url)
 
     async def _crawl_sitemap(self, client: httpx.AsyncClient, start: str, emit: Emit) -> None:
-        entries = await self._sitemap_entries(client, start)
-        pending = []
-        for entry in entries:
+        pending: list[tuple[str, datetime | None]] = []
+
+        def take(entry: SitemapEntry) -> bool:
+            """Collect one listed page; False once the source's page limit is reached."""
             url = canonicalize(entry.loc)
             if url is None or url in self._seen or not self._in_scope(url):
-                continue
+                return True
             if len(self._seen) >= self.target.limits.max_pages:
                 self.complete = False
-                break
+                return False
             self._seen.add(url)
             if _unchanged_since(entry, self.known.get(url)):
                 emit(Fetched(url, "not_modified"))
-                continue
-            pending.append((url, entry.lastmod))
+            else:
+                pending.append((url, entry.lastmod))
+            return True
+
+        await self._read_sitemaps(client, start, take)
         slots = asyncio.Semaphore(self.target.limits.per_host)
 
         async def fetch(url: str, lastmod: datetime | None) -> None:
@@ -259,24 +288,48 @@ class Crawler:
 
         await asyncio.gather(*(fetch(url, lastmod) for url, lastmod in pending))
 
-    async def _sitemap_entries(self, client: httpx.AsyncClient, start: str) -> list[SitemapEntry]:
-        """Every page entry of the sitemap, following sitemap indexes."""
-        to_read, read, entries = [start], 0, []
-        while to_read and read < MAX_SITEMAPS:
-            url = to_read.pop(0)
+    async def _read_sitemaps(
+        self, client: httpx.AsyncClient, start: str, take: Callable[[SitemapEntry], bool]
+    ) -> None:
+        """Hand ``take`` the page entries of the sitemap, following sitemap indexes, until
+        it has had enough: a child sitemap is not even requested once the source is full."""
+        to_read, read = [start], 0
+        while to_read:
             read += 1
-            try:
-                response = await self._get(client, url)
-            except (httpx.HTTPError, BlockedURLError) as exc:
-                raise SourceError(f"Cannot read the sitemap {url}: {exc}") from None
-            if response.status_code != 200:
-                raise SourceError(f"The sitemap {url} answered HTTP {response.status_code}.")
-            pages, children = parse_sitemap(response.content)
-            entries.extend(pages)
+            children: list[str] = []
+            if not await self._read_sitemap(client, to_read.pop(0), take, children):
+                return
             to_read.extend(c for c in children if self._in_scope_host(c))
-        if to_read:
+            room = MAX_SITEMAPS - read
+            if len(to_read) > room:  # those beyond are never read: absence proves nothing
+                self.complete = False
+                del to_read[room:]
+
+    async def _read_sitemap(
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        take: Callable[[SitemapEntry], bool],
+        children: list[str],
+    ) -> bool:
+        """Stream one sitemap into ``take`` (pages) or ``children`` (an index's sitemaps),
+        parsing as it arrives; False when ``take`` had enough and the reading stopped."""
+        limit = self.target.limits.max_sitemap_bytes
+        body, sitemap = self._reader(url, limit), SitemapReader(limit)
+        wanted_more = True
+        try:
+            async with self._gate(url), self._open(client, url) as response:
+                status = response.status_code
+                if status == 200:
+                    wanted_more = await _stream_sitemap(response, body, sitemap, take, children)
+        except (*_REQUEST_ERRORS, SourceError) as exc:
+            raise SourceError(f"Cannot read the sitemap {url}: {self._problem(exc)}") from None
+        if status != 200:
+            raise SourceError(f"The sitemap {url} answered HTTP {status}.")
+        if sitemap.capped:  # the protocol's limit: what lies beyond is not read
+            log.warning("the sitemap %s lists more than %d entries", url, sitemap.max_entries)
             self.complete = False
-        return entries
+        return wanted_more
 
     def _in_scope_host(self, url: str) -> bool:
         canonical = canonicalize(url)
@@ -291,11 +344,11 @@ class Crawler:
                 current = hops[-1]
                 robots = await self._robots_for(client, current)
                 if not robots.allowed(current):
-                    return Fetched(current, "disallowed", reason="disallowed by robots.txt"), None
+                    return Fetched(current, "disallowed", reason=robots.refusal), None
                 known = self.known.get(current, Validators())
                 async with (
                     self._gate(current),
-                    client.stream("GET", current, headers=_conditional(known)) as response,
+                    self._open(client, current, _conditional(known)) as response,
                 ):
                     if not _is_redirect(response):
                         if current not in mine:  # its own link fetches it
@@ -311,12 +364,35 @@ class Crawler:
                     self._seen.add(target)  # type: ignore[arg-type]
                     mine.add(target)  # type: ignore[arg-type]
             return _failed(url, f"more than {self.target.limits.max_redirects} redirects"), None
-        except BlockedURLError as exc:
-            return _failed(url, str(exc)), None
-        except httpx.TimeoutException:
-            return _failed(url, f"timed out after {self.target.limits.timeout:g} s"), None
-        except httpx.HTTPError as exc:
-            return _failed(url, f"{type(exc).__name__}: {exc}"), None
+        except _REQUEST_ERRORS as exc:
+            return _failed(url, self._problem(exc)), None
+
+    @contextlib.asynccontextmanager
+    async def _open(
+        self, client: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """GET ``url`` as a stream, all of it within the request deadline (TimeoutError)."""
+        async with (
+            asyncio.timeout(self.target.limits.deadline),
+            client.stream("GET", url, headers=headers) as response,
+        ):
+            yield response
+
+    def _reader(self, url: str, limit: int) -> BodyReader:
+        reader = self.reads[url] = BodyReader(limit)
+        return reader
+
+    def _problem(self, exc: Exception) -> str:
+        """What went wrong with a request, for the run's report."""
+        if isinstance(exc, TimeoutError):
+            return f"took longer than {self.target.limits.deadline:g} s"
+        if isinstance(exc, httpx.TimeoutException):
+            return f"timed out after {self.target.limits.timeout:g} s"
+        if isinstance(exc, httpx.InvalidURL):
+            return f"not a URL teambot can fetch ({exc})"
+        if isinstance(exc, httpx.HTTPError):
+            return f"{type(exc).__name__}: {exc}"
+        return str(exc)  # our own errors, written to be read
 
     def _redirect_problem(self, hops: list[str], target: str | None) -> Fetched | None:
         """Why the redirect from ``hops[-1]`` to ``target`` is not followed, if it is not."""
@@ -359,25 +435,20 @@ class Crawler:
         limit = self.target.limits.max_bytes
         if int(response.headers.get("content-length") or 0) > limit:
             return _failed(final, _too_large(limit))
-        body = bytearray()
-        async for piece in response.aiter_bytes():
-            body.extend(piece)
-            if len(body) > limit:
-                return _failed(final, _too_large(limit))
+        reader = self._reader(final, limit)
+        body = await reader.read(response)
+        if reader.at_cap:
+            return _failed(final, _too_large(limit))
         if b"\x00" in body[:8192]:
             return _failed(final, f"binary content served as {media}")
         return Fetched(
             final,
             "ok",
-            text=bytes(body).decode(response.encoding or "utf-8", errors="replace"),
+            text=body.decode(response.encoding or "utf-8", errors="replace"),
             suffix=suffix,
             etag=response.headers.get("etag"),
             last_modified=response.headers.get("last-modified"),
         )
-
-    async def _get(self, client: httpx.AsyncClient, url: str) -> httpx.Response:
-        async with self._gate(url):
-            return await client.get(url)
 
     def _gate(self, url: str) -> _HostGate:
         host = urlsplit(url).netloc
@@ -388,25 +459,48 @@ class Crawler:
         return self._gates[host]
 
     async def _robots_for(self, client: httpx.AsyncClient, url: str) -> Robots:
+        """The host's rules, fetched once per run however many requests ask at once."""
         parts = urlsplit(url)
         host = parts.netloc
-        if host not in self._robots:
-            robots_url = f"{parts.scheme}://{host}/robots.txt"
-            try:
-                response = await client.get(robots_url)
-            except httpx.HTTPError as exc:
-                log.warning("robots.txt of %s unreachable (%s): crawling nothing there", host, exc)
-                self._robots[host] = Robots.deny_all(ROBOTS_AGENT)
-                self.complete = False
-                return self._robots[host]
-            if response.status_code >= 500:
-                self._robots[host] = Robots.deny_all(ROBOTS_AGENT)
-                self.complete = False
-            elif response.status_code != 200:
-                self._robots[host] = Robots.allow_all(ROBOTS_AGENT)
-            else:
-                self._robots[host] = Robots.parse(response.text, ROBOTS_AGENT)
+        async with self._robots_locks.setdefault(host, asyncio.Lock()):
+            if host not in self._robots:
+                robots_url = f"{parts.scheme}://{host}/robots.txt"
+                self._robots[host] = await self._read_robots(client, robots_url)
         return self._robots[host]
+
+    async def _read_robots(self, client: httpx.AsyncClient, robots_url: str) -> Robots:
+        """RFC 9309: 4xx allows all; 5xx or an unreadable file denies all for this run.
+        Only the first ``max_robots_bytes`` are parsed (see knowledge/robots.py)."""
+        limit = self.target.limits.max_robots_bytes
+        reader = self._reader(robots_url, limit)
+        try:
+            async with self._open(client, robots_url) as response:
+                status = response.status_code
+                if status >= 500:
+                    return self._robots_unreadable(robots_url, f"answered HTTP {status}")
+                if status != 200:
+                    return Robots.allow_all(ROBOTS_AGENT)
+                body = await reader.read(response)
+                has_length = "content-length" in response.headers
+        except _REQUEST_ERRORS as exc:
+            return self._robots_unreadable(robots_url, f"could not be read: {self._problem(exc)}")
+        if reader.at_cap:
+            size = f"{limit / 1024:g} KiB"
+            if reader.encoding != "identity":
+                return self._robots_unreadable(
+                    robots_url, f"is larger than {size} once decompressed"
+                )
+            if not has_length:
+                return self._robots_unreadable(
+                    robots_url, f"goes on past {size} with no declared end"
+                )
+            body = body[: body.rfind(b"\n") + 1]  # the rest is ignored; a cut line is no rule
+        return Robots.parse(body.decode("utf-8", errors="replace"), ROBOTS_AGENT)
+
+    def _robots_unreadable(self, robots_url: str, why: str) -> Robots:
+        log.warning("%s %s: crawling nothing on that host this run", robots_url, why)
+        self.complete = False
+        return Robots.deny_all(ROBOTS_AGENT, why)
 
 
 def _is_redirect(response: httpx.Response) -> bool:
@@ -436,6 +530,40 @@ def _too_large(limit: int) -> str:
     return f"larger than {limit / 2**20:g} MB"
 
 
+async def _stream_sitemap(
+    response: httpx.Response,
+    body: BodyReader,
+    sitemap: SitemapReader,
+    take: Callable[[SitemapEntry], bool],
+    children: list[str],
+) -> bool:
+    """Parse a sitemap's body as it streams in; False as soon as ``take`` has had enough."""
+    async with contextlib.aclosing(body.stream(response)) as pieces:
+        async for piece in pieces:
+            if not _offer(sitemap, sitemap.feed(piece), take, children):
+                return False
+            if sitemap.capped:
+                return True
+    if body.at_cap:
+        raise SourceError(f"it is larger than {body.limit / 2**20:g} MB")
+    return _offer(sitemap, sitemap.close(), take, children)
+
+
+def _offer(
+    sitemap: SitemapReader,
+    entries: list[SitemapEntry],
+    take: Callable[[SitemapEntry], bool],
+    children: list[str],
+) -> bool:
+    """Pass a sitemap's entries on; False as soon as ``take`` has had enough."""
+    for entry in entries:
+        if sitemap.is_index:
+            children.append(entry.loc)
+        elif not take(entry):
+            return False
+    return True
+
+
 def _unchanged_since(entry: SitemapEntry, known: Validators | None) -> bool:
     """The sitemap says the page has not changed since we fetched it."""
     if known is None or entry.lastmod is None or known.sitemap_lastmod is None:
@@ -447,11 +575,15 @@ def _with_lastmod(fetched: Fetched, lastmod: datetime | None) -> Fetched:
     return replace(fetched, sitemap_lastmod=lastmod)
 
 
-def crawl_in_thread(crawler: Crawler) -> Iterator[Fetched]:
+def crawl_in_thread(
+    crawler: Crawler, idle: Callable[[], None] | None = None, idle_seconds: float = 1.0
+) -> Iterator[Fetched]:
     """Run the crawler on its own event loop in a thread; yield pages as they arrive.
 
     The caller embeds and stores on its own thread meanwhile, so network and
-    CPU work overlap. Stopping the iteration early cancels the crawl.
+    CPU work overlap. While no page arrives, ``idle`` is called every
+    ``idle_seconds`` (to renew a lease while slow pages are in flight); an error
+    it raises ends the iteration. Stopping the iteration early cancels the crawl.
     """
     # Unbounded: a full queue would block the crawler's event loop and time out its requests.
     results: queue.Queue[Fetched | BaseException | None] = queue.Queue()
@@ -467,10 +599,23 @@ def crawl_in_thread(crawler: Crawler) -> Iterator[Fetched]:
     thread = threading.Thread(target=run, name="teambot-crawl", daemon=True)
     thread.start()
     try:
-        while (item := results.get()) is not None:
+        while (item := _next_result(results, idle, idle_seconds)) is not None:
             if isinstance(item, BaseException):
                 raise item
             yield item
     finally:
         crawler.cancel()
         thread.join()
+
+
+def _next_result(
+    results: queue.Queue[Fetched | BaseException | None],
+    idle: Callable[[], None] | None,
+    idle_seconds: float,
+) -> Fetched | BaseException | None:
+    while True:
+        try:
+            return results.get(timeout=idle_seconds if idle else None)
+        except queue.Empty:  # only with a timeout, that is with idle
+            if idle is not None:
+                idle()

@@ -86,6 +86,11 @@ class Lease:
             )
         self.expires = expires
 
+    @property
+    def check_seconds(self) -> float:
+        """How often a holder that is waiting should call ``renew_if_due``."""
+        return self._seconds / 4
+
     def renew_if_due(self) -> None:
         """Extend the lease once half of it has run out."""
         if self.expires is None:

@@ -11,9 +11,8 @@ links, so it removes nothing by absence. A folder's deleted files go at once.
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -23,7 +22,7 @@ from knowledge import store
 from knowledge.crawl import Crawler, CrawlLimits, CrawlTarget, Fetched, Validators, crawl_in_thread
 from knowledge.embed import TextEmbedder
 from knowledge.errors import SourceError
-from knowledge.extract import SUPPORTED_SUFFIXES
+from knowledge.folder import Folder
 from knowledge.lease import LEASE_SECONDS, Lease
 from knowledge.models import IngestionRun, Source, utcnow
 from knowledge.pipeline import DocumentSync, FetchedDocument
@@ -36,7 +35,6 @@ log = logging.getLogger(__name__)
 MISSING_GRACE_RUNS = 2
 # A crawl with more failed pages than this share may have missed links: it removes nothing.
 MAX_FAILED_SHARE = 0.1
-MAX_FILE_BYTES = 10 * 1024 * 1024
 
 
 def refresh(
@@ -125,13 +123,10 @@ def _sync_web(
         start_url=source.location,
         rules=source_rules(options),
         allow_private=source.allow_private,
-        limits=CrawlLimits(
+        limits=replace(
+            limits,
             max_pages=options.get("max_pages", limits.max_pages),
             max_depth=options.get("max_depth", limits.max_depth),
-            max_bytes=limits.max_bytes,
-            max_redirects=limits.max_redirects,
-            timeout=limits.timeout,
-            per_host=limits.per_host,
         ),
     )
     known = {
@@ -140,7 +135,8 @@ def _sync_web(
     }
     crawler = Crawler(target, known)
     started = time.perf_counter()
-    for fetched in crawl_in_thread(crawler):
+    # Renewed while slow pages are in flight too, not only when one arrives.
+    for fetched in crawl_in_thread(crawler, lease.renew_if_due, lease.check_seconds):
         report.pages_seen += 1
         _apply(sync, fetched, report)
         lease.renew_if_due()
@@ -192,60 +188,23 @@ def _sync_folder(
     if not folder.is_dir():
         raise SourceError(f"The folder {folder} of this source no longer exists.")
     started = time.perf_counter()
-    for path in _folder_files(folder, report):
-        rel = path.relative_to(folder).as_posix()
-        report.pages_seen += 1
-        text = _read_text(path, rel, report)
-        if text is None:
-            sync.keep(rel)
-        else:
-            report.pages_fetched += 1
-            sync.submit(
-                FetchedDocument(
-                    url=rel,
-                    text=text,
-                    suffix=path.suffix.lower(),
-                    fallback_title=path.stem.replace("_", " "),
+    with Folder(folder) as opened:
+        for file in opened.files(report):
+            report.pages_seen += 1
+            text = opened.read_text(file, report)
+            if text is None:
+                sync.keep(file.name)
+            else:
+                report.pages_fetched += 1
+                sync.submit(
+                    FetchedDocument(
+                        url=file.name, text=text, suffix=file.suffix, fallback_title=file.title
+                    )
                 )
-            )
-        lease.renew_if_due()
-        progress.advance()
+            lease.renew_if_due()
+            progress.advance()
     report.add_time("fetch", time.perf_counter() - started)
     return True
-
-
-def _folder_files(folder: Path, report: RunReport) -> Iterator[Path]:
-    """Files under ``folder`` teambot can read, in a stable order; others are skipped."""
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(names):
-            if name.startswith("."):
-                continue
-            path = Path(root, name)
-            if path.suffix.lower() in SUPPORTED_SUFFIXES:
-                yield path
-            else:
-                report.pages_seen += 1
-                report.skip(path.relative_to(folder).as_posix(), "not a format teambot reads")
-
-
-def _read_text(path: Path, rel: str, report: RunReport) -> str | None:
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            report.fail(rel, f"larger than {MAX_FILE_BYTES // 2**20} MB")
-            return None
-        data = path.read_bytes()
-    except OSError as exc:
-        report.fail(rel, f"cannot be read ({exc.strerror})")
-        return None
-    if b"\x00" in data[:8192]:
-        report.fail(rel, "binary, not text")
-        return None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        report.fail(rel, f"not UTF-8 (byte {exc.start}); re-save it as UTF-8")
-        return None
 
 
 def _close_interrupted_runs(sessions: sessionmaker[Session], source_id: int) -> None:

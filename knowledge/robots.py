@@ -11,8 +11,15 @@ How the crawler maps the fetch of ``/robots.txt`` (RFC 9309 §2.3.1):
 
 - 2xx: ``Robots.parse(body, user_agent)``;
 - 4xx (no robots.txt): ``Robots.allow_all(user_agent)``;
-- 5xx or a network error: ``Robots.deny_all(user_agent)`` — the server cannot say what
-  it allows, so nothing on that host is fetched during this run.
+- 5xx, a network error or a body that cannot be read: ``Robots.deny_all(user_agent, why)``
+  — the server cannot say what it allows, so nothing on that host is fetched during this
+  run, and the crawl removes nothing.
+
+Size (RFC 9309 §2.5): only the first ``MAX_ROBOTS_BYTES`` are parsed. A file the server
+sends as is, with its length declared, is cut there and parsed (content beyond the limit is
+ignored). A compressed body that inflates past the limit (a decompression bomb) or one
+that streams past it with no declared end is not a robots.txt anyone wrote by hand: it
+counts as unreadable, so it denies, never allows.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.robotparser import RobotFileParser
 
+MAX_ROBOTS_BYTES = 500 * 1024  # RFC 9309 §2.5: crawlers must parse at least 500 KiB
+DENIED = "disallowed by robots.txt"
 _FRACTIONAL_DELAY = re.compile(r"^(\s*crawl-delay\s*:\s*)(\d*\.\d+)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -38,6 +47,8 @@ class Robots:
     _parser: RobotFileParser = field(repr=False)
     crawl_delay: float | None = None
     sitemaps: list[str] = field(default_factory=list)
+    refusal: str = DENIED
+    """Why a URL it does not allow is not fetched, for the run's report."""
 
     @classmethod
     def parse(cls, text: str, user_agent: str) -> Robots:
@@ -64,11 +75,12 @@ class Robots:
         return cls(user_agent, parser)
 
     @classmethod
-    def deny_all(cls, user_agent: str) -> Robots:
-        """The rules of a host whose robots.txt failed (5xx, network): nothing allowed."""
+    def deny_all(cls, user_agent: str, why: str = "it could not be read") -> Robots:
+        """The rules of a host whose robots.txt failed (5xx, network, unreadable): nothing
+        allowed; ``why`` completes "robots.txt …: nothing on this host is fetched"."""
         parser = RobotFileParser()
         parser.disallow_all = True
-        return cls(user_agent, parser)
+        return cls(user_agent, parser, refusal=f"robots.txt {why}: nothing on this host is fetched")
 
     def allowed(self, url: str) -> bool:
         return self._parser.can_fetch(self.user_agent, url)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,14 @@ KINDS = ("site", "sitemap", "page", "folder")
 _EVERY = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_EVERY_SECONDS = 60
+WEB_SCHEMES = ("http", "https")
+# One answer for every folder a restricted caller may not add, whether it exists or not,
+# so chat cannot probe the server's disk.
+FOLDER_NOT_ALLOWED = (
+    "Folders on the teambot server can't be added from here. Add one on the server with "
+    "`teambot sources add PATH --name NAME`, or ask the operator to list a folder above it in "
+    "TEAMBOT_FOLDER_ROOTS; here, give a web address (https://…) or a path inside those folders."
+)
 
 
 @dataclass(frozen=True)
@@ -70,9 +80,12 @@ def schedule_of(spec: SourceSpec) -> str | None:
 
 
 def guess_kind(location: str) -> str:
-    if Path(location).expanduser().is_dir():
+    """``folder`` for anything but an http(s) URL, from the text alone: never from the disk,
+    so the answer (and what a chat admin is told) does not show whether a path exists."""
+    parts = urlsplit(location.strip())
+    if parts.scheme.lower() not in WEB_SCHEMES:
         return "folder"
-    path = urlsplit(location).path.lower()
+    path = parts.path.lower()
     return "sitemap" if path.endswith((".xml", ".xml.gz")) or "sitemap" in path else "site"
 
 
@@ -82,8 +95,13 @@ def source_rules(options: dict[str, Any]) -> UrlRules:
     )
 
 
-def add_source(session: Session, spec: SourceSpec) -> Source:
-    """Validate ``spec`` (name, kind, URL safety, rules, limits, schedule) and store it."""
+def add_source(
+    session: Session, spec: SourceSpec, *, folder_roots: Sequence[Path] | None = None
+) -> Source:
+    """Validate ``spec`` (name, kind, URL safety, rules, limits, schedule) and store it.
+
+    ``folder_roots``: the folders a folder source must lie inside (a chat admin's request);
+    None: any folder (the server's own command line)."""
     name = spec.name.strip()
     if not name or len(name) > 100:
         raise SourceError("A source needs a name of 1 to 100 characters (--name).")
@@ -105,7 +123,10 @@ def add_source(session: Session, spec: SourceSpec) -> Source:
             if value < (1 if key == "max_pages" else 0):
                 raise SourceError(f"--{key.replace('_', '-')} must be positive, not {value}.")
             options[key] = value
-    location = _checked_location(kind, spec.location, spec.allow_private)
+    if kind == "folder":
+        location = str(checked_folder(spec.location, folder_roots))
+    else:
+        location = _checked_location(kind, spec.location, spec.allow_private)
     source = Source(
         name=name,
         kind=kind,
@@ -119,11 +140,35 @@ def add_source(session: Session, spec: SourceSpec) -> Source:
     return source
 
 
+def checked_folder(location: str, roots: Sequence[Path] | None) -> Path:
+    """The folder to store for ``location``. With ``roots``, only an absolute path that
+    lies inside one of them, as written and once links are resolved (``~``, ``..``,
+    ``file://`` and links out are refused alike, before the disk says whether it exists)."""
+    if roots is None:
+        return resolve_folder(location)
+    if "\0" in location or not os.path.isabs(location):
+        raise SourceError(FOLDER_NOT_ALLOWED)
+    written = Path(os.path.normpath(location))
+    if not any(written.is_relative_to(os.path.normpath(root)) for root in roots):
+        raise SourceError(FOLDER_NOT_ALLOWED)
+    real = Path(os.path.realpath(written))
+    if not any(real.is_relative_to(os.path.realpath(root)) for root in roots):
+        raise SourceError(FOLDER_NOT_ALLOWED)
+    return resolve_folder(real)
+
+
 def resolve_folder(path: str | Path) -> Path:
     """The absolute folder to ingest, or a SourceError that says what to pass instead."""
-    folder = Path(path).expanduser()
-    if not folder.exists():
-        raise SourceError(f"No such folder: {path}. Pass the path of a folder of documents.")
+    try:
+        folder = Path(path).expanduser()
+        exists = folder.exists()
+    except (ValueError, RuntimeError):  # a NUL in the path; ~user of nobody
+        exists = False
+    if not exists:
+        raise SourceError(
+            f"No such folder: {path}. Pass the path of a folder of documents, "
+            "or a web address that starts with https://."
+        )
     if not folder.is_dir():
         raise SourceError(
             f"{path} is a file; teambot ingests folders. Pass the folder that contains it."
@@ -132,11 +177,16 @@ def resolve_folder(path: str | Path) -> Path:
 
 
 def _checked_location(kind: str, location: str, allow_private: bool) -> str:
-    if kind == "folder":
-        return str(resolve_folder(location))
     url = canonicalize(location)
     if url is None:
         raise SourceError(f"{location!r} is not an http:// or https:// URL.")
+    try:
+        httpx.URL(url)  # what the crawler will request: it must parse the URL too
+    except httpx.InvalidURL as exc:
+        raise SourceError(
+            f"{location!r} cannot be fetched: {exc}. Write the host as a name or as a plain "
+            "dotted address such as 127.0.0.1 (no leading zeros)."
+        ) from None
     parts = urlsplit(url)
     policy = AddressPolicy(
         allow_private=allow_private, private_hosts=frozenset({parts.hostname or ""})

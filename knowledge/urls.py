@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 from knowledge.errors import SourceError
 
@@ -24,6 +24,19 @@ _PATH_SAFE = "/:@!$&'()*+,;=%"
 _QUERY_SAFE = "/?:@!$&'()*+,;=%"
 _STRIPPED_CHARS = re.compile(r"[\t\n\r]")  # browsers drop these anywhere in an href
 _HOST_CHARS = re.compile(r"[a-z0-9.\-_:]+")  # a DNS name, IPv4 or IPv6 literal, after IDNA
+
+MASK = "***"
+# Query (and fragment) parameters whose values are secrets: a name on this list, or whose
+# last word (split at "-", "_" or ".") is on it, as in client_secret or X-Amz-Signature.
+SECRET_PARAMS = frozenset(
+    {"token", "key", "api_key", "apikey", "access_token", "password", "secret", "sig",
+     "signature", "auth", "code"}
+)  # fmt: skip
+_NAME_WORDS = re.compile(r"[-_.]")
+# A URL inside free text (a log line, an error): scheme://, then up to a space, a quote,
+# or Slack's <url|label> punctuation. Sentence punctuation at its end is not part of it.
+_URL_IN_TEXT = re.compile(r"[a-z][a-z0-9+.\-]*://[^\s<>\"'`|]+", re.IGNORECASE)
+_TRAILING_PUNCTUATION = ".,;:!?)]}"
 
 
 def canonicalize(url: str, base: str | None = None) -> str | None:
@@ -158,3 +171,48 @@ def _scope_directory(path: str) -> str:
         return path
     head, _, last = path.rpartition("/")
     return f"{head}/" if "." in last else f"{path}/"
+
+
+def mask_url(url: str) -> str:
+    """``url`` fit to show or log: its userinfo password and secret parameter values masked.
+
+    ``http://bot:pw@h/v1?api_key=k&x=1`` becomes ``http://bot:***@h/v1?api_key=***&x=1``.
+    A userinfo with no password is masked whole (``https://TOKEN@host`` is how tokens are
+    put in URLs). Everything else is kept as written, so the URL stays recognisable; a URL
+    that cannot be parsed is shown as ``***`` rather than risk showing it.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unbalanced IPv6 bracket
+        return MASK
+    masked = url
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        shown = f"{user}:{MASK}" if colon else MASK
+        masked = masked.replace(parts.netloc, f"{shown}@{hostport}", 1)
+    for separator, params in (("?", parts.query), ("#", parts.fragment)):
+        if params:
+            hidden = "&".join(_mask_param(pair) for pair in params.split("&"))
+            masked = masked.replace(separator + params, separator + hidden, 1)
+    return masked
+
+
+def mask_urls_in(text: str) -> str:
+    """``text`` with every URL in it passed through ``mask_url`` (log lines, error messages)."""
+    return _URL_IN_TEXT.sub(_mask_found_url, text)
+
+
+def _mask_found_url(found: re.Match[str]) -> str:
+    url = found.group()
+    kept = url.rstrip(_TRAILING_PUNCTUATION)
+    return mask_url(kept) + url[len(kept) :]
+
+
+def _mask_param(pair: str) -> str:
+    name, equals, value = pair.partition("=")
+    if not (equals and value):
+        return pair
+    lowered = unquote(name).lower()
+    is_secret = lowered in SECRET_PARAMS or _NAME_WORDS.split(lowered)[-1] in SECRET_PARAMS
+    return f"{name}={MASK}" if is_secret else pair

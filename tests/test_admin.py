@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,6 +29,7 @@ from knowledge.models import (
     scheduler_jobs,
     utcnow,
 )
+from knowledge.sources import FOLDER_NOT_ALLOWED
 from tests.conftest import sqlite_url
 from tests.test_cli import run
 
@@ -243,6 +246,50 @@ def test_sources_list_and_remove(sessions: sessionmaker[Session], tmp_path: Path
     )
     with sessions() as session:
         assert list(session.scalars(select(Source.name))) == ["notes"]
+
+
+# How each adapter calls run_admin: Slack with the user (an admin by TEAMBOT_ADMINS), Discord
+# with the platform vouching for a Manage Server member.
+CHAT_CALLERS = {"slack": (ALICE, False), "discord": (Actor("discord", "42"), True)}
+
+
+@pytest.mark.parametrize("platform", sorted(CHAT_CALLERS))
+def test_chat_admins_add_folders_only_inside_the_folder_roots(
+    sessions: sessionmaker[Session], tmp_path: Path, platform: str
+) -> None:
+    root = tmp_path / "shared"
+    (root / "team").mkdir(parents=True)
+    (tmp_path / "private").mkdir()
+    (root / "out").symlink_to(tmp_path / "private")
+    settings = Settings(_env_file=None, TEAMBOT_ADMINS="slack:UALICE",  # type: ignore[call-arg]
+                        TEAMBOT_FOLDER_ROOTS=f"{root}:{tmp_path / 'other'}")  # fmt: skip
+    actor, platform_admin = CHAT_CALLERS[platform]
+
+    def add(location: str, name: str = "n") -> AdminResult:
+        words = ["sources", "add", location, "--name", name]
+        return run_admin(Deps(sessions, settings), actor, words, platform_admin=platform_admin)
+
+    refused = [
+        str(tmp_path / "private"),  # exists
+        str(tmp_path / "missing"),  # does not: the same answer, so nothing can be probed
+        "~", "~root", "../", "shared/team", f"file://{root}/team", f"{root}/../private",
+        str(root / "out"),  # a link inside the root to a folder outside it
+        f"{root}x", "/etc", "docs.example.com", f"{root}/team\0",
+    ]  # fmt: skip
+    assert {location: add(location) for location in refused} == {
+        location: AdminResult(False, FOLDER_NOT_ALLOWED) for location in refused
+    }
+    assert add(str(root / "team"), "team").text.startswith(
+        f"Added folder source 'team' at {root / 'team'}."
+    )
+    assert add(str(root / "nothing")).text.startswith(f"No such folder: {root / 'nothing'}.")
+    with sessions() as session:
+        assert list(session.scalars(select(Source.name))) == ["team"]
+
+
+def test_folder_roots_must_be_absolute() -> None:
+    with pytest.raises(ValidationError, match="'docs' is not an absolute path"):
+        Settings(_env_file=None, TEAMBOT_FOLDER_ROOTS="/srv/docs:docs")  # type: ignore[call-arg]
 
 
 def _run_started(sessions: sessionmaker[Session]) -> str:

@@ -223,6 +223,15 @@ def test_a_sitemap_source_skips_pages_whose_lastmod_did_not_move(
     assert all(not site.hits(path) for path in DOC_PAGES)  # not even a conditional GET
 
 
+def test_robots_txt_is_fetched_once_per_run_though_pages_are_fetched_at_once(
+    sessions: sessionmaker[Session], embedder: Embedder, site: DocSite
+) -> None:
+    add(sessions, site.url("/sitemap.xml"), kind="sitemap")  # its pages are fetched 4 at once
+    report = run(sessions, embedder)
+    assert report.pages_new >= len(DOC_PAGES)
+    assert len(site.hits("/robots.txt")) == 1
+
+
 def test_a_single_page_source_follows_no_links(
     sessions: sessionmaker[Session], embedder: Embedder, site: DocSite
 ) -> None:

@@ -56,3 +56,24 @@ def test_log_records_are_redacted(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="teambot.test"):
         logger.info("connecting to %s with token %s", "postgresql://bot:hunter2@db", "xoxb-123")
     assert caplog.messages == ["connecting to postgresql://bot:***@db with token ***"]
+
+
+def test_masked_settings_name_a_field_by_its_first_alias(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "8080")  # what a hosting platform sets
+    shown = Settings(_env_file=None).masked()  # type: ignore[call-arg]
+    assert shown["TEAMBOT_PORT"] == 8080
+    assert not [name for name in shown if "(" in name or name == "PORT"]
+
+
+def test_every_url_setting_is_masked_and_its_password_redacted_from_logs() -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        local_llm_base_url="http://bot:llm-pw@gpu.internal:8000/v1",
+        openai_base_url="https://proxy.example.com/v1?api_key=k3y",
+        discord_gateway_url="wss://gw:gw-pw@gateway.example.com/",
+    )
+    shown = settings.masked()
+    assert shown["LOCAL_LLM_BASE_URL"] == "http://bot:***@gpu.internal:8000/v1"
+    assert shown["OPENAI_BASE_URL"] == "https://proxy.example.com/v1?api_key=***"
+    assert shown["DISCORD_GATEWAY_URL"] == "wss://gw:***@gateway.example.com/"
+    assert {"llm-pw", "gw-pw"} <= set(settings.secret_values())

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from knowledge.errors import SourceError
-from knowledge.sitemap import MAX_SITEMAP_BYTES, SitemapEntry, parse_sitemap
+from knowledge.sitemap import (
+    MAX_SITEMAP_BYTES,
+    MAX_SITEMAP_ENTRIES,
+    SitemapEntry,
+    SitemapReader,
+    parse_sitemap,
+)
 
 URLSET = b"""<?xml version="1.0" encoding="UTF-8"?>
 <urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
@@ -166,3 +172,22 @@ def test_external_entities_are_not_loaded(tmp_path: Path) -> None:
     ).encode()
     entries, _ = parse_sitemap(xxe)
     assert all("TOP-SECRET" not in entry.loc for entry in entries)
+
+
+@pytest.mark.parametrize("gzipped", [False, True], ids=["xml", "xml.gz"])
+def test_a_sitemap_fed_a_few_bytes_at_a_time_gives_the_same_entries(gzipped: bool) -> None:
+    data = gzip.compress(URLSET) if gzipped else URLSET
+    reader = SitemapReader()
+    entries = []
+    for start in range(0, len(data), 7):
+        entries += reader.feed(data[start : start + 7])
+    assert entries + reader.close() == EXPECTED_ENTRIES
+
+
+def test_one_sitemap_gives_at_most_the_protocols_50000_entries() -> None:
+    urls = "".join(f"<url><loc>https://x.org/{n}</loc></url>" for n in range(50_010))
+    reader = SitemapReader()
+    entries = reader.feed(f"<urlset>{urls}</urlset>".encode())
+    assert len(entries) == MAX_SITEMAP_ENTRIES == 50_000
+    assert entries[-1].loc == "https://x.org/49999" and reader.capped
+    assert reader.close() == []

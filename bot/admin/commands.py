@@ -31,6 +31,7 @@ from knowledge.errors import KnowledgeError
 from knowledge.models import Chunk, Document, Heartbeat, Source
 from knowledge.refresh import refresh
 from knowledge.sources import SourceSpec, add_source, remove_source
+from knowledge.urls import mask_urls_in
 from workers import coordination
 
 REFUSED = (
@@ -135,12 +136,14 @@ def run_admin(
             raise
         outcome = "ok" if result.ok else f"error: {result.text.splitlines()[0]}"
     _audit(deps, actor, name, words, outcome)
-    return result
+    return replace(result, text=mask_urls_in(result.text))  # chat is no place for a URL's secret
 
 
 def _audit(deps: AdminDeps, actor: Actor, name: str, words: list[str], outcome: str) -> None:
+    """Record the run, with the secrets of any URL in it masked: the audit log is shown."""
+    argv = [mask_urls_in(word) for word in words]
     with deps.sessions.begin() as session:
-        access.audit(session, actor, name, {"argv": words}, outcome)
+        access.audit(session, actor, name, {"argv": argv}, mask_urls_in(outcome))
 
 
 def find_command(words: list[str]) -> Command | None:
@@ -218,7 +221,8 @@ def _last_run(run: Any) -> str:
 
 
 def sources_add(deps: AdminDeps, actor: Actor, args: Args) -> str:
-    """Register a source (checked by knowledge.sources like `teambot sources add`)."""
+    """Register a source (checked by knowledge.sources like `teambot sources add`). From
+    chat, a folder only inside TEAMBOT_FOLDER_ROOTS: a chat admin is not the server's owner."""
     spec = SourceSpec(
         name=args.options.get("name", ""),
         location=args.words[0],
@@ -226,8 +230,10 @@ def sources_add(deps: AdminDeps, actor: Actor, args: Args) -> str:
     )
     if not spec.name:
         raise AdminError("Give the source a name: admin sources add URL --name NAME.")
+    trusted = actor.platform in access.TRUSTED_PLATFORMS
+    roots = None if trusted else deps.settings.folder_root_paths
     with deps.sessions.begin() as session:
-        source = add_source(session, spec)
+        source = add_source(session, spec, folder_roots=roots)
         kind, where = source.kind, source.location
     return (
         f"Added {kind} source {spec.name!r} at {where}. "
