@@ -4,7 +4,9 @@ Discord (a gateway client on a thread of its own) when their tokens are set.
 Every mode serves ``GET /healthz`` and ``GET /metrics`` (Prometheus) on
 TEAMBOT_HOST:TEAMBOT_PORT, so any deployment can be health-checked and scraped;
 Slack's HTTP-events mode adds ``POST /slack/events`` (events, slash commands and
-button clicks; bolt checks Slack's signature). uvicorn owns the main thread and
+button clicks): Slack's signature is checked on the raw bytes before anything parses
+them, and a request refused (unsigned, forged, stale, malformed) is one log line that
+never holds its body. uvicorn owns the main thread and
 the signals; its shutdown closes the Socket Mode and Discord connections.
 Bolt's dispatch runs in a worker thread so one slow request never stalls the
 event loop; the answer itself runs on bolt's listener pool after the ack.
@@ -20,10 +22,10 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from slack_bolt import App
 from slack_bolt.request import BoltRequest
 from sqlalchemy import text
 
@@ -31,6 +33,11 @@ from bot.errors import SettingsError
 from bot.metrics import CONTENT_TYPE
 from bot.replica import ReplicaDuties
 from bot.runtime import Runtime
+
+if TYPE_CHECKING:
+    from slack_sdk.signature import SignatureVerifier
+
+    from bot.slack.app import SlackApp
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +62,7 @@ def health(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
 
 
 def asgi_app(
-    slack: App | None = None,
+    slack: SlackApp | None = None,
     check: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
     metrics: Callable[[], bytes] | None = None,
     on_shutdown: Callable[[], None] | None = None,
@@ -82,21 +89,7 @@ def asgi_app(
             body = (await asyncio.to_thread(metrics)).decode("utf-8")
             await _respond(send, 200, body, CONTENT_TYPE)
         elif path == SLACK_PATH and method == "POST" and slack is not None:
-            body = await _body(receive)
-            if body is None:
-                await _respond(send, 413, "payload too large")
-                return
-            headers: dict[str, list[str]] = {}
-            for name, value in scope["headers"]:
-                headers.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
-            request = BoltRequest(
-                body=body.decode("utf-8"),
-                query=scope.get("query_string", b"").decode("latin-1"),
-                headers=headers,
-            )
-            response = await asyncio.to_thread(slack.dispatch, request)
-            content_type = response.headers.get("content-type", ["text/plain"])[0]
-            await _respond(send, response.status, response.body, content_type)
+            await _slack_request(slack, scope, receive, send)
         else:
             await _respond(send, 404, "not found")
 
@@ -207,6 +200,60 @@ class _DiscordThread:
             self.error = exc
         finally:
             self._server.should_exit = True
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request to Slack's endpoint is not handed to bolt: said in the response and the
+    log, so it never holds the body or a header's value."""
+
+    status: int
+    reason: str
+
+
+async def _slack_request(slack: SlackApp, scope: Scope, receive: Receive, send: Send) -> None:
+    body = await _body(receive)
+    if body is None:
+        await _respond(send, 413, "payload too large")
+        return
+    headers: dict[str, list[str]] = {}
+    for name, value in scope["headers"]:
+        headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+    query = scope.get("query_string", b"").decode("latin-1")
+    request = verified_request(slack.verifier, body, headers, query)
+    if isinstance(request, Refusal):
+        client = (scope.get("client") or ("unknown", 0))[0]
+        log.warning("refused a request to %s from %s: %s", SLACK_PATH, client, request.reason)
+        await _respond(send, request.status, request.reason)
+        return
+    response = await asyncio.to_thread(slack.dispatch, request)
+    content_type = response.headers.get("content-type", ["text/plain"])[0]
+    await _respond(send, response.status, response.body, content_type)
+
+
+def verified_request(
+    verifier: SignatureVerifier | None, body: bytes, headers: dict[str, list[str]], query: str
+) -> BoltRequest | Refusal:
+    """The request for bolt, if Slack signed ``body`` (checked before anything parses it) and
+    it is the JSON object or form Slack sends; else why not (401 not signed, 400 malformed)."""
+    if verifier is None:
+        return Refusal(401, "no SLACK_SIGNING_SECRET to check the signature with")
+    timestamp = (headers.get("x-slack-request-timestamp") or [""])[0]
+    signature = (headers.get("x-slack-signature") or [""])[0]
+    if not (timestamp and signature):
+        return Refusal(401, "not signed (no X-Slack-Signature or X-Slack-Request-Timestamp)")
+    if not (timestamp.isascii() and timestamp.isdigit()):
+        return Refusal(401, "X-Slack-Request-Timestamp is not a number")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:  # Slack signs UTF-8 text; these bytes cannot carry its signature
+        return Refusal(401, "not signed by Slack (the body is not UTF-8)")
+    if not verifier.is_valid(text, timestamp, signature):
+        return Refusal(401, "invalid signature, or a timestamp over 5 minutes old")
+    try:  # bolt parses in the constructor and reads the result as an object: a JSON array
+        return BoltRequest(body=text, query=query, headers=headers)  # is an AttributeError
+    except (ValueError, TypeError, AttributeError, KeyError):
+        return Refusal(400, "the body is not the JSON object or form Slack sends")
 
 
 async def _body(receive: Receive) -> bytes | None:

@@ -13,6 +13,8 @@ Where teambot answers:
 - ``/ask QUESTION``: in the channel (or only to the asker: SLACK_ASK_VISIBILITY).
 
 ``@teambot admin …`` and ``/teambot admin …`` run the admin commands (bot.admin).
+Before any of that, bot.slack.gates drops what is not for us (other workspaces and apps,
+bots, incomplete payloads) and bot.slack.text decodes Slack's formatting of what is.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from slack_bolt.request import BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
@@ -40,7 +42,9 @@ from bot.errors import user_message
 from bot.feedback import record_feedback
 from bot.models import Conversation
 from bot.runtime import Runtime
-from bot.slack import render
+from bot.slack import gates, render
+from bot.slack.identity import RATE_LIMIT_RETRIES, identify, start_up_client
+from bot.slack.text import plain_text
 from bot.streaming import relay
 from bot.types import Question
 from knowledge.models import Notice
@@ -52,11 +56,9 @@ THINKING = "_Thinking…_"
 REDELIVERED = "teambot_redelivered"  # marks a body redeliver() dispatches; Slack never sends it
 RETRYING = "_Still working on it: teambot's database is briefly unavailable…_"
 WORKING_REACTION = "eyes"
-RATE_LIMIT_RETRIES = 3
 PRIVATE_CHANNEL_TYPES = ("im", "mpim", "group")
 # Message subtypes that are people writing; edits, joins, bot posts and the like are not.
 HUMAN_SUBTYPES = (None, "file_share", "thread_broadcast")
-_MENTION = re.compile(r"<@[A-Z0-9]+>")
 
 
 def _admin_command(text: str) -> str | None:
@@ -67,27 +69,37 @@ def _admin_command(text: str) -> str | None:
     return words[1] if len(words) > 1 else "help"
 
 
-def make_client(runtime: Runtime) -> WebClient:
-    """A Web API client for SLACK_API_URL that waits out 429s as Slack asks (Retry-After)."""
-    settings = runtime.settings
-    client = WebClient(
-        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
-    )
-    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES))
-    return client
+class SlackApp(App):
+    """bolt's App, except that HTTP requests are verified before bolt sees them: bolt parses a
+    body before it checks the signature (an unsigned malformed body is a 500 and a traceback)
+    and logs a forged body whole. teambot's HTTP edge (bot.serve) checks ``verifier`` on the
+    raw bytes first; Socket Mode needs no signature (``verifier`` is None without a secret)."""
+
+    def __init__(self, *, signing_secret: str, **options: Any) -> None:
+        super().__init__(signing_secret=signing_secret, request_verification_enabled=False,
+                         name="teambot", **options)  # fmt: skip
+        self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
 
 
-def build_app(runtime: Runtime, client: WebClient | None = None) -> App:
-    """The bolt App with teambot's listeners; ``auth.test`` checks the token on creation."""
+def build_app(runtime: Runtime) -> SlackApp:
+    """The bolt App with teambot's listeners, for the workspace and app SLACK_BOT_TOKEN belongs
+    to; asks Slack now, so a rejected token or an unreachable Slack is a SettingsError."""
     settings = runtime.settings
-    app = App(
-        client=client or make_client(runtime),
+    app = SlackApp(
+        token=settings.slack_bot_token.get_secret_value(),  # no client= too: bolt would warn
+        token_verification_enabled=False,  # identify() checks it, at SLACK_API_URL
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         process_before_response=False,
         listener_executor=ThreadPoolExecutor(settings.answer_workers, "slack-answer"),
     )
+    app.client.base_url = settings.slack_api_url  # bolt's listeners get clients copied from it
+    app.client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES))
+    workspace = identify(start_up_client(settings))
     slack = SlackAdapter(runtime)
 
+    app.middleware(gates.ignore_other_workspaces(workspace))
+    app.middleware(gates.ignore_bots)
+    app.middleware(gates.ignore_incomplete)
     app.middleware(slack.claim_first_delivery)
     app.event("app_mention")(slack.on_mention)
     app.event("message")(slack.on_message)
@@ -99,13 +111,12 @@ def build_app(runtime: Runtime, client: WebClient | None = None) -> App:
 
 
 def _may_answer(event: dict[str, Any]) -> bool:
-    """Whether teambot could answer this event (claimed before the ack); channel chatter,
-    edits and bot posts are not worth a database write per message."""
+    """Whether teambot could answer this event (claimed before the ack); channel chatter and
+    edits are not worth a database write per message (bots' posts never get this far)."""
     if event.get("type") == "app_mention":
         return True
     return (
         event.get("type") == "message"
-        and not event.get("bot_id")
         and event.get("subtype") in HUMAN_SUBTYPES
         and (event.get("channel_type") == "im" or bool(event.get("thread_ts")))
     )
@@ -153,7 +164,7 @@ def _event_ref(body: dict[str, Any]) -> EventRef | None:
 
 def post_notice(app: App, notice: Notice) -> None:
     """Post a worker's notice (a refresh an admin asked for is done) where the admin asked."""
-    text = f"```\n{notice.text}\n```"
+    text = f"```\n{render.escape(notice.text)}\n```"
     if notice.user_id:
         app.client.chat_postEphemeral(channel=notice.channel, user=notice.user_id, text=text)
     else:
@@ -208,7 +219,7 @@ class SlackAdapter:
         self, event: dict[str, Any], body: dict[str, Any], client: WebClient, context: Any
     ) -> None:
         thread = event.get("thread_ts") or event["ts"]
-        command = _admin_command(_MENTION.sub("", event.get("text", "")))
+        command = _admin_command(plain_text(event.get("text", ""), context.bot_user_id))
         if command is not None:
             where = ReplyTarget(PLATFORM, event["channel"], thread)
             result = self._admin(event.get("user", ""), command, where)
@@ -222,8 +233,8 @@ class SlackAdapter:
     def on_message(
         self, event: dict[str, Any], body: dict[str, Any], client: WebClient, context: Any
     ) -> None:
-        if event.get("bot_id") or event.get("subtype") not in HUMAN_SUBTYPES:
-            return  # other bots, edits, joins: never answered
+        if event.get("subtype") not in HUMAN_SUBTYPES:
+            return  # edits, joins and the like: never answered
         if context.bot_user_id and f"<@{context.bot_user_id}>" in event.get("text", ""):
             return  # a mention: on_mention answers it
         channel, thread = event["channel"], event.get("thread_ts")
@@ -238,7 +249,7 @@ class SlackAdapter:
                          event=_event_ref(body))  # fmt: skip
 
     def on_ask(self, ack: Any, command: dict[str, Any], client: WebClient, respond: Any) -> None:
-        text = command.get("text", "").strip()
+        text = plain_text(command.get("text", ""))
         if not text:
             ack("Ask a question after the command, for example `/ask How do I deploy?`")
             return
@@ -255,13 +266,14 @@ class SlackAdapter:
                 respond(text=user_message(exc), response_type="ephemeral", replace_original=True)
             return
         ack()
-        posted = client.chat_postMessage(channel=channel, text=f"<@{user}> asked: {text}")
+        echo = f"<@{user}> asked: {render.escape(text)}"
+        posted = client.chat_postMessage(channel=channel, text=echo)
         thread = posted["ts"]
         self._answer(client, Question(PLATFORM, channel, thread, user, text), channel, thread)
 
     def on_teambot(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
         """``/teambot admin …``: the admin commands, answered to the admin only."""
-        admin = _admin_command(command.get("text", ""))
+        admin = _admin_command(plain_text(command.get("text", "")))
         if admin is None:
             ack("Usage: `/teambot admin COMMAND` (try `/teambot admin help`); "
                 "to ask a question, use `/ask`.")  # fmt: skip
@@ -278,7 +290,7 @@ class SlackAdapter:
         except Exception as exc:
             log.exception("admin command %r failed", command)
             return user_message(exc)
-        return f"```\n{result.text}\n```"
+        return f"```\n{render.escape(result.text)}\n```"
 
     def on_feedback(self, ack: Any, body: dict[str, Any], action: dict[str, Any],
                     client: WebClient) -> None:  # fmt: skip
@@ -381,7 +393,7 @@ class SlackAdapter:
     def _question(
         self, event: dict[str, Any], thread: str, client: WebClient, bot_user: str | None
     ) -> Question:
-        text = _MENTION.sub("", event.get("text", "")).strip()
+        text = plain_text(event.get("text", ""), bot_user)
         channel = event["channel"]
         is_private = event.get("channel_type") in PRIVATE_CHANNEL_TYPES or channel[0] in "DG"
         history = ()
@@ -401,7 +413,7 @@ class SlackAdapter:
             return ()
         return tuple(
             ("assistant" if m.get("bot_id") or m.get("user") == bot_user else "user",
-             _MENTION.sub("", m.get("text", "")).strip())
+             plain_text(m.get("text", ""), bot_user))
             for m in replies.get("messages", [])
             if m.get("ts") != current and m.get("text")
         )  # fmt: skip
@@ -424,7 +436,7 @@ class SlackAdapter:
 
     def _edit(self, client: WebClient, channel: str, ts: str, text: str) -> None:
         try:
-            client.chat_update(channel=channel, ts=ts, text=text, blocks=[])
+            client.chat_update(channel=channel, ts=ts, text=render.escape(text), blocks=[])
         except SlackApiError as exc:  # a lost progress edit is not worth failing the answer
             log.warning("chat.update failed: %s", exc)
 

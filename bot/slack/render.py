@@ -25,8 +25,9 @@ _HEADING = re.compile(r"^#{1,6}\s+(.+)$", re.MULTILINE)
 
 
 def mrkdwn(text: str) -> str:
-    """Markdown as models write it → Slack mrkdwn (bold, links, headings)."""
-    text = _LINK.sub(r"<\2|\1>", text)
+    """Markdown as models write it → Slack mrkdwn (bold, links, headings). ``&``, ``<`` and
+    ``>`` are escaped first: a ``<!channel>`` a model repeats is shown, not a ping."""
+    text = _LINK.sub(r"<\2|\1>", escape(text))
     text = _BOLD.sub(r"*\1*", text)
     return _HEADING.sub(r"*\1*", text)
 
@@ -79,12 +80,13 @@ def feedback_block(turn_id: int) -> dict[str, Any]:
 
 
 def _link(citation: Citation) -> str:
-    label = _escape(citation.label)
+    label = escape(citation.label)
     if citation.path is not None:  # a file on the bot's machine: no link a reader could open
         return f"{label} — `{citation.location}`"
     url = f"{citation.url}#{citation.anchor}" if citation.anchor else citation.url
     return f"<{url}|{label}>"
 
 
-def _escape(text: str) -> str:
+def escape(text: str) -> str:
+    """``text`` as Slack wants it posted: its three control characters escaped."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

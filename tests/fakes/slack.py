@@ -6,7 +6,7 @@ with a random port, in a background thread, and answers like Slack does:
 
 - Web API methods at ``/api/<method>`` (POST or GET; form-encoded, JSON or query parameters;
   the token as ``Authorization: Bearer`` or a ``token`` parameter). Errors are HTTP 200 with
-  ``{"ok": false, "error": ...}``, as on Slack. Implemented: auth.test, chat.postMessage,
+  ``{"ok": false, "error": ...}``, as on Slack. Implemented: auth.test, bots.info, chat.postMessage,
   chat.update, chat.postEphemeral, reactions.add, reactions.remove, conversations.replies,
   conversations.history, users.info and apps.connections.open; anything else is
   ``unknown_method``. Posted messages are stored per channel, so a thread read back shows them.
@@ -421,6 +421,23 @@ class FakeSlack(LocalFake):
             "is_enterprise_install": False,
         }
 
+    def _bots_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Only teambot's own bot is known (the one auth.test names)."""
+        if params.get("bot") != BOT_ID:
+            return _error("bot_not_found")
+        return {
+            "ok": True,
+            "bot": {
+                "id": BOT_ID,
+                "deleted": False,
+                "name": BOT_NAME,
+                "updated": 1_700_000_000,
+                "app_id": APP_ID,
+                "user_id": BOT_USER_ID,
+                "icons": {"image_36": "https://a.slack-edge.com/80588/img/plugins/app/bot_36.png"},
+            },
+        }
+
     def _post_message(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = params.get("channel")
         if not channel:
@@ -531,6 +548,7 @@ class FakeSlack(LocalFake):
 
 _METHODS: dict[str, Callable[[FakeSlack, dict[str, Any]], dict[str, Any]]] = {
     "auth.test": FakeSlack._auth_test,
+    "bots.info": FakeSlack._bots_info,
     "chat.postMessage": FakeSlack._post_message,
     "chat.update": FakeSlack._update,
     "chat.postEphemeral": FakeSlack._post_ephemeral,

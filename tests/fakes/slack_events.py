@@ -7,6 +7,9 @@ otherwise it delivers it again (``X-Slack-Retry-Num`` 1 to 3 and
 ``targets`` take deliveries in turn. ``duplicate_share`` of the events are
 delivered a second time although the first was acknowledged, as Slack does when
 it judged an ack too slow.
+
+It also builds what Slack sends that teambot must acknowledge but not answer: messages
+posted by other bots, deliveries for another workspace or app, events lacking a field.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from tests.fakes.slack import sign
+from tests.fakes.slack import APP_ID, TEAM_ID, sign
 
 ACK_TIMEOUT = 3.0  # Slack's limit for an acknowledgement
 
@@ -167,3 +170,48 @@ def _retry_reason(last_outcome: str) -> str:
     if last_outcome.startswith("connection"):
         return "connection_failed"
     return "http_error"
+
+
+# -- what Slack sends in the cases teambot must not answer ------------------------------------
+
+OTHER_TEAM_ID = "T0ELSEWHERE"
+OTHER_APP_ID = "A0SOMEOTHER"
+OTHER_BOT_ID = "B0OTHERBOT"
+OTHER_BOT_USER_ID = "U0OTHERBOT"
+
+
+def posted_by_bot(
+    envelope: dict[str, Any], bot_id: str = OTHER_BOT_ID, *, integration: bool = False
+) -> dict[str, Any]:
+    """``envelope`` as Slack sends it when an app posted the message (``bot_id``, ``app_id``
+    and ``bot_profile`` beside the bot's own user), or with ``integration`` a legacy
+    integration's post: subtype ``bot_message``, a ``username`` and no ``user``."""
+    event = dict(envelope["event"])
+    profile = {"id": bot_id, "app_id": OTHER_APP_ID, "name": "otherbot", "team_id": TEAM_ID}
+    if integration:
+        event.pop("user", None)
+        event |= {"subtype": "bot_message", "bot_id": bot_id, "username": "otherbot"}
+    else:
+        event |= {"user": OTHER_BOT_USER_ID, "bot_id": bot_id, "app_id": OTHER_APP_ID,
+                  "bot_profile": profile}  # fmt: skip
+    return {**envelope, "event": event}
+
+
+def for_workspace(
+    payload: dict[str, Any], team_id: str = TEAM_ID, app_id: str = APP_ID
+) -> dict[str, Any]:
+    """An event envelope or slash command (``slash_command()``) as delivered for ``team_id``
+    and ``app_id``: every field that names the workspace or the app says so."""
+    changed = {**payload, "team_id": team_id, "api_app_id": app_id}
+    if "authorizations" in payload:
+        changed["authorizations"] = [{**a, "team_id": team_id} for a in payload["authorizations"]]
+    if isinstance(payload.get("event"), dict):
+        changed["event"] = {**payload["event"], "team": team_id}
+    return changed
+
+
+def without(envelope: dict[str, Any], *fields: str) -> dict[str, Any]:
+    """``envelope`` whose event lacks ``fields`` (Slack's schema promises them; a bug or a
+    replay may not)."""
+    event = {k: v for k, v in envelope["event"].items() if k not in fields}
+    return {**envelope, "event": event}
