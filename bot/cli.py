@@ -1,7 +1,8 @@
 """The `teambot` command: ask and chat in a terminal, ingest docs, manage the database.
 
-Every failure a user can cause or fix ends in one clear line on stderr and a
-non-zero exit, never a traceback.
+Every failure a user can cause or fix ends in one clear line and a non-zero exit, never
+a traceback: ``Error: …`` on stderr, or ``{"error": "…"}`` on stdout when the command was
+asked for ``--json``. URLs in that line have their passwords and secret parameters masked.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -25,7 +27,7 @@ from bot.core import validate_question
 from bot.errors import BotError
 from bot.logs import configure_logging
 from bot.runtime import Runtime
-from bot.settings import Settings, mask_url
+from bot.settings import Settings
 from bot.types import Delta, Question, Restart
 from knowledge import db
 from knowledge.errors import KnowledgeError
@@ -38,6 +40,7 @@ from knowledge.retrieval_eval import evaluate_retrieval
 from knowledge.search import METHODS
 from knowledge.sources import SourceSpec, add_source, remove_source
 from knowledge.store import source_summaries
+from knowledge.urls import mask_url, mask_urls_in
 
 CLI_PLATFORM = "cli"
 CLI_CHANNEL = "terminal"
@@ -45,28 +48,66 @@ DEMO_SOURCE = "teambot-guide"
 DEMO_QUESTION = "How do I use PostgreSQL instead of SQLite?"
 BUNDLED_DOCS = Path(__file__).resolve().parent.parent / "docs"
 
+JSON_OUTPUT = "teambot.json_output"  # ctx.meta key: the command line asked for --json
+# typer's UsageError (typer carries its own copy of click): public only as BadParameter's base.
+USAGE_ERROR: type[Exception] = typer.BadParameter.__base__
+
 err = Console(stderr=True)
 
 
+class CommandFailed(Exception):
+    """A failure the user can fix, raised by ``fail`` and reported by the command group."""
+
+
 def fail(message: str) -> NoReturn:
-    """End the command with one clear line on stderr and exit code 1."""
-    typer.echo(f"Error: {message}", err=True)
-    raise typer.Exit(1)
+    """End the command with one clear line and exit code 1 (see ``_UserErrors``)."""
+    raise CommandFailed(message)
+
+
+def warn(message: str) -> None:
+    """One ``Error: …`` line on stderr, its URLs masked, for a failure the command survives."""
+    typer.echo(f"Error: {mask_urls_in(message)}", err=True)
 
 
 class _UserErrors(typer.core.TyperGroup):
-    """Turns the errors a user can fix into a one-line message and exit code 1."""
+    """Turns the errors a user can fix into one line and a non-zero exit: ``{"error": …}``
+    on stdout when the command line asks for --json, else ``Error: …`` on stderr."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        # Noted before anything can fail (a bad setting fails before the command's own
+        # options are parsed), so that every failure of a --json command line is JSON.
+        ctx.meta[JSON_OUTPUT] = "--json" in args
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except (BotError, KnowledgeError) as exc:
-            fail(str(exc))
-        except OperationalError as exc:
-            runtime = ctx.find_object(Runtime)
-            url = mask_url(runtime.settings.database_url) if runtime else "(unknown)"
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unknown error"
-            fail(f"Cannot use the database {url}: {reason}. Check DATABASE_URL.")
+        except Exception as exc:
+            failure = _user_failure(exc, ctx)
+            if failure is None:
+                raise
+            message, exit_code = mask_urls_in(failure[0]), failure[1]
+            if ctx.meta.get(JSON_OUTPUT):
+                typer.echo(json.dumps({"error": message}, ensure_ascii=False))
+            else:
+                warn(message)
+            raise typer.Exit(exit_code) from None
+
+
+def _user_failure(exc: Exception, ctx: typer.Context) -> tuple[str, int] | None:
+    """The message and exit code for an error the user can fix; None for anything else.
+
+    Usage errors are left to click (which prints them with the usage) unless JSON is wanted."""
+    if isinstance(exc, CommandFailed | BotError | KnowledgeError):
+        return str(exc), 1
+    if isinstance(exc, OperationalError):
+        runtime = ctx.find_object(Runtime)
+        url = mask_url(runtime.settings.database_url) if runtime else "(unknown)"
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unknown error"
+        return f"Cannot use the database {url}: {reason}. Check DATABASE_URL.", 1
+    if isinstance(exc, USAGE_ERROR) and ctx.meta.get(JSON_OUTPUT):
+        return exc.format_message(), exc.exit_code  # type: ignore[attr-defined]
+    return None
 
 
 app = typer.Typer(
@@ -199,7 +240,7 @@ def chat(
         try:
             _print_streamed(runtime, _question(text, thread), prefix="teambot> ")
         except BotError as exc:
-            typer.echo(f"Error: {exc}", err=True)
+            warn(str(exc))
             continue
         typer.echo()
 
@@ -217,7 +258,7 @@ def ingest(
     report = ingest_folder(
         runtime.sessions, runtime.embedder, path, name=name, progress=render.ProgressBar(err)
     )
-    typer.echo(render.refresh_summary(report))
+    typer.echo(mask_urls_in(render.refresh_summary(report)))
 
 
 @sources_app.command("add")
@@ -259,7 +300,7 @@ def sources_add(
     )
     with _runtime(ctx).sessions.begin() as session:
         source = add_source(session, spec)
-        kind, where = source.kind, source.location
+        kind, where = source.kind, mask_url(source.location)
     typer.echo(
         f"Added {kind} source {name!r} at {where}. Index it now with `teambot refresh {name}`."
     )
@@ -309,14 +350,14 @@ def refresh_command(
                 raise
             failures[each] = str(exc)
             if not as_json:
-                typer.echo(f"Error: source {each!r}: {exc}", err=True)
+                warn(f"source {each!r}: {exc}")
     if as_json:
         summary = render.refresh_json(reports, single=bool(name))
         if not name:
             summary["failed_sources"] = failures
-        typer.echo(json.dumps(summary, indent=2))
+        typer.echo(mask_urls_in(json.dumps(summary, indent=2)))
     else:
-        typer.echo("\n".join(render.refresh_summary(r) for r in reports))
+        typer.echo(mask_urls_in("\n".join(render.refresh_summary(r) for r in reports)))
     if failures:
         raise typer.Exit(1)
 
@@ -329,7 +370,8 @@ def sources_list(ctx: typer.Context) -> None:
     if not summaries:
         typer.echo("No sources yet. Add one with `teambot ingest PATH` or run `teambot demo`.")
         return
-    Console().print(render.sources_table(summaries))
+    shown = [replace(s, location=mask_url(s.location)) for s in summaries]
+    Console().print(render.sources_table(shown))
 
 
 @app.command(
@@ -348,7 +390,7 @@ def admin_command(
     result = run_admin(_runtime(ctx), Actor(CLI_PLATFORM, getpass.getuser()), words or [])
     if not result.ok:
         fail(result.text)
-    typer.echo(result.text)
+    typer.echo(mask_urls_in(result.text))
 
 
 @db_app.command("upgrade")
@@ -402,11 +444,12 @@ def eval_command(
         fail("--exclude-own-page scores the linked pages, which name no section: add --level page.")
     if method not in METHODS:
         fail(f"--method {method!r}: use one of {', '.join(METHODS)}.")
+    asked = load_questions(questions)  # a bad file fails before the model is loaded
     runtime = _runtime(ctx)
     result = evaluate_retrieval(
         runtime.retriever,
         runtime.sessions,
-        load_questions(questions),
+        asked,
         sources=source or None,
         k=k,
         level=level,  # type: ignore[arg-type]

@@ -31,6 +31,10 @@ RECALL_CUTOFFS = (1, 5, 10)
 NDCG_CUTOFF = 10
 FOLDER_KIND = "folder"
 DIRECTORY_INDEX = "index.html"
+LINE_SHAPE = (
+    'Each line must be one JSON object, e.g. {"question": "How do I restore a backup?", '
+    '"page": "guide/backups.md", "anchor": "restoring"}.'
+)
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ def load_questions(path: Path) -> list[EvalQuestion]:
 
     Blank lines are skipped; other fields (``answer``, ``url``…) are ignored. A line that is
     not a JSON object, lacks ``question`` or has a field of the wrong type raises
-    ``KnowledgeError`` naming the file and line.
+    ``KnowledgeError`` starting ``FILE:LINE:``, as compilers do, and showing a good line.
     """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -62,7 +66,7 @@ def load_questions(path: Path) -> list[EvalQuestion]:
     questions = []
     for number, line in enumerate(lines, start=1):
         if line.strip():
-            questions.append(_parse_question(line, f"{path}, line {number}"))
+            questions.append(_parse_question(line, f"{path}:{number}"))
     return questions
 
 
@@ -70,9 +74,12 @@ def _parse_question(line: str, where: str) -> EvalQuestion:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as error:
-        raise KnowledgeError(f"{where}: not valid JSON ({error.msg}).") from None
+        raise KnowledgeError(
+            f"{where}: not valid JSON ({error.msg.removesuffix(' at')} at column "
+            f"{error.colno}). {LINE_SHAPE}"
+        ) from None
     if not isinstance(record, dict):
-        raise KnowledgeError(f"{where}: expected a JSON object.")
+        raise KnowledgeError(f"{where}: expected a JSON object. {LINE_SHAPE}")
     question = record.get("question")
     if not isinstance(question, str) or not question.strip():
         raise KnowledgeError(f"{where}: the `question` field is missing or not a text.")

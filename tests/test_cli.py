@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import func, select
 
 from knowledge.db import make_engine, make_session_factory, upgrade
@@ -313,3 +315,49 @@ def test_sources_add_refresh_list_remove(tmp_path: Path, db_url: str) -> None:
     assert removed.returncode == 0 and "Removed source 'acme'" in removed.stdout
     assert chunk_count(db_url) == 0
     assert_clean_failure(run("refresh", "acme", db_url=db_url, cwd=tmp_path), "No source named")
+
+
+def assert_json_failure(
+    result: subprocess.CompletedProcess[str], message: str, code: int = 1
+) -> None:
+    """A --json command line that fails: one {"error": …} object on stdout, nothing on stderr."""
+    assert result.returncode == code, result.stdout + result.stderr
+    assert message in json.loads(result.stdout)["error"]
+    assert result.stderr == ""
+
+
+def test_json_commands_fail_in_json(tmp_path: Path, db_url: str) -> None:
+    assert_json_failure(run("ask", "--json", "", db_url=db_url, cwd=tmp_path), "question is empty")
+    assert_json_failure(
+        run("ask", "--json", "hi", db_url=db_url, cwd=tmp_path, env={"TOP_K": "many"}), "TOP_K"
+    )
+    assert_json_failure(
+        run("ask", "--json", "--top-k", "50", "hi", db_url=db_url, cwd=tmp_path), "--top-k", 2
+    )
+    assert_json_failure(run("refresh", "nope", "--json", db_url=db_url, cwd=tmp_path), "nope")
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text('{"question": "Fine?"}\n{"question": "Where is\n', encoding="utf-8")
+    assert_json_failure(run("eval", str(questions), "--json", db_url=db_url, cwd=tmp_path),
+                        f"{questions}:2: not valid JSON")  # fmt: skip
+
+
+def test_eval_names_the_file_line_and_the_shape_of_a_line(tmp_path: Path, db_url: str) -> None:
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text('{"question": "Fine?"}\n\n{"question": "Where is\n', encoding="utf-8")
+
+    failed = run("eval", str(questions), db_url=db_url, cwd=tmp_path)
+
+    assert_clean_failure(
+        failed, f"{questions}:3: not valid JSON (Unterminated string starting at column 14)."
+    )
+    assert 'Each line must be one JSON object, e.g. {"question": ' in failed.stderr
+
+
+def test_the_docs_list_exactly_the_scopes_of_the_slack_manifest() -> None:
+    root = Path(__file__).resolve().parent.parent
+    manifest = yaml.safe_load((root / "slack-manifest.yml").read_text(encoding="utf-8"))
+    guide = (root / "docs" / "chat-platforms.md").read_text(encoding="utf-8")
+    section = guide.split("### Slack scopes the app needs", 1)[1].split("\n#", 1)[0]
+    documented = re.findall(r"^\| `([a-z_.:]+)` \|", section, flags=re.MULTILINE)
+
+    assert documented == manifest["oauth_config"]["scopes"]["bot"]

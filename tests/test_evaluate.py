@@ -351,7 +351,7 @@ def test_load_questions_names_file_and_line(tmp_path: Path, bad_line: str, messa
     path.write_text('{"question": "Fine?"}\n\n' + bad_line + "\n", encoding="utf-8")
     with pytest.raises(KnowledgeError) as raised:
         load_questions(path)
-    assert f"{path}, line 3" in str(raised.value)
+    assert str(raised.value).startswith(f"{path}:3: ")
     assert message in str(raised.value)
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bot.errors import ProviderError
 from bot.types import Delta
+from knowledge.urls import mask_url, mask_urls_in
 
 if TYPE_CHECKING:  # the SDK takes a second to import: only processes with a model pay it
     import openai
@@ -46,8 +47,9 @@ class ProviderConfig:
 
     @property
     def server(self) -> str:
-        """The URL requests go to, for people reading health reports."""
-        return self.base_url or OPENAI_API_URL
+        """The URL requests go to, for people reading health reports: its secrets masked,
+        since reports are printed and posted into chat."""
+        return mask_url(self.base_url or OPENAI_API_URL)
 
     def is_offered(self, offered: list[str]) -> bool:
         """Whether a server listing ``offered`` can answer as this model (any will do when
@@ -206,7 +208,8 @@ class ChatProvider:
 
 
 def as_provider_error(exc: Exception) -> ProviderError:
-    """Classify an SDK exception: what happened and whether a retry may help."""
+    """Classify an SDK exception: what happened and whether a retry may help. Text taken
+    from the exception or the server has its URLs masked: it is shown and posted."""
     import openai
 
     if isinstance(exc, openai.APITimeoutError):
@@ -227,10 +230,12 @@ def as_provider_error(exc: Exception) -> ProviderError:
             )  # fmt: skip
         if status in (401, 403):
             return ProviderError("auth", f"HTTP {status}: the API key was refused")
-        return ProviderError("rejected", f"HTTP {status}: {_error_message(exc)}")
+        return ProviderError("rejected", f"HTTP {status}: {mask_urls_in(_error_message(exc))}")
     if isinstance(exc, openai.APIResponseValidationError | ValueError):  # JSONDecodeError too
         return ProviderError("malformed", "the model server sent a response that is not valid")
-    return ProviderError("malformed", f"unexpected failure: {type(exc).__name__}: {exc}")
+    return ProviderError(
+        "malformed", f"unexpected failure: {type(exc).__name__}: {mask_urls_in(str(exc))}"
+    )
 
 
 def _retry_after(value: str | None) -> float | None:
