@@ -31,16 +31,36 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 _METADATA_REASON = "a cloud metadata address"
 _METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(address)
-    for address in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200")
+    for address in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack…
+        "fd00:ec2::254",  # AWS over IPv6
+        "169.254.170.2",  # AWS ECS task credentials
+        "169.254.170.23",  # AWS EKS Pod Identity credentials
+        "fd00:ec2::23",  # the same over IPv6
+        "100.100.100.200",  # Alibaba Cloud
+    )
 )
 _SHARED_NETWORK = ipaddress.IPv4Network("100.64.0.0/10")  # RFC 6598 carrier-grade NAT
-_NAT64_NETWORK = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: an IPv4 in the low bits
+# Not private by Python's table, yet no documentation lives there: IETF protocol
+# assignments (its anycast addresses count as global) and the retired 6to4 relay anycast.
+_RESERVED_NETWORKS = tuple(
+    ipaddress.IPv4Network(network) for network in ("192.0.0.0/24", "192.88.99.0/24")
+)
+# IPv6 ranges whose low 32 bits are the IPv4 address a packet is delivered to:
+# IPv4-compatible (RFC 4291), IPv4-translated (RFC 2765), and the NAT64 well-known and
+# local-use prefixes (RFC 6052, RFC 8215). A local-use prefix shorter than /96 places the
+# IPv4 address in other bits and leaves the low ones zero: that reads as 0.0.0.0, refused.
+_IPV4_IN_LOW_BITS = tuple(
+    ipaddress.IPv6Network(network)
+    for network in ("::/96", "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48")
+)
 
 
 def forbidden_reason(ip: IPAddress) -> str | None:
     """Why ``ip`` is not a public address ("a private address", …), or None if it is.
 
-    IPv6 addresses that carry an IPv4 address (IPv4-mapped, NAT64, 6to4) are judged by it.
+    IPv6 addresses that carry an IPv4 address (IPv4-mapped, -compatible or -translated,
+    NAT64, 6to4) are judged by it.
     """
     ip = _embedded_ipv4(ip) or ip
     if ip in _METADATA_ADDRESSES:
@@ -55,7 +75,7 @@ def forbidden_reason(ip: IPAddress) -> str | None:
         return "a multicast address"
     if ip in _SHARED_NETWORK:
         return "a shared (CGNAT) address"
-    if ip.is_reserved:
+    if ip.is_reserved or any(ip in network for network in _RESERVED_NETWORKS):
         return "a reserved address"
     if ip.is_private or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local):
         return "a private address"
@@ -191,6 +211,8 @@ def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
         return None
     if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
-    if ip in _NAT64_NETWORK:
+    if ip.is_unspecified or ip.is_loopback:  # :: and ::1, not IPv4-compatible 0.0.0.0/1
+        return None
+    if any(ip in network for network in _IPV4_IN_LOW_BITS):
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip.sixtofour

@@ -1,6 +1,11 @@
+import base64
+import hashlib
 from itertools import pairwise
 
-from knowledge.chunk import chunk_page, context_line
+import pytest
+
+from knowledge.chunk import MAX_CHARS_PER_TOKEN, chunk_page, context_line
+from knowledge.embed import Embedder
 from knowledge.types import Page, Section
 
 
@@ -69,3 +74,64 @@ def test_the_real_tokenizer_keeps_chunks_inside_the_model_window(embedder) -> No
     chunks = chunk_page(page, embedder.count_tokens, embedder.max_tokens)
     assert len(chunks) > 1
     assert max(embedder.count_tokens(c.embed_text) for c in chunks) + 2 <= embedder.max_tokens
+
+
+class RecordingCounter:
+    """The real tokenizer, remembering how long each text it was given to count was."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+        self.lengths: list[int] = []
+
+    def __call__(self, text: str) -> int:
+        self.lengths.append(len(text))
+        return self.embedder.count_tokens(text)
+
+
+def _base64_blob(size: int) -> str:
+    digests = (hashlib.sha256(str(i).encode()).digest() for i in range(size // 43 + 1))
+    return base64.b64encode(b"".join(digests)).decode()[:size]
+
+
+UNSPLITTABLE = {
+    "a 1 MB word": "x" * 1_048_576,
+    "a long signed URL": "Download it from https://files.example.com/"
+    + "/".join(f"release{i}" for i in range(3000))
+    + "?signature="
+    + "a1b2c3d4" * 800
+    + " before you start.",
+    "a base64 blob": "data:image/png;base64," + _base64_blob(200_000),
+    "CJK text without spaces": (
+        "設定ファイルは起動時に一度だけ読み込まれます。" + "変更したら再起動してください"
+    )
+    * 400,
+}
+
+
+@pytest.mark.parametrize("text", UNSPLITTABLE.values(), ids=UNSPLITTABLE.keys())
+def test_unsplittable_text_is_cut_into_chunks_the_embedder_can_read(
+    embedder: Embedder, text: str
+) -> None:
+    counter = RecordingCounter(embedder)
+    page = Page("Downloads", (Section(("Downloads", "Files"), "files", (text,)),))
+
+    chunks = chunk_page(page, counter, embedder.max_tokens)
+
+    char_bound = MAX_CHARS_PER_TOKEN * embedder.max_tokens
+    assert len(chunks) > 1
+    assert all(len(c.embed_text) <= char_bound for c in chunks)
+    assert all(embedder.count_tokens(c.embed_text) + 2 <= embedder.max_tokens for c in chunks)
+    assert "".join("".join(c.text.split()) for c in chunks) == "".join(text.split())
+    # Cut by characters before tokenising: the text is never counted whole, nor many times over.
+    assert max(counter.lengths) <= char_bound
+    assert sum(counter.lengths) <= 4 * len(text)
+
+
+def test_a_huge_title_is_clipped_in_the_text_that_is_embedded(embedder: Embedder) -> None:
+    page = Page("Guide " * 50_000, (Section(("Setup",), "setup", ("Install it first.",)),))
+
+    (chunk,) = chunk_page(page, embedder.count_tokens, embedder.max_tokens)
+
+    assert chunk.text == "Install it first."
+    assert chunk.embed_text.startswith("Guide Guide") and chunk.embed_text.endswith(chunk.text)
+    assert embedder.count_tokens(chunk.embed_text) + 2 <= embedder.max_tokens

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -156,6 +157,23 @@ def sent_urls(inner: LoopbackOnly | Recorder) -> list[str]:
         ("64:ff9b::a9fe:a9fe", "a cloud metadata address"),  # NAT64 of 169.254.169.254
         ("64:ff9b::808:808", None),  # NAT64 of 8.8.8.8
         ("2002:a00:1::", "a private address"),  # 6to4 of 10.0.0.1
+        ("169.254.170.23", "a cloud metadata address"),  # EKS Pod Identity credentials
+        ("fd00:ec2::23", "a cloud metadata address"),
+        ("::169.254.169.254", "a cloud metadata address"),  # IPv4-compatible
+        ("::127.0.0.1", "a loopback address"),
+        ("::10.0.0.1", "a private address"),
+        ("::8.8.8.8", None),
+        ("::ffff:0:169.254.169.254", "a cloud metadata address"),  # IPv4-translated
+        ("64:ff9b::10.0.0.1", "a private address"),  # NAT64, well-known prefix
+        ("64:ff9b:1::169.254.169.254", "a cloud metadata address"),  # NAT64, local-use prefix
+        ("64:ff9b:1::127.0.0.1", "a loopback address"),
+        ("64:ff9b:1::8.8.8.8", None),
+        ("64:ff9b:1:a9fe:a9:fe00::", "an unspecified address"),  # the /48 layout: low bits 0
+        ("192.0.0.1", "a reserved address"),
+        ("192.0.0.9", "a reserved address"),  # PCP anycast: "global" to Python
+        ("192.0.0.10", "a reserved address"),  # TURN anycast: "global" to Python
+        ("192.88.99.1", "a reserved address"),  # the retired 6to4 relay anycast
+        ("2002:c058:6301::", "a reserved address"),  # 6to4 of 192.88.99.1
     ],
 )
 def test_forbidden_reason(address: str, reason: str | None) -> None:
@@ -270,6 +288,54 @@ def test_metadata_is_refused_even_when_allowed_by_name() -> None:
     with pytest.raises(BlockedURLError, match="cloud metadata address"):
         get("http://169.254.169.254/latest/meta-data/", policy, inner)
     assert inner.sent == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.170.23/v1/credentials",
+        "http://[fd00:ec2::23]/v1/credentials",
+        "http://[::169.254.169.254]/latest/meta-data/",
+        "http://[::ffff:0:169.254.169.254]/latest/meta-data/",
+        "http://[64:ff9b::169.254.169.254]/latest/meta-data/",
+        "http://[64:ff9b:1::169.254.169.254]/latest/meta-data/",
+    ],
+)
+def test_metadata_in_every_spelling_is_refused_even_when_allowed_by_name(url: str) -> None:
+    host = httpx.URL(url).host
+    policy = AddressPolicy(allow_private=True, private_hosts=frozenset({host}))
+    inner = Recorder()
+    with pytest.raises(BlockedURLError, match="is a cloud metadata address; teambot never fetches"):
+        get(url, policy, inner)
+    assert inner.sent == []
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://192.0.0.9/", "a reserved address"),
+        ("http://192.0.0.10/", "a reserved address"),
+        ("http://192.88.99.1/", "a reserved address"),
+        ("http://[2002:c058:6301::]/", "a reserved address"),
+        ("http://[::10.0.0.1]/", "a private address"),
+        ("http://[::127.0.0.1]/", "a loopback address"),
+        ("http://[64:ff9b:1::10.0.0.1]/", "a private address"),
+    ],
+)
+def test_special_purpose_and_embedded_addresses_are_refused_for_what_they_are(
+    url: str, reason: str
+) -> None:
+    inner = Recorder()
+    with pytest.raises(BlockedURLError, match=f"^refused {re.escape(url)}: .* is {reason}; "):
+        get(url, AddressPolicy(), inner)
+    assert inner.sent == []
+
+
+@pytest.mark.parametrize("address", ["::808:808", "64:ff9b:1::808:808"])
+def test_an_embedded_public_address_is_fetched(address: str) -> None:
+    inner = Recorder()
+    get(f"http://[{address}]/guide", AddressPolicy(), inner)
+    assert sent_urls(inner) == [f"http://[{address}]/guide"]
 
 
 @pytest.mark.parametrize("url", ["http://[::1]/", "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/"])

@@ -3,6 +3,10 @@
 The rules live in the system message and only there. Passages arrive in the
 user message between ``<passages>`` tags, marked as quoted data: a scraped page
 that says "ignore previous instructions" is text to answer from, never a rule.
+Every field that enters a prompt (title, headings, passage text, history, the
+question, the persona) goes through ``neutralised`` first, so none of them can
+open or close that block; titles, headings and the rewrite's turns are also kept
+to one line, so none of them can forge a passage header or a turn.
 The budget is the model's context minus the answer's tokens; passages are
 dropped lowest-ranked first and history oldest first until both fit.
 
@@ -40,7 +44,9 @@ You rewrite a follow-up question into a standalone search query for a documentat
 engine. Use the conversation to resolve what words like "it", "that" or "and" refer to. Reply \
 with the query only, on one line, with no explanation."""
 _MARKER = re.compile(r"\[(\d{1,3})\]")
-_TAG = re.compile(r"</?\s*passages\s*>", re.IGNORECASE)
+# The passages tag in any case or spacing, with attributes, or with full-width angle brackets:
+# a model may read any of them as the end of the quoted data.
+_FENCE_TAG = re.compile(r"[<\uff1c\ufe64]\s*/?\s*passages\b[^<>\n]*?[>\uff1e\ufe65]", re.I)
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,16 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN) + MESSAGE_TOKENS
 
 
+def neutralised(text: str, *, one_line: bool = False) -> str:
+    """``text`` as quoted data: every passages tag in it becomes ``(/passages)``, still readable.
+
+    ``one_line`` also folds line breaks into spaces, for fields the prompt lays out one per
+    line (titles, headings, the rewrite's ``role: text`` turns), so none can forge a line.
+    """
+    text = _FENCE_TAG.sub(lambda tag: f"({tag.group(0)[1:-1]})", text)
+    return " ".join(text.split()) if one_line else text
+
+
 def build_prompt(
     question: str,
     passages: list[ScoredChunk],
@@ -67,7 +83,11 @@ def build_prompt(
     persona: str | None = None,
 ) -> Prompt:
     """Messages that fit ``context_tokens`` with room for ``max_output_tokens`` of answer."""
-    system = SYSTEM_RULES + (f"\n\nStyle for this channel: {persona}" if persona else "")
+    question = neutralised(question)
+    history = [replace(turn, text=neutralised(turn.text)) for turn in history]
+    system = SYSTEM_RULES + (
+        f"\n\nStyle for this channel: {neutralised(persona, one_line=True)}" if persona else ""
+    )
     budget = context_tokens - max_output_tokens - estimate_tokens(system)
     budget -= estimate_tokens(_user_message(question, []))
     history_floor = int(max(budget, 0) * HISTORY_SHARE)
@@ -84,7 +104,10 @@ def build_prompt(
 
 def rewrite_messages(question: str, history: list[PastTurn]) -> list[dict[str, str]]:
     """A request for a standalone search query (history is trimmed to its last turns)."""
-    conversation = "\n".join(f"{t.role}: {_clip(t.text, 600)}" for t in history[-6:])
+    conversation = "\n".join(
+        f"{t.role}: {neutralised(_clip(t.text, 600), one_line=True)}" for t in history[-6:]
+    )
+    question = neutralised(question, one_line=True)
     return [
         {"role": "system", "content": REWRITE_RULES},
         {
@@ -116,11 +139,11 @@ def _user_message(question: str, passages: list[ScoredChunk]) -> str:
 
 def _passage_block(n: int, passage: ScoredChunk) -> str:
     """``[n] Title › Heading › Subheading`` (the title once), then the passage's text."""
-    heading = " › ".join(passage.heading_path)
-    title = passage.document_title
+    heading = neutralised(" › ".join(passage.heading_path), one_line=True)
+    title = neutralised(passage.document_title, one_line=True)
     if heading:
         title = heading if heading.startswith(title) else f"{title} › {heading}"
-    return f"[{n}] {title}\n{_TAG.sub('', passage.text)}"
+    return f"[{n}] {title}\n{neutralised(passage.text)}"
 
 
 def _fit_passages(passages: list[ScoredChunk], budget: int) -> list[ScoredChunk]:
