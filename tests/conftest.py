@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.db import make_engine, make_session_factory, upgrade
 from knowledge.embed import Embedder
-from tests.corpus import write_corpus
+from tests.corpus import ANSWER, write_corpus
+from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.fakes.slack import FakeSlack
 
 POSTGRES_URL = os.environ.get(
     "TEAMBOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -94,3 +96,23 @@ def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     return write_corpus(tmp_path / "zephyr-docs")
+
+
+@pytest.fixture(scope="module")
+def docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The chat tests' corpus, written once per module."""
+    return write_corpus(tmp_path_factory.mktemp("docs"))
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def model() -> Iterator[FakeOpenAI]:
+    """A local model that answers every question with the corpus's ANSWER."""
+    with FakeOpenAI(models=("local-model",)) as fake:
+        fake.always(Reply(ANSWER))
+        yield fake

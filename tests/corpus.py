@@ -64,6 +64,9 @@ FILES = {
     "faq.txt": FAQ_TXT,
 }
 
+# What the fake model answers about the corpus (Zephyr's port is in it).
+ANSWER = "Zephyr listens on port 8731 by default [1]."
+
 
 def write_corpus(folder: Path) -> Path:
     """Write the corpus into ``folder`` and return it."""

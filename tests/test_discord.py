@@ -17,7 +17,7 @@ from bot.runtime import Runtime
 from bot.settings import Settings
 from knowledge.embed import Embedder
 from knowledge.ingest import ingest_folder
-from tests.corpus import write_corpus
+from tests.corpus import ANSWER, write_corpus
 from tests.fakes.discord import (
     BOT_USER_ID,
     CHANNEL_ID,
@@ -31,7 +31,6 @@ from tests.test_fake_discord import RunningClient
 ALICE = 1_300_000_000_000_000_001
 MIA = 1_300_000_000_000_000_002  # has Manage Server
 MENTION = f"<@{BOT_USER_ID}>"
-ANSWER = "Zephyr listens on port 8731 by default [1]."
 MESSAGES = r"/channels/\d+/messages"
 
 
@@ -43,13 +42,6 @@ class Client(TeambotClient):
 
     async def on_ready(self) -> None:
         self.ready_count += 1
-
-
-@pytest.fixture
-def model() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(models=("local-model",)) as fake:
-        fake.always(Reply(ANSWER))
-        yield fake
 
 
 @pytest.fixture

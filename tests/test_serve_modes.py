@@ -69,12 +69,6 @@ class Served:
 
 
 @pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
 def discord() -> Iterator[FakeDiscord]:
     with FakeDiscord() as fake:
         yield fake

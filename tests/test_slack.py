@@ -34,7 +34,7 @@ from knowledge.ingest import ingest_folder
 from knowledge.lease import HOST
 from knowledge.models import Heartbeat, utcnow
 from tests.conftest import postgres_schema_url
-from tests.corpus import write_corpus
+from tests.corpus import ANSWER
 from tests.fakes.openai_server import FakeOpenAI, Reply, Status
 from tests.fakes.slack import (
     BOT_ID,
@@ -50,26 +50,6 @@ from tests.fakes.slack import (
 )
 from tests.processes import free_port
 from workers import coordination
-
-ANSWER = "Zephyr listens on port 8731 by default [1]."
-
-
-@pytest.fixture(scope="module")
-def docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_corpus(tmp_path_factory.mktemp("docs"))
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def model() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(models=("local-model",)) as fake:
-        fake.always(Reply(ANSWER))
-        yield fake
 
 
 def make_runtime(

@@ -28,8 +28,7 @@ from knowledge.embed import Embedder
 from knowledge.ingest import ingest_folder
 from knowledge.models import Source
 from tests.conftest import sqlite_url
-from tests.corpus import write_corpus
-from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack import (
     BOT_TOKEN,
     BOT_USER_ID,
@@ -49,28 +48,10 @@ from tests.fakes.slack_events import (
 )
 from tests.processes import TEAMBOT, free_port
 from tests.test_serve_modes import Served
-from tests.test_slack import ANSWER, Bot, final_answers, make_runtime, mention, wait_for_answers
+from tests.test_slack import Bot, final_answers, make_runtime, mention, wait_for_answers
 
 MARKER = "BODY-MARKER-7f3a"  # in every hostile body: it must never reach a log
 QUIET_SECONDS = 0.5  # time for a wrong answer to show up
-
-
-@pytest.fixture(scope="module")
-def docs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_corpus(tmp_path_factory.mktemp("docs"))
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def model() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(models=("local-model",)) as fake:
-        fake.always(Reply(ANSWER))
-        yield fake
 
 
 @pytest.fixture

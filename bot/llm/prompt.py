@@ -47,6 +47,8 @@ _MARKER = re.compile(r"\[(\d{1,3})\]")
 # The passages tag in any case or spacing, with attributes, or with full-width angle brackets:
 # a model may read any of them as the end of the quoted data.
 _FENCE_TAG = re.compile(r"[<\uff1c\ufe64]\s*/?\s*passages\b[^<>\n]*?[>\uff1e\ufe65]", re.I)
+# Invisible characters a model reads past: "</pass\u200bages>" must not hide a tag.
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff]")
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ def neutralised(text: str, *, one_line: bool = False) -> str:
     ``one_line`` also folds line breaks into spaces, for fields the prompt lays out one per
     line (titles, headings, the rewrite's ``role: text`` turns), so none can forge a line.
     """
-    text = _FENCE_TAG.sub(lambda tag: f"({tag.group(0)[1:-1]})", text)
+    text = _FENCE_TAG.sub(lambda tag: f"({tag.group(0)[1:-1]})", _INVISIBLE.sub("", text))
     return " ".join(text.split()) if one_line else text
 
 
