@@ -32,7 +32,7 @@ CASES: dict[str, str] = {
     "page-unknown-encoding": "a page sent as Content-Encoding: br",
     "robots-gzip-bomb": "a robots.txt sent as Content-Encoding: gzip, inflating to SIZE bytes",
     "robots-endless": "a robots.txt streamed in chunks with no length, SIZE bytes (no end)",
-    "robots-huge": "a plain robots.txt of SIZE bytes with its length declared, rules first",
+    "robots-huge": "a plain robots.txt of SIZE bytes of Disallow rules, its length declared",
     "sitemap-gzip-bomb": "a sitemap sent as Content-Encoding: gzip, inflating to SIZE bytes",
     "sitemap-xml-gz-bomb": "a sitemap.xml.gz file whose gzip inflates to SIZE bytes",
     "sitemap-index-amplification": "a sitemap index of 49 sitemaps of SIZE bytes of entries each",
@@ -85,6 +85,8 @@ class HostileSite(LocalFake):
         self.bomb = _gzip_bomb(self.size) if "bomb" in case or "gzip-gzip" in case else b""
         if case == "page-gzip-gzip":
             self.bomb = gzip.compress(self.bomb)
+        elif case == "robots-huge":  # made once, before any request is timed
+            self.bomb = _huge_robots(self.size)
 
     def _new_server(self) -> FakeHTTPServer:
         server = FakeHTTPServer(_Handler, "hostile-site")
@@ -159,8 +161,7 @@ class _Handler(TrackedHandler):
         elif site.case == "robots-endless":
             self._send_chunked(_robots_stream(site.size))
         else:
-            body = ROBOTS_RULES + b"#" * max(0, site.size - len(ROBOTS_RULES) - 1) + b"\n"
-            self._send(200, body, content_type="text/plain")
+            self._send(200, site.bomb, content_type="text/plain")
 
     def _sitemap(self, site: HostileSite, path: str) -> None:
         good = _urlset([site.url(GOOD_PATH)])
@@ -235,6 +236,17 @@ def _gzip_bomb(size: int) -> bytes:
     parts = [compressor.compress(block) for _ in range(size // _BLOCK)]
     parts += [compressor.compress(b" " * (size % _BLOCK)), compressor.flush()]
     return b"".join(parts)
+
+
+def _huge_robots(size: int) -> bytes:
+    """The rules, then Disallow lines for other paths until ``size`` bytes: every one a rule
+    the stdlib parser keeps and checks each URL against."""
+    lines, total, n = [ROBOTS_RULES], len(ROBOTS_RULES), 0
+    while total < size:
+        line = f"Disallow: /archive/{n}/\n".encode()
+        lines.append(line)
+        total, n = total + len(line), n + 1
+    return b"".join(lines)[:size]
 
 
 def _robots_stream(size: int) -> Iterator[bytes]:
