@@ -22,9 +22,9 @@ from knowledge.urls import SECRET_PARAMS, mask_url, mask_urls_in
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack import FakeSlack
 from tests.test_cli import db_url, run
-from tests.test_slack import docs, mention, model, slack, sqlite_db, start_bot
+from tests.test_slack import mention, sqlite_db, start_bot
 
-__all__ = ["db_url", "docs", "model", "slack", "sqlite_db", "start_bot"]  # fixtures used here
+__all__ = ["db_url", "sqlite_db", "start_bot"]  # fixtures used here (docs, model, slack: conftest)
 
 PASSWORD = "S3cr3tPass"
 QUERY_KEY = "Qk3y-0123"
