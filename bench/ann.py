@@ -1,7 +1,7 @@
 """Exact (flat) against approximate (HNSW) FAISS search on embedding-like vectors.
 
-    python bench/ann.py                  # 10k and 100k vectors, ~3-4 minutes on 2 cores
-    python bench/ann.py --sizes 300000 --ef-construction 40,64   # ~8 minutes more
+    python -m bench.ann                  # 10k and 100k vectors, ~3-4 minutes on 2 cores
+    python -m bench.ann --sizes 300000 --ef-construction 40,64   # ~8 minutes more
 
 Vectors are synthetic but clustered like real embeddings: unit vectors drawn
 around 2,000 random centres (384-d, each cluster with its own spread), so a

@@ -1,7 +1,7 @@
 """teambot scaled out on this machine, under load and faults: two replicas, two workers, one
 PostgreSQL.
 
-    python bench/cluster.py [--events 2000] [--rate 100] [--scenarios baseline,replica-kill,...]
+    python -m bench.cluster [--events 2000] [--rate 100] [--scenarios baseline,replica-kill,...]
 
 Each scenario starts, on a fresh PostgreSQL database: two `teambot serve` replicas
 (Slack HTTP events) behind a round-robin load balancer with passive health checks
@@ -41,8 +41,6 @@ from typing import Any
 import httpx
 import numpy as np
 from sqlalchemy import create_engine, func, select, text
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.models import Turn
 from knowledge.models import IngestionRun, Source

@@ -1,7 +1,7 @@
 """Embedding speed and quality: plain sentence-transformers against teambot's three backends.
 
-    python bench/embedding.py                     # 1,000 chunks, 3 rounds, 200 queries
-    python bench/embedding.py --chunks 2000 --rounds 5
+    python -m bench.embedding                     # 1,000 chunks, 3 rounds, 200 queries
+    python -m bench.embedding --chunks 2000 --rounds 5
 
 The chunks are teambot's own user guide (docs/), extracted and chunked as an
 ingest would; when there are fewer than --chunks, they are repeated with a
@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from measure import measure
 
+from bench.measure import measure
 from knowledge.chunk import chunk_page
 from knowledge.embed import Embedder, resolve_model_path
 from knowledge.extract import extract

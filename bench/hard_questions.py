@@ -9,14 +9,14 @@ How: every Sphinx section (``div.section``) of every content page whose heading 
 like a topical query becomes a question; its gold ``linked_pages`` are the distinct
 content pages that the section's own text links to. Usage::
 
-    python bench/hard_questions.py --out /tmp/exp/hard_dev.jsonl
-    python bench/hard_questions.py --max 300 --seed 1 > sample.jsonl
+    python -m bench.hard_questions --out /tmp/exp/hard_dev.jsonl
+    python -m bench.hard_questions --max 300 --seed 1 > sample.jsonl
 
 Each line has the fields of ``django-faq.links.jsonl`` that apply: ``id`` (``page#anchor``),
 ``question``, ``page``, ``anchor``, ``linked_pages``. The question's own ``page`` stands in
 for the FAQ page: in hard mode, leave it out of the candidates along with ``faq/`` and score
 ``linked_pages`` only: ``teambot eval FILE --level page --exclude-own-page --exclude-prefix
-faq/`` does that, as bench/retrieval.py's "hard, generated" rows do.
+faq/`` does that, as bench.retrieval's "hard, generated" rows do.
 
 Choices:
 - Content pages: every ``*.html`` under the root except paths with a segment starting with
@@ -51,8 +51,8 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 from lxml import html
-from refresh_site import DJANGO_DOCS
 
+from bench.refresh_site import DJANGO_DOCS
 from knowledge.evaluate import EvalQuestion
 
 EXCLUDED_PREFIXES = ("genindex", "py-modindex", "search.html", "contents.html", "releases/", "faq/")

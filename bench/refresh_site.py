@@ -1,7 +1,7 @@
 """First ingest and no-change refresh of a real doc site served on 127.0.0.1.
 
-    python bench/refresh_site.py                      # Django 3.2 docs (see shared/eval)
-    python bench/refresh_site.py --root DIR --port N  # any static site folder
+    python -m bench.refresh_site                      # Django 3.2 docs (see shared/eval)
+    python -m bench.refresh_site --root DIR --port N  # any static site folder
 
 Serves ROOT with `python -m http.server`, registers it as a site source in a
 fresh SQLite database, and runs `teambot refresh --json` twice: the first
@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 import httpx
-from measure import measure
+
+from bench.measure import measure
 
 TEAMBOT = str(Path(sys.executable).parent / "teambot")
 DJANGO_DOCS = "/usr/share/doc/python-django-doc/html"

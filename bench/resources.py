@@ -1,7 +1,7 @@
 """Time and peak memory of teambot's main commands, each in a fresh process.
 
-    python bench/resources.py              # demo (cold and warm), ask, config
-    python bench/resources.py --tests      # ... and the whole test suite
+    python -m bench.resources              # demo (cold and warm), ask, config
+    python -m bench.resources --tests      # ... and the whole test suite
 
 Each row runs in a temporary folder with its own SQLite database. Peak RSS is
 that of the largest single process the command started (ru_maxrss of its
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from measure import measure
+from bench.measure import measure
 
 ROOT = Path(__file__).resolve().parent.parent
 TEAMBOT = str(Path(sys.executable).parent / "teambot")

@@ -1,8 +1,8 @@
 """Retrieval quality, ingest time and query latency on the Django docs, against baselines.
 
-    python bench/retrieval.py                  # ingest into a temp database, then measure
-    python bench/retrieval.py --db PATH        # reuse (or keep) a database file
-    python bench/retrieval.py --backend onnx-int8
+    python -m bench.retrieval                  # ingest into a temp database, then measure
+    python -m bench.retrieval --db PATH        # reuse (or keep) a database file
+    python -m bench.retrieval --backend onnx-int8
 
 Rows (see ../shared/eval/README.md for the data and the two modes):
 - BM25 only, pages: bm25s over whole pages (teambot's extracted main text).
@@ -38,11 +38,11 @@ import bm25s
 import faiss
 import numpy as np
 import Stemmer
-from hard_questions import Stats, build
-from measure import measure
-from refresh_site import DJANGO_DOCS, DJANGO_EXCLUDES, TEAMBOT, serve
 from sqlalchemy import select
 
+from bench.hard_questions import Stats, build
+from bench.measure import measure
+from bench.refresh_site import DJANGO_DOCS, DJANGO_EXCLUDES, TEAMBOT, serve
 from bot.runtime import Runtime
 from bot.settings import Settings
 from knowledge.embed import resolve_model_path
@@ -89,7 +89,7 @@ def modes(faq: list[EvalQuestion], generated: list[EvalQuestion]) -> list[Mode]:
 
 
 def generated_questions() -> list[EvalQuestion]:
-    """bench/hard_questions.py's questions: a section heading, gold = the pages it links to."""
+    """bench.hard_questions's questions: a section heading, gold = the pages it links to."""
     return build(Path(DJANGO_DOCS), Stats())
 
 

@@ -1,6 +1,6 @@
 """The LLM router's own cost per question, and time to first token through a fake model.
 
-    python bench/router.py [--questions 100]
+    python -m bench.router [--questions 100]
 
 Rows, each over the same questions against teambot's bundled guide (SQLite, torch
 embedder loaded once):
@@ -27,8 +27,6 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.llm.breaker import CircuitBreaker
 from bot.llm.prompt import build_prompt

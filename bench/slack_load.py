@@ -1,6 +1,6 @@
 """Slack under load: ack latency and answers per second for a burst of signed mentions.
 
-    python bench/slack_load.py [--mentions 500] [--rate 50] [--model-seconds 1.0]
+    python -m bench.slack_load [--mentions 500] [--rate 50] [--model-seconds 1.0]
 
 Starts the real `teambot serve` (HTTP events) in a child process, pointed at a
 fake Slack and a fake model that takes ``--model-seconds`` before its first
@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,10 +25,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from router import guide_runtime
-
+from bench.router import guide_runtime
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.slack import (
     BOT_TOKEN,

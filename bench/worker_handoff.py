@@ -1,6 +1,6 @@
 """How fast a running `teambot worker` notices a new source and an admin's refresh request.
 
-    python bench/worker_handoff.py [--rounds 5]
+    python -m bench.worker_handoff [--rounds 5]
 
 Starts a real worker on a fresh SQLite database holding the test corpus, then,
 ``--rounds`` times: adds a source (as `admin sources add` does) and times until
@@ -16,12 +16,9 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.runtime import Runtime
 from bot.settings import Settings

@@ -155,11 +155,21 @@ class Crawler:
 
     ``reads`` holds the ``BodyReader`` of each body read, by URL (the last read of it), so
     what the crawl held in memory can be checked through their counters.
+
+    ``transport`` replaces the network below the SSRF guard (tests pass an
+    ``httpx.MockTransport``); the guard always stays in front of it, so no caller can
+    send a request to an address the target's policy refuses.
     """
 
-    def __init__(self, target: CrawlTarget, known: dict[str, Validators]) -> None:
+    def __init__(
+        self,
+        target: CrawlTarget,
+        known: dict[str, Validators],
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.target = target
         self.known = known
+        self._transport = transport
         self.complete = True
         self.reads: dict[str, BodyReader] = {}
         self._seen: set[str] = set()
@@ -174,7 +184,7 @@ class Crawler:
     async def run(self, emit: Callable[[Fetched], None]) -> None:
         limits = self.target.limits
         async with httpx.AsyncClient(
-            transport=GuardedTransport(self.target.policy),
+            transport=GuardedTransport(self.target.policy, inner=self._transport),
             follow_redirects=False,  # by hand, in _fetch, to judge each hop first
             timeout=httpx.Timeout(limits.timeout, connect=min(10.0, limits.timeout)),
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING},

@@ -1,14 +1,24 @@
-"""Crawling a real local doc site over HTTP: scope, politeness, incremental refresh, faults."""
+"""Crawling: the crawler alone on an ``httpx.MockTransport``, then refresh end to end
+against a real local doc site over HTTP (scope, politeness, incremental refresh, faults)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge.crawl import USER_AGENT, CrawlLimits
+from knowledge.crawl import (
+    USER_AGENT,
+    Crawler,
+    CrawlLimits,
+    CrawlTarget,
+    Fetched,
+    Validators,
+    crawl_in_thread,
+)
 from knowledge.embed import Embedder
 from knowledge.errors import SourceError
 from knowledge.index import VectorIndex
@@ -21,6 +31,83 @@ from knowledge.sources import SourceSpec, add_source
 from tests.fakes.docsite import DOC_PAGES, DocSite
 
 LIMITS = CrawlLimits(timeout=1.0, max_bytes=5 * 2**20, max_redirects=5, per_host=4)
+
+# -- the crawler alone, on an httpx.MockTransport ------------------------------------------
+
+DOCS = "http://127.0.0.1:8000/docs/"
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def respond(body: str, media: str = "text/html", **headers: str) -> httpx.Response:
+    """A 200 whose body is still to be streamed: the crawler reads raw bytes itself, and a
+    Response built from ``text=`` would arrive already read."""
+    headers = {"content-type": media, **headers}
+    return httpx.Response(200, headers=headers, stream=httpx.ByteStream(body.encode()))
+
+
+def crawl_mock(
+    target: CrawlTarget, handler: Handler, known: dict[str, Validators] | None = None
+) -> tuple[dict[str, Fetched], list[httpx.Request]]:
+    """Each URL's outcome, and every request that got past the SSRF guard to ``handler``."""
+    seen: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return handler(request)
+
+    crawler = Crawler(target, known or {}, transport=httpx.MockTransport(record))
+    return {f.url: f for f in crawl_in_thread(crawler)}, seen
+
+
+def test_the_crawler_asks_conditionally_and_follows_a_304_pages_known_links() -> None:
+    known = {DOCS + "index.html": Validators(etag='"v1"', links=(DOCS + "next.html",))}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/docs/index.html":
+            assert request.headers["if-none-match"] == '"v1"'
+            return httpx.Response(304)
+        if request.url.path == "/docs/next.html":
+            return respond("<h1>Next</h1><p>Still here.</p>", etag='"n1"')
+        return httpx.Response(404)
+
+    target = CrawlTarget("site", DOCS + "index.html", allow_private=True, limits=LIMITS)
+    found, seen = crawl_mock(target, handler, known)
+
+    assert found[DOCS + "index.html"].outcome == "not_modified"
+    assert found[DOCS + "index.html"].links == (DOCS + "next.html",)
+    assert (found[DOCS + "next.html"].outcome, found[DOCS + "next.html"].etag) == ("ok", '"n1"')
+    assert all(r.headers["user-agent"] == USER_AGENT for r in seen)
+    assert all(r.headers["host"] == "127.0.0.1:8000" for r in seen)
+
+
+def test_robots_txt_keeps_a_disallowed_page_from_being_requested() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/robots.txt":
+            return respond("User-agent: *\nDisallow: /docs/private/\n", "text/plain")
+        return respond('<h1>Docs</h1><p><a href="private/secret.html">secret</a></p>')
+
+    target = CrawlTarget("site", DOCS + "index.html", allow_private=True, limits=LIMITS)
+    found, seen = crawl_mock(target, handler)
+
+    assert found[DOCS + "private/secret.html"].outcome == "disallowed"
+    assert [r.url.path for r in seen].count("/robots.txt") == 1
+    assert "/docs/private/secret.html" not in {r.url.path for r in seen}
+
+
+def test_an_injected_transport_still_sits_behind_the_ssrf_guard() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return respond("<h1>Credentials</h1><p>secret-key</p>")
+
+    metadata = "http://169.254.169.254/latest/meta-data/"
+    target = CrawlTarget("page", metadata, allow_private=True, limits=LIMITS)
+    found, seen = crawl_mock(target, handler)
+
+    assert seen == []  # not even its robots.txt reached the transport
+    assert found[metadata].outcome == "disallowed"
+    assert "169.254.169.254 is a cloud metadata address" in (found[metadata].reason or "")
+
+
+# -- refresh end to end, against a real doc site on 127.0.0.1 -------------------------------
 
 
 @pytest.fixture
