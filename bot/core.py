@@ -26,14 +26,12 @@ from bot.llm.prompt import (
     rewrite_messages,
 )
 from bot.llm.provider import ProviderConfig
-from bot.llm.router import Outcome, Plan, Router
+from bot.llm.router import EXTRACTIVE, Outcome, Plan, Router
 from bot.memory import ConversationMemory, PastTurn
 from bot.metrics import Metrics
 from bot.types import Answer, AnswerEvent, Citation, Delta, Question, Restart
 from knowledge.search import Method, Retriever
 from knowledge.types import ScoredChunk
-
-EXTRACTIVE_MODEL = "extractive"
 
 
 class Assistant:
@@ -83,7 +81,7 @@ class Assistant:
         plan = self.router.plan(question, prefs.route)
         limited = self.router.ledger.rate_limit_notice(question) if plan.providers else None
         if limited:
-            plan = Plan(EXTRACTIVE_MODEL, "rate limit")
+            plan = Plan(EXTRACTIVE, "rate limit")
         timings = {"memory": _ms_since(started)}
 
         mark = time.perf_counter()
@@ -105,9 +103,7 @@ class Assistant:
         if passages:
             outcome = yield from self._generate(text, passages, history, plan, prefs)
         else:
-            outcome = Outcome(
-                EXTRACTIVE_MODEL, EXTRACTIVE_MODEL, plan.describe("no passages matched")
-            )
+            outcome = Outcome(EXTRACTIVE, EXTRACTIVE, plan.describe("no passages matched"))
         timings["answer"] = _ms_since(mark)
         if outcome.first_token_ms is not None:
             timings["first_token"] = outcome.first_token_ms

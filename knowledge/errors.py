@@ -1,15 +1,47 @@
-"""Errors the knowledge package raises; the CLI and adapters turn them into messages.
+"""The root of every error teambot raises on purpose, and the knowledge package's own branch.
 
-KnowledgeError
-├── SourceError          a source or path that cannot be used as given
-├── BlockedURLError      a URL teambot refuses to fetch (private, loopback, metadata…)
-├── EmbeddingModelError  the embedding model cannot be loaded
-└── SchemaError          the database schema is missing or out of date
+The CLI and the chat adapters catch ``TeambotError`` once and show its message: each error
+below is written for the person who ran the command or asked the question, and says what to
+do next. Anything else that escapes is a bug, named without internals.
+
+TeambotError
+├── KnowledgeError               documents: crawl, ingest, embed, store, search
+│   ├── SourceError              a source or path that cannot be used as given
+│   │   └── SourceBusyError      another process is refreshing this source right now
+│   ├── BlockedURLError          a URL teambot refuses to fetch (private, loopback, metadata…)
+│   ├── EmbeddingModelError      the embedding model cannot be loaded
+│   ├── SchemaError              the database schema is missing or out of date
+│   └── UnreadableBodyError      a body teambot will not decode (stacked, corrupt encoding…)
+└── BotError                     people: questions, settings, admin, models (bot/errors.py)
+    ├── QuestionError            a question that cannot be asked as given
+    ├── SettingsError            a configuration that cannot work (names the variable)
+    ├── AdminError               an admin command that cannot run as given
+    └── ProviderError            one model failed one request; the router fails over on it
+        ├── ProviderTimeout          no answer (or no end of one) within the deadline
+        ├── ProviderBadResponse      a response that is not a usable answer
+        ├── ProviderStreamDropped    the stream broke off or ended unfinished
+        ├── ProviderRejected         a 4xx: the request as sent cannot succeed
+        │   └── ProviderAuthError    401 / 403: the API key was refused
+        └── TransientProviderError   trying again may help (honours Retry-After)
+            ├── ProviderUnreachable  cannot connect to the model server
+            ├── ProviderRateLimited  429
+            └── ProviderServerError  5xx
+
+Why the root lives here: knowledge/ may import neither bot/ nor workers/, and both of those
+import knowledge/, so this is the lowest module every layer may use; the top level is fixed,
+so there is no neutral package to put it in. This module imports nothing, so storage code
+that raises SchemaError pulls in no other part of knowledge/. Subclasses are defined beside
+the code that raises them when only that code does (SourceBusyError with the lease,
+UnreadableBodyError with the bounded body reader).
 """
 
 
-class KnowledgeError(Exception):
-    """Base class: the message is written for the person who ran the command."""
+class TeambotError(Exception):
+    """Base class of every error teambot raises on purpose: its message is for the user."""
+
+
+class KnowledgeError(TeambotError):
+    """Base class of the knowledge package's errors."""
 
 
 class SourceError(KnowledgeError):

@@ -3,8 +3,8 @@
 Provider differences are data (base URL, model, key, context size), not code
 paths: every model is reached through the ``openai`` SDK. The SDK's own retries
 are off because the router retries with a deadline the SDK does not know about.
-Every SDK or transport failure leaves here as a ``ProviderError`` whose kind
-the router can act on.
+Every SDK or transport failure leaves here as a ``ProviderError`` subclass the
+router can act on (``TransientProviderError``: retry; any other: fail over).
 """
 
 from __future__ import annotations
@@ -15,7 +15,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from bot.errors import ProviderError
+from bot.errors import (
+    ProviderAuthError,
+    ProviderBadResponse,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderServerError,
+    ProviderStreamDropped,
+    ProviderTimeout,
+    ProviderUnreachable,
+)
 from bot.types import Delta
 from knowledge.urls import mask_url, mask_urls_in
 
@@ -105,7 +115,7 @@ class ChatProvider:
         if not self._model:
             offered = self.list_models(timeout=max(0.001, min(5.0, deadline - time.monotonic())))
             if not offered:
-                raise ProviderError("rejected", f"the {self.name} model server lists no models")
+                raise ProviderRejected(f"the {self.name} model server lists no models")
             self._model = offered[0]
         return self._model
 
@@ -148,7 +158,7 @@ class ChatProvider:
 
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise ProviderError("timeout", f"{self.name} model: no time left for the request")
+            raise ProviderTimeout(f"{self.name} model: no time left for the request")
         read = min(self.timeouts.first_token, remaining)
         return openai.Timeout(read, connect=min(self.timeouts.connect, remaining))
 
@@ -168,8 +178,7 @@ class ChatProvider:
         with stream, _dropped_if(lambda: streamed, self.name):
             for chunk in stream:
                 if time.monotonic() > deadline:
-                    raise ProviderError(
-                        "timeout",
+                    raise ProviderTimeout(
                         f"{self.name} model was still answering after "
                         f"{self.timeouts.total:.0f} s (LLM_TOTAL_TIMEOUT_SECONDS)",
                     )
@@ -182,7 +191,7 @@ class ChatProvider:
                     if choice.finish_reason:
                         finished = True
         if not finished:
-            raise ProviderError("dropped", f"{self.name} model's stream ended without finishing")
+            raise ProviderStreamDropped(f"{self.name} model's stream ended without finishing")
         yield usage
 
     def _whole(
@@ -199,7 +208,7 @@ class ChatProvider:
             timeout=openai.Timeout(max(remaining, 0.001), connect=self.timeouts.connect),
         )
         if not response.choices or response.choices[0].message.content is None:
-            raise ProviderError("malformed", f"{self.name} model sent an answer with no text")
+            raise ProviderBadResponse(f"{self.name} model sent an answer with no text")
         yield Delta(response.choices[0].message.content)
         usage = response.usage
         yield Usage(
@@ -208,33 +217,30 @@ class ChatProvider:
 
 
 def as_provider_error(exc: Exception) -> ProviderError:
-    """Classify an SDK exception: what happened and whether a retry may help. Text taken
-    from the exception or the server has its URLs masked: it is shown and posted."""
+    """The ProviderError subclass for an SDK exception: what happened, and so whether a retry
+    may help. Text from the exception or the server has its URLs masked: it is shown and posted."""
     import openai
 
     if isinstance(exc, openai.APITimeoutError):
-        return ProviderError("timeout", "the model did not answer in time")
+        return ProviderTimeout("the model did not answer in time")
     if isinstance(exc, openai.APIConnectionError):
-        return ProviderError("connection", "cannot connect to the model server", retryable=True)
+        return ProviderUnreachable("cannot connect to the model server")
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         retry_after = _retry_after(exc.response.headers.get("retry-after"))
         if status == 429:
-            return ProviderError(
-                "rate-limited", "HTTP 429 (rate limited)", retryable=True, retry_after=retry_after
-            )
+            return ProviderRateLimited("HTTP 429 (rate limited)", retry_after=retry_after)
         if status >= 500:
-            return ProviderError(
-                "server", f"HTTP {status} from the model server", retryable=True,
-                retry_after=retry_after,
-            )  # fmt: skip
+            return ProviderServerError(
+                f"HTTP {status} from the model server", retry_after=retry_after
+            )
         if status in (401, 403):
-            return ProviderError("auth", f"HTTP {status}: the API key was refused")
-        return ProviderError("rejected", f"HTTP {status}: {mask_urls_in(_error_message(exc))}")
+            return ProviderAuthError(f"HTTP {status}: the API key was refused")
+        return ProviderRejected(f"HTTP {status}: {mask_urls_in(_error_message(exc))}")
     if isinstance(exc, openai.APIResponseValidationError | ValueError):  # JSONDecodeError too
-        return ProviderError("malformed", "the model server sent a response that is not valid")
-    return ProviderError(
-        "malformed", f"unexpected failure: {type(exc).__name__}: {mask_urls_in(str(exc))}"
+        return ProviderBadResponse("the model server sent a response that is not valid")
+    return ProviderBadResponse(
+        f"unexpected failure: {type(exc).__name__}: {mask_urls_in(str(exc))}"
     )
 
 
@@ -255,8 +261,8 @@ def _dropped_if(streamed: Callable[[], bool], name: str) -> Iterator[None]:
     except Exception as exc:
         if not streamed():
             raise
-        raise ProviderError(
-            "dropped", f"the {name} model's stream broke off ({type(exc).__name__})"
+        raise ProviderStreamDropped(
+            f"the {name} model's stream broke off ({type(exc).__name__})"
         ) from exc
 
 

@@ -21,11 +21,11 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import get_args
 
-from bot.errors import ProviderError
+from bot.errors import ProviderBadResponse, ProviderError, TransientProviderError
 from bot.llm.breaker import CircuitBreaker
 from bot.llm.limits import UsageLedger
 from bot.llm.prompt import Prompt, estimate_tokens
@@ -65,13 +65,40 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
+class NotConfigured:
+    """A link of the chain whose model kind has no settings: passed over, and no failure."""
+
+    kind: str
+
+    @property
+    def step(self) -> str:
+        return f"{self.kind} not configured"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A configured model passed over (circuit open, budget spent): the user hears why."""
+
+    kind: str
+    reason: str
+
+    @property
+    def step(self) -> str:
+        return f"{self.kind} skipped ({self.reason})"
+
+
+# One link of a plan: a model to ask, or the note of one passed over while planning.
+Link = ChatProvider | NotConfigured | Skipped
+
+
+@dataclass(frozen=True)
 class Plan:
-    """The chain for one question, in order: models to try, and notes for links skipped while
+    """The chain for one question, in order: models to try, and the links passed over while
     planning (not configured, circuit open, budget spent), in their place in the chain."""
 
     policy: str
     why: str
-    links: list[ChatProvider | str] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
 
     @property
     def providers(self) -> list[ChatProvider]:
@@ -133,84 +160,90 @@ class Router:
             if channel_route:
                 log.warning("ignoring unknown channel route %r", channel_route)
             policy, why = self.route, "LLM_ROUTE"
-        links: list[ChatProvider | str] = []
-        for kind in CHAINS[policy]:
-            provider = self.providers.get(kind)
-            skipped = self._unusable(provider) if provider else None
-            if provider is None:
-                links.append(f"{kind} not configured")
-            elif skipped:
-                links.append(f"{kind} skipped ({skipped})")
-            else:
-                links.append(provider)
-        return Plan(policy, why, links)
+        return Plan(policy, why, [self._link(kind) for kind in CHAINS[policy]])
 
     def answer(
         self, plan: Plan, prompt_for: Callable[[ProviderConfig], Prompt]
     ) -> Iterator[Delta | Restart | Outcome]:
         """Deltas of the first model that answers (``Restart`` between failed ones), then the
         ``Outcome``; the outcome is extractive when no model could answer."""
-        steps: list[str] = []
-        failures: list[str] = []
-        for provider in plan.links:
-            if isinstance(provider, str):
-                steps.append(provider)
-                if "skipped" in provider:
-                    failures.append(provider)
-                continue
-            breaker = self.breakers[provider.name]
-            if not breaker.allow():
-                steps.append(f"{provider.name} skipped (circuit open)")
-                failures.append(f"{provider.name}: not responding")
-                continue
-            prompt = prompt_for(provider.config)
-            started = time.monotonic()
-            first_token_ms: float | None = None
-            pieces: list[str] = []
-            usage = Usage(None, None)
-            try:
-                for part in self._attempts(provider, prompt.messages, started):
-                    if isinstance(part, Usage):
-                        usage = part
-                        continue
-                    if first_token_ms is None:
-                        first_token_ms = _ms_since(started)
-                    pieces.append(part.text)
-                    yield part
-                if not "".join(pieces).strip():
-                    raise ProviderError("malformed", "the model sent an empty answer")
-            except ProviderError as exc:
-                breaker.record_failure()
-                self._on_error(provider.name, exc.kind)
-                log.warning("%s model %s failed: %s (%s)", provider.name, provider.model, exc,
-                            exc.kind)  # fmt: skip
-                steps.append(f"{provider.name} failed ({exc.kind})")
-                failures.append(f"{provider.name}: {exc}")
-                if pieces:
-                    yield Restart(f"the {provider.name} model stopped mid-answer ({exc.kind})")
-                continue
-            breaker.record_success()
-            text = "".join(pieces)
-            tokens_in = usage.tokens_in or prompt.estimated_tokens
-            tokens_out = usage.tokens_out or estimate_tokens(text)
-            self.ledger.add(provider.name, tokens_in, tokens_out)
-            yield Outcome(
-                provider=provider.name,
-                model=provider.model,
-                route=plan.describe(*steps, f"{provider.name} answered"),
-                text=text,
-                prompt=prompt,
-                tokens_in=tokens_in,
-                tokens_out=tokens_out,
-                first_token_ms=first_token_ms,
-                llm_ms=_ms_since(started),
-            )
-            return
+        steps: list[str] = []  # the route as it went, for the stored turn
+        failures: list[str] = []  # what the user is told when no model answers
+        for link in plan.links:
+            match link:
+                case NotConfigured():
+                    steps.append(link.step)
+                case Skipped():
+                    steps.append(link.step)
+                    failures.append(link.step)
+                case ChatProvider():
+                    outcome = yield from self._ask(link, plan, prompt_for, steps, failures)
+                    if outcome is not None:
+                        yield outcome
+                        return
         yield Outcome(
             provider=EXTRACTIVE,
             model=EXTRACTIVE,
             route=plan.describe(*steps, EXTRACTIVE),
             unavailable=_unavailable(failures) if failures else None,
+        )
+
+    def _ask(
+        self,
+        provider: ChatProvider,
+        plan: Plan,
+        prompt_for: Callable[[ProviderConfig], Prompt],
+        steps: list[str],
+        failures: list[str],
+    ) -> Generator[Delta | Restart, None, Outcome | None]:
+        """Stream one model's answer and return its ``Outcome``; None (the step and failure
+        noted, ``Restart`` after partial text) when the model is skipped or fails."""
+        breaker = self.breakers[provider.name]
+        if not breaker.allow():
+            steps.append(Skipped(provider.name, "circuit open").step)
+            failures.append(f"{provider.name}: not responding")
+            return None
+        prompt = prompt_for(provider.config)
+        started = time.monotonic()
+        first_token_ms: float | None = None
+        pieces: list[str] = []
+        usage = Usage(None, None)
+        try:
+            for part in self._attempts(provider, prompt.messages, started):
+                if isinstance(part, Usage):
+                    usage = part
+                    continue
+                if first_token_ms is None:
+                    first_token_ms = _ms_since(started)
+                pieces.append(part.text)
+                yield part
+            if not "".join(pieces).strip():
+                raise ProviderBadResponse("the model sent an empty answer")
+        except ProviderError as exc:
+            breaker.record_failure()
+            self._on_error(provider.name, exc.kind)
+            log.warning("%s model %s failed: %s (%s)", provider.name, provider.model, exc,
+                        exc.kind)  # fmt: skip
+            steps.append(f"{provider.name} failed ({exc.kind})")
+            failures.append(f"{provider.name}: {exc}")
+            if pieces:
+                yield Restart(f"the {provider.name} model stopped mid-answer ({exc.kind})")
+            return None
+        breaker.record_success()
+        text = "".join(pieces)
+        tokens_in = usage.tokens_in or prompt.estimated_tokens
+        tokens_out = usage.tokens_out or estimate_tokens(text)
+        self.ledger.add(provider.name, tokens_in, tokens_out)
+        return Outcome(
+            provider=provider.name,
+            model=provider.model,
+            route=plan.describe(*steps, f"{provider.name} answered"),
+            text=text,
+            prompt=prompt,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            first_token_ms=first_token_ms,
+            llm_ms=_ms_since(started),
         )
 
     def rewrite(self, plan: Plan, messages: list[dict[str, str]]) -> str | None:
@@ -234,15 +267,18 @@ class Router:
             return query if 0 < len(query) <= MAX_REWRITE_CHARS else None
         return None
 
-    def _unusable(self, provider: ChatProvider) -> str | None:
-        """Why ``provider`` cannot take a question now (breaker, budget), or None."""
+    def _link(self, kind: str) -> Link:
+        """The model of ``kind`` if it can take a question now, else why it is passed over."""
+        provider = self.providers.get(kind)
+        if provider is None:
+            return NotConfigured(kind)
         breaker = self.breakers[provider.name]
         if breaker.state == "open":
-            return f"circuit open, retry in {breaker.retry_in():.0f} s"
+            return Skipped(kind, f"circuit open, retry in {breaker.retry_in():.0f} s")
         budget = provider.config.daily_tokens
         if budget and self.ledger.tokens_today(provider.name) >= budget:
-            return f"daily token budget of {budget:,} spent"
-        return None
+            return Skipped(kind, f"daily token budget of {budget:,} spent")
+        return provider
 
     def _attempts(
         self, provider: ChatProvider, messages: list[dict[str, str]], started: float
@@ -261,13 +297,13 @@ class Router:
                     streamed = streamed or isinstance(part, Delta)
                     yield part
                 return
-            except ProviderError as exc:
-                if streamed or not exc.retryable or attempt >= self._retry.max_retries:
+            except TransientProviderError as exc:
+                if streamed or attempt >= self._retry.max_retries:
                     raise
                 wait = self._retry.backoff(attempt, exc.retry_after)
                 if time.monotonic() + wait >= deadline:
-                    raise ProviderError(
-                        exc.kind, f"{exc}; waiting {wait:.1f} s to retry would pass the deadline"
+                    raise type(exc)(
+                        f"{exc}; waiting {wait:.1f} s to retry would pass the deadline"
                     ) from exc
                 log.info("%s model: %s; retrying in %.1f s", provider.name, exc, wait)
                 self._sleep(wait)
