@@ -3,7 +3,7 @@
 The terminal calls it with its argv; chat adapters with the message text.
 """
 
-from bot.admin.access import Actor, AdminError
+from bot.admin.access import Actor
 from bot.admin.commands import (
     COMMANDS,
     AdminDeps,
@@ -12,6 +12,7 @@ from bot.admin.commands import (
     help_text,
     run_admin,
 )
+from bot.errors import AdminError
 
 __all__ = [
     "COMMANDS",

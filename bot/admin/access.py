@@ -15,15 +15,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.errors import AdminError
 from bot.models import Admin, AuditEntry
 from bot.settings import split_platform_id
 
 TRUSTED_PLATFORMS = frozenset({"cli"})
 MAX_OUTCOME_CHARS = 2000
-
-
-class AdminError(Exception):
-    """A command that cannot run as given; its message is shown to the admin as is."""
 
 
 @dataclass(frozen=True)

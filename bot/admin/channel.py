@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.admin.access import Actor, AdminError
+from bot.admin.access import Actor
 from bot.admin.text import columns
+from bot.errors import AdminError
 from bot.llm.router import ROUTES
 from bot.models import ChannelSetting
 from knowledge.models import Source

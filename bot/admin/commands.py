@@ -18,16 +18,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot import render, retention
 from bot.admin import access, activity, channel
-from bot.admin.access import Actor, AdminError
+from bot.admin.access import Actor
 from bot.admin.text import columns
-from bot.errors import BotError
+from bot.errors import AdminError, TeambotError
 from bot.llm.health import model_health_lines
 from bot.llm.router import ROUTES, Router
 from bot.settings import Settings
 from knowledge import store
 from knowledge.crawl import CrawlLimits
 from knowledge.embed import TextEmbedder
-from knowledge.errors import KnowledgeError
 from knowledge.models import Chunk, Document, Heartbeat, Source
 from knowledge.refresh import refresh
 from knowledge.sources import SourceSpec, add_source, remove_source
@@ -169,7 +168,7 @@ def _execute(
     try:
         args = parse_args(command, words[len(command.name.split()) :])
         return AdminResult(True, command.run(deps, actor, replace(args, reply_to=reply_to)))
-    except (AdminError, KnowledgeError, BotError) as exc:
+    except TeambotError as exc:  # written to be read by the admin
         return AdminResult(False, str(exc))
 
 
