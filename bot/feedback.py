@@ -1,4 +1,5 @@
-"""Thumbs up or down on an answer, one vote per person and answer (the latest wins)."""
+"""Thumbs up or down on an answer, one vote per person and answer (the latest wins), and what
+the voter is told (the same words on every platform)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.models import Feedback, Turn
 from knowledge.models import utcnow
+
+RECORDED = "Thanks, your feedback is recorded."
+GONE = "That answer no longer exists, so the feedback was not recorded."
+NOT_NOW = (
+    "teambot's database is briefly unavailable, so the feedback was not recorded. "
+    "Please click again in a minute."
+)
+
+
+def feedback_reply(stored: bool) -> str:
+    """What the voter is told once ``record_feedback`` has returned ``stored``."""
+    return RECORDED if stored else GONE
 
 
 def record_feedback(

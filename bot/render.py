@@ -1,4 +1,5 @@
-"""How answers, sources and ingestion reports look in a terminal."""
+"""How answers, sources and ingestion reports look in a terminal, and the link to a source that
+every chat platform shows (each in its own markup: bot.slack.render, bot.discord.render)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from rich.progress import (
 from rich.progress import Progress as RichBar
 from rich.table import Table
 
-from bot.types import Answer
+from bot.types import Answer, Citation
 from knowledge.report import RunReport
 from knowledge.store import SourceSummary
 
@@ -32,6 +33,14 @@ def sources_text(answer: Answer) -> str:
         return ""
     sources = "\n".join(f"  [{c.n}] {c.label} — {c.location}" for c in answer.citations)
     return f"\n\nSources:\n{sources}"
+
+
+def citation_url(citation: Citation) -> str | None:
+    """The address a reader can open (``url#anchor``), or None for a file on the bot's machine
+    (shown as its path instead)."""
+    if citation.path is not None:
+        return None
+    return f"{citation.url}#{citation.anchor}" if citation.anchor else citation.url
 
 
 def refresh_summary(report: RunReport) -> str:

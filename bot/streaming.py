@@ -5,7 +5,8 @@ chat.update, Discord's message edits), so ``relay`` edits at most once per
 ``interval`` seconds, keeps the text shown within one message (the newest
 ``max_chars``), withdraws the partial text when the core restarts the answer
 with another model, and returns the final ``Answer`` for the adapter to render
-properly.
+properly. The notices such a message may show instead of the answer are here too, so every
+platform says them alike (``_italics_`` read the same in Slack and Discord).
 """
 
 from __future__ import annotations
@@ -17,6 +18,13 @@ from bot.types import Answer, AnswerEvent, Delta, Restart
 
 TYPING_MARK = " …"
 RESTART_NOTICE = "_(The model stopped mid-answer; asking another one…)_"
+# The answer waits for teambot's database to come back; the same message gets the answer.
+STILL_WORKING = "_Still working on it: teambot's database is briefly unavailable…_"
+# The database did not come back in time: nothing was answered or stored.
+DATABASE_DOWN = (
+    "teambot's database is unavailable right now, so I could not do this. "
+    "Please try again in a minute; if it keeps failing, tell whoever runs teambot."
+)
 
 
 def relay(

@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
-from bot.discord.app import FEEDBACK_PREFIX, TeambotClient
-from bot.models import AuditEntry, Feedback
+from bot.discord.app import TeambotClient
+from bot.discord.render import FEEDBACK_PREFIX
+from bot.feedback import NOT_NOW
+from bot.models import AuditEntry, Feedback, Turn
 from bot.runtime import Runtime
 from bot.settings import Settings
+from bot.streaming import DATABASE_DOWN, STILL_WORKING
 from knowledge.embed import Embedder
 from knowledge.ingest import ingest_folder
 from tests.corpus import ANSWER, write_corpus
@@ -32,6 +35,9 @@ ALICE = 1_300_000_000_000_000_001
 MIA = 1_300_000_000_000_000_002  # has Manage Server
 MENTION = f"<@{BOT_USER_ID}>"
 MESSAGES = r"/channels/\d+/messages"
+EDITS = r"/channels/\d+/messages/\d+"
+TYPING = r"/channels/\d+/typing"
+RETRY_SECONDS = (0.5, 1.0, 2.0)  # the database's retries, shortened
 
 
 class Client(TeambotClient):
@@ -69,7 +75,8 @@ def bot(
     runtime = Runtime(settings)
     runtime.__dict__["embedder"] = embedder
     ingest_folder(runtime.sessions, embedder, write_corpus(tmp_path / "docs"), name="zephyr")
-    running = RunningClient(Client(runtime, guild_ready_timeout=0.1))  # type: ignore[arg-type]
+    client = Client(runtime, database_retry_seconds=RETRY_SECONDS, guild_ready_timeout=0.1)
+    running = RunningClient(client)  # type: ignore[arg-type]
     running.start()
     fake.wait_for(lambda: running.client.ready_count)
     yield running
@@ -238,3 +245,98 @@ def test_a_rate_limited_reply_is_sent_after_retry_after(
     posts = fake.calls_to("POST", MESSAGES)
     assert [p.status for p in posts] == [429, 200]
     assert posts[1].at - posts[0].at >= 0.5 and answer["content"] == ANSWER
+
+
+# --- an unreachable database (as on Slack: nothing is answered without it) ---------------
+
+
+def rename_table(bot: RunningClient, table: str, to: str) -> None:
+    """Take a table away (or bring it back): the database fails every use of it meanwhile."""
+    with bot.client.runtime.engine.begin() as connection:
+        connection.execute(text(f"ALTER TABLE {table} RENAME TO {to}"))
+
+
+def stored_turns(bot: RunningClient) -> list[str]:
+    with bot.client.runtime.sessions() as session:
+        return list(session.scalars(select(Turn.role).order_by(Turn.id)))
+
+
+def test_a_message_the_database_cannot_record_is_answered_once_it_is_back(
+    fake: FakeDiscord, bot: RunningClient
+) -> None:
+    rename_table(bot, "processed_events", "away")  # the claim table is gone for a moment
+    ask_by_mention(fake)
+    fake.wait_for(lambda: fake.calls_to("POST", TYPING))  # the claim failed: waiting to retry
+    rename_table(bot, "away", "processed_events")
+
+    [answer] = fake.wait_for(lambda: finished(fake))
+    assert answer["content"] == ANSWER
+    assert len(bot_messages(fake)) == 1
+    assert stored_turns(bot) == ["user", "assistant"]
+
+
+def test_a_message_the_database_never_records_is_declined_plainly_and_not_answered(
+    fake: FakeDiscord, bot: RunningClient, model: FakeOpenAI
+) -> None:
+    rename_table(bot, "processed_events", "away")
+    question = ask_by_mention(fake)
+
+    [reply] = fake.wait_for(lambda: bot_messages(fake), timeout=sum(RETRY_SECONDS) + 10)
+    time.sleep(0.5)
+    rename_table(bot, "away", "processed_events")
+    assert reply["content"] == DATABASE_DOWN
+    assert reply["message_reference"]["message_id"] == question["id"]
+    assert len(fake.calls_to("POST", TYPING)) >= len(RETRY_SECONDS)
+    assert len(bot_messages(fake)) == 1 and model.chat_requests() == []
+    assert stored_turns(bot) == []
+
+
+def test_an_answer_the_database_cannot_serve_waits_for_it_in_the_same_message(
+    fake: FakeDiscord, bot: RunningClient
+) -> None:
+    rename_table(bot, "turns", "away")  # memory can neither read nor store the conversation
+    ask_by_mention(fake)
+    fake.wait_for(
+        lambda: [c for c in fake.calls_to("PATCH", EDITS) if c.json["content"] == STILL_WORKING]
+    )
+    rename_table(bot, "away", "turns")
+
+    [answer] = fake.wait_for(lambda: finished(fake))
+    assert answer["content"] == ANSWER
+    assert len(bot_messages(fake)) == 1  # the placeholder, edited into the answer
+    assert stored_turns(bot) == ["user", "assistant"]
+
+
+def test_an_answer_whose_database_stays_away_says_so_and_stores_no_turn(
+    fake: FakeDiscord, bot: RunningClient
+) -> None:
+    rename_table(bot, "turns", "away")
+    ask_by_mention(fake)
+
+    fake.wait_for(
+        lambda: [m for m in bot_messages(fake) if m["content"] == DATABASE_DOWN],
+        timeout=sum(RETRY_SECONDS) + 10,
+    )
+    rename_table(bot, "away", "turns")
+    [reply] = bot_messages(fake)
+    assert not reply.get("components") and not reply.get("embeds")
+    assert stored_turns(bot) == []
+
+
+def test_a_click_the_database_cannot_record_is_asked_to_click_again(
+    fake: FakeDiscord, bot: RunningClient
+) -> None:
+    ask_by_mention(fake)
+    [answer] = fake.wait_for(lambda: finished(fake))
+    up = answer["components"][0]["components"][0]["custom_id"]
+    rename_table(bot, "feedback", "away")
+
+    click = fake.interaction_create_component(up, ALICE, CHANNEL_ID, int(answer["id"]))
+    fake.dispatch("INTERACTION_CREATE", click)
+
+    [callback] = fake.wait_for(lambda: fake.calls_to("POST", r"/interactions/\d+/[^/]+/callback"))
+    rename_table(bot, "away", "feedback")
+    assert callback.json["data"]["content"] == NOT_NOW
+    assert callback.json["data"]["flags"] & 64  # ephemeral
+    with bot.client.runtime.sessions() as session:
+        assert session.scalars(select(Feedback)).all() == []

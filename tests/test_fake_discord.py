@@ -1,4 +1,4 @@
-"""Tests for tests/fakes/discord.py, driven by the real discord.py client.
+"""Tests for tests/fakes/discord/, driven by the real discord.py client.
 
 The client is pointed at the fake as an app would be (``pointed_at()``: ``Route.BASE`` and
 ``DiscordWebSocket.DEFAULT_GATEWAY``) and runs in a thread of its own with its own event loop.

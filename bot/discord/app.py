@@ -1,5 +1,6 @@
 """The Discord adapter: a discord.py client that turns /ask, mentions and replies into
-Questions, and Answers into streamed, cited Discord messages with feedback buttons.
+Questions, and Answers into streamed, cited Discord messages (bot.discord.render) with
+feedback buttons.
 
 It only translates; the conversation core answers, on a worker thread (it
 blocks), while the client's event loop keeps the gateway alive. A conversation
@@ -8,6 +9,17 @@ answers continues it (its root message names it), so SQL memory follows the
 chain; when teambot has no memory of a chain, the chain's messages are read
 back as context. Replicas sharing one bot token all receive every message; the
 first to record a message's id answers it.
+
+When the database is unreachable nothing is answered without it, as on Slack
+(which answers 503 and retries). Discord never delivers a message twice, so
+teambot retries itself, after each of ``database_retry_seconds``: the claim of a
+message (typing meanwhile), and an answer the core could not read or store (the
+reply says "Still working on it…" meanwhile and then gets the answer). If the
+database is still away, the reply says so and to ask again; the question and
+answer are stored in one transaction, so no half-stored turn is left. Every
+replica that saw the message says so then: the database that decides which one
+answers is the one that is down. A feedback click cannot wait (Discord wants its
+reply within 3 s): it is told to click again.
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,21 +37,29 @@ from discord import app_commands
 from sqlalchemy.exc import DBAPIError
 
 from bot.admin import Actor, run_admin
-from bot.errors import SettingsError, user_message
-from bot.feedback import record_feedback
+from bot.discord.render import (
+    MESSAGE_CHARS,
+    THINKING,
+    admin_messages,
+    answer_messages,
+    failure_text,
+    feedback_vote,
+)
+from bot.errors import SettingsError
+from bot.feedback import NOT_NOW, feedback_reply, record_feedback
 from bot.runtime import Runtime
-from bot.split import split_message
-from bot.streaming import relay
-from bot.types import Answer, Citation, Question
+from bot.streaming import DATABASE_DOWN, STILL_WORKING, relay
+from bot.types import Answer, Question
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
-MESSAGE_CHARS = 2000
-EMBED_CHARS = 4000  # under the 4,096 of an embed's description
 MAX_CHAIN = 20  # messages read back along a reply chain
-FEEDBACK_PREFIX = "teambot:feedback:"
-THINKING = "*Thinking…*"
+# Waits before each retry while the database is unreachable (about 17 s in all: "briefly").
+DATABASE_RETRY_SECONDS = (2.0, 5.0, 10.0)
+
+Edit = Callable[..., Awaitable[None]]  # edit the reply message: (content, **fields)
+Send = Callable[..., Awaitable[None]]  # send a further message: (content, **fields)
 
 
 def point_at(api_url: str, gateway_url: str) -> None:
@@ -51,7 +72,13 @@ def point_at(api_url: str, gateway_url: str) -> None:
 class TeambotClient(discord.Client):
     """/ask, mentions and reply chains answered from the docs; 👍/👎 stored as feedback."""
 
-    def __init__(self, runtime: Runtime, **options: Any) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        database_retry_seconds: Sequence[float] = DATABASE_RETRY_SECONDS,
+        **options: Any,
+    ) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # the Message Content intent: reading questions
         super().__init__(intents=intents, **options)
@@ -59,6 +86,7 @@ class TeambotClient(discord.Client):
         self.settings = runtime.settings
         self.tree = app_commands.CommandTree(self)
         self._workers = ThreadPoolExecutor(self.settings.answer_workers, "discord-answer")
+        self._retry_seconds = tuple(database_retry_seconds)
 
         @self.tree.command(name="ask", description="Ask a question about the team's docs")
         @app_commands.describe(question="What you want to know")
@@ -90,7 +118,11 @@ class TeambotClient(discord.Client):
         replying_to_us = parent is not None and parent.author == self.user
         if not (mentioned or replying_to_us):
             return
-        if not await asyncio.to_thread(self._first_delivery, message.id):
+        first = await self._claim(message)
+        if first is None:
+            await message.reply(DATABASE_DOWN, mention_author=False)
+            return
+        if not first:
             return
         chain = await self._chain(message) if replying_to_us else [message]
         root = chain[0]
@@ -137,11 +169,11 @@ class TeambotClient(discord.Client):
                 lambda: run_admin(self.runtime, actor, command,
                                   platform_admin=self._is_server_admin(interaction)),
             )  # fmt: skip
-            text = f"```\n{result.text}\n```"
+            pieces = admin_messages(result.text)
         except Exception as exc:
             log.exception("admin command %r failed", command)
-            text = user_message(exc)
-        for piece in split_message(text, MESSAGE_CHARS):
+            pieces = [failure_text(exc)]
+        for piece in pieces:
             await interaction.followup.send(piece, ephemeral=True)
 
     def _is_server_admin(self, interaction: discord.Interaction) -> bool:
@@ -154,33 +186,39 @@ class TeambotClient(discord.Client):
         return bool(role) and any(role in (r.name, str(r.id)) for r in roles)
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
-        custom_id = (interaction.data or {}).get("custom_id", "")
         if interaction.type is not discord.InteractionType.component:
             return
-        if not custom_id.startswith(FEEDBACK_PREFIX):
+        vote = feedback_vote((interaction.data or {}).get("custom_id", ""))
+        if vote is None:
             return
-        vote, _, turn = custom_id.removeprefix(FEEDBACK_PREFIX).partition(":")
+        turn, value = vote
         try:
-            stored = await asyncio.get_running_loop().run_in_executor(
-                self._workers, record_feedback, self.runtime.sessions, int(turn),
-                str(interaction.user.id), 1 if vote == "up" else -1,
+            stored = turn is not None and await asyncio.get_running_loop().run_in_executor(
+                self._workers, record_feedback, self.runtime.sessions, turn,
+                str(interaction.user.id), value,
             )  # fmt: skip
-        except ValueError:
-            stored = False
-        await interaction.response.send_message(
-            "Thanks, your feedback is recorded." if stored
-            else "That answer no longer exists, so the feedback was not recorded.",
-            ephemeral=True,
-        )  # fmt: skip
-
-    def _first_delivery(self, message_id: int) -> bool:
-        """Every replica connected with this token sees each message: the one that records
-        its id first answers it (bot.inbox, without a payload: dedupe only)."""
-        try:
-            return self.runtime.inbox.claim(PLATFORM, str(message_id), None)
+            reply = feedback_reply(stored)
         except DBAPIError as exc:
-            log.error("cannot record message %s, answering anyway: %s", message_id, exc)
-            return True
+            log.error("cannot record feedback on answer %s: %s", turn, exc)
+            reply = NOT_NOW
+        await interaction.response.send_message(reply, ephemeral=True)
+
+    async def _claim(self, message: discord.Message) -> bool | None:
+        """Whether this replica is the first to record ``message`` (so it answers it); None when
+        the database refused every attempt (typing is shown while it is retried)."""
+        for delay in (*self._retry_seconds, None):
+            try:
+                return await asyncio.to_thread(
+                    self.runtime.inbox.claim, PLATFORM, str(message.id), None
+                )  # bot.inbox without a payload: dedupe only
+            except DBAPIError as exc:
+                log.error("cannot record message %s (retrying: %s): %s", message.id,
+                          delay is not None, exc)  # fmt: skip
+                if delay is None:
+                    return None
+                async with message.channel.typing():
+                    await asyncio.sleep(delay)
+        raise AssertionError("the last attempt returns")
 
     async def _parent(self, message: discord.Message) -> discord.Message | None:
         """The message ``message`` replies to, if any (and if it still exists)."""
@@ -204,9 +242,10 @@ class TeambotClient(discord.Client):
             chain.append(parent)
         return chain[::-1]
 
-    async def _answer(self, question: Question, edit: Any, send: Any) -> None:
+    async def _answer(self, question: Question, edit: Edit, send: Send) -> None:
         """Stream the answer into the first message (edits throttled by DISCORD_UPDATE_SECONDS),
-        then the final pieces, sources and buttons; failures are said, never swallowed."""
+        then the final pieces, sources and buttons; failures are said, never swallowed. While
+        the database is unreachable the answer is tried again, "Still working on it…" shown."""
         loop = asyncio.get_running_loop()
 
         def show(text: str) -> None:  # on the worker thread
@@ -221,48 +260,26 @@ class TeambotClient(discord.Client):
                          interval=self.settings.discord_update_seconds,
                          max_chars=MESSAGE_CHARS)  # fmt: skip
 
-        try:
-            answer = await loop.run_in_executor(self._workers, work)
-            pieces = split_message(answer.text, MESSAGE_CHARS)
-            extras = [{} for _ in pieces]
-            extras[-1] = {"embed": sources_embed(answer.citations), "view": feedback_view(answer)}
-            await edit(pieces[0], **extras[0])
-            for piece, extra in zip(pieces[1:], extras[1:], strict=True):
-                await send(piece, **extra)
-        except Exception as exc:
-            log.exception("answering %s failed", question.user)
-            await edit(user_message(exc), embed=None, view=None)
-
-
-def sources_embed(citations: list[Citation]) -> discord.Embed | None:
-    """The numbered sources as links, in one embed (None when the answer cites nothing)."""
-    if not citations:
-        return None
-    lines = []
-    for c in citations:
-        if c.path is not None:  # a file on the bot's machine: nothing a reader could open
-            lines.append(f"[{c.n}] {c.label} — `{c.location}`")
-        else:
-            url = f"{c.url}#{c.anchor}" if c.anchor else c.url
-            lines.append(f"[{c.n}] [{c.label}]({url})")
-    return discord.Embed(title="Sources", description="\n".join(lines)[:EMBED_CHARS])
-
-
-def feedback_view(answer: Answer) -> discord.ui.View | None:
-    """👍 / 👎 buttons whose ids carry the stored answer's id (handled in on_interaction, so
-    they keep working after a restart)."""
-    if answer.turn_id is None:
-        return None
-    view = discord.ui.View(timeout=None)
-    for vote, emoji in (("up", "👍"), ("down", "👎")):
-        view.add_item(
-            discord.ui.Button(
-                emoji=emoji,
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"{FEEDBACK_PREFIX}{vote}:{answer.turn_id}",
-            )
-        )
-    return view
+        for delay in (*self._retry_seconds, None):
+            try:
+                answer = await loop.run_in_executor(self._workers, work)
+                messages = answer_messages(answer)
+                await edit(messages[0][0], **messages[0][1])
+                for content, fields in messages[1:]:
+                    await send(content, **fields)
+                return
+            except DBAPIError as exc:
+                log.error("answering %s: database unavailable (retrying: %s): %s",
+                          question.user, delay is not None, exc)  # fmt: skip
+                if delay is None:
+                    await edit(failure_text(exc), embed=None, view=None)
+                    return
+                await edit(STILL_WORKING, embed=None, view=None)
+                await asyncio.sleep(delay)
+            except Exception as exc:
+                log.exception("answering %s failed", question.user)
+                await edit(failure_text(exc), embed=None, view=None)
+                return
 
 
 class DiscordRunner:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot.render import citation_url
 from bot.split import split_message
 from bot.types import Answer, Citation
 
@@ -80,11 +81,8 @@ def feedback_block(turn_id: int) -> dict[str, Any]:
 
 
 def _link(citation: Citation) -> str:
-    label = escape(citation.label)
-    if citation.path is not None:  # a file on the bot's machine: no link a reader could open
-        return f"{label} — `{citation.location}`"
-    url = f"{citation.url}#{citation.anchor}" if citation.anchor else citation.url
-    return f"<{url}|{label}>"
+    label, url = escape(citation.label), citation_url(citation)
+    return f"<{url}|{label}>" if url is not None else f"{label} — `{citation.location}`"
 
 
 def escape(text: str) -> str:
