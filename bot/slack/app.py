@@ -39,13 +39,13 @@ from sqlalchemy.exc import DBAPIError
 from bot.admin import Actor, ReplyTarget, run_admin
 from bot.channels import channel_prefs
 from bot.errors import user_message
-from bot.feedback import record_feedback
+from bot.feedback import feedback_reply, record_feedback
 from bot.models import Conversation
 from bot.runtime import Runtime
 from bot.slack import gates, render
 from bot.slack.identity import RATE_LIMIT_RETRIES, identify, start_up_client
 from bot.slack.text import plain_text
-from bot.streaming import relay
+from bot.streaming import STILL_WORKING, relay
 from bot.types import Question
 from knowledge.models import Notice
 
@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 PLATFORM = "slack"
 THINKING = "_Thinking…_"
 REDELIVERED = "teambot_redelivered"  # marks a body redeliver() dispatches; Slack never sends it
-RETRYING = "_Still working on it: teambot's database is briefly unavailable…_"
 WORKING_REACTION = "eyes"
 PRIVATE_CHANNEL_TYPES = ("im", "mpim", "group")
 # Message subtypes that are people writing; edits, joins, bot posts and the like are not.
@@ -306,9 +305,8 @@ class SlackAdapter:
             client.chat_postEphemeral(
                 channel=channel,
                 user=user,
-                text="Thanks, your feedback is recorded." if stored
-                else "That answer no longer exists, so the feedback was not recorded.",
-            )  # fmt: skip
+                text=feedback_reply(stored),
+            )
 
     def _answer(
         self,
@@ -344,7 +342,7 @@ class SlackAdapter:
             if event is None:
                 self._edit(client, channel, ts, user_message(exc))
                 return
-            self._edit(client, channel, ts, RETRYING)
+            self._edit(client, channel, ts, STILL_WORKING)
             raise RetryLater from exc
         except Exception as exc:
             log.exception("answering %s in %s failed", question.user, channel)
@@ -386,7 +384,7 @@ class SlackAdapter:
         waiting = [
             m["ts"]
             for m in replies.get("messages", [])
-            if m.get("bot_id") and m.get("text") in (THINKING, RETRYING)
+            if m.get("bot_id") and m.get("text") in (THINKING, STILL_WORKING)
         ]
         return waiting[-1] if waiting else None
 
