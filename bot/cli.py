@@ -258,7 +258,7 @@ def ingest(
     report = ingest_folder(
         runtime.sessions, runtime.embedder, path, name=name, progress=render.ProgressBar(err)
     )
-    typer.echo(mask_urls_in(render.refresh_summary(report)))
+    typer.echo(mask_urls_in(report.summary()))
 
 
 @sources_app.command("add")
@@ -357,7 +357,7 @@ def refresh_command(
             summary["failed_sources"] = failures
         typer.echo(mask_urls_in(json.dumps(summary, indent=2)))
     else:
-        typer.echo(mask_urls_in("\n".join(render.refresh_summary(r) for r in reports)))
+        typer.echo(mask_urls_in("\n".join(r.summary() for r in reports)))
     if failures:
         raise typer.Exit(1)
 
@@ -496,9 +496,10 @@ def worker(ctx: typer.Context) -> None:
     Several workers can share one PostgreSQL: each run goes to one of them.
 
     `teambot admin status` lists the running workers and each source's next run."""
+    from bot.retention import forget_expired
     from workers.scheduler import run_forever
 
-    run_forever(_runtime(ctx))
+    run_forever(_runtime(ctx), forget_expired)
 
 
 @app.command()

@@ -43,24 +43,6 @@ def citation_url(citation: Citation) -> str | None:
     return f"{citation.url}#{citation.anchor}" if citation.anchor else citation.url
 
 
-def refresh_summary(report: RunReport) -> str:
-    """One line of counts, then each failed and skipped page with its reason."""
-    seconds = report.timings.get("total", 0.0)
-    lines = [
-        f"Source {report.source!r}: {report.pages_seen} pages seen — {report.pages_new} new, "
-        f"{report.pages_changed} changed, {report.pages_unchanged} unchanged, "
-        f"{report.pages_removed} removed, {report.pages_failed} failed, "
-        f"{report.pages_skipped} skipped; {report.chunks_embedded} chunks embedded, "
-        f"{report.chunks_reused} reused, in {seconds:.1f} s."
-    ]
-    for kind in ("failed", "skipped"):
-        issues = [i for i in report.issues if i.kind == kind]
-        if issues:
-            lines.append(f"{kind.capitalize()} ({len(issues)}):")
-            lines += [f"  {i.url}: {i.error}" for i in issues]
-    return "\n".join(lines)
-
-
 def refresh_json(reports: list[RunReport], *, single: bool) -> dict[str, Any]:
     """One source's report, or the totals of several with each under ``sources``."""
     if single:

@@ -137,9 +137,10 @@ def serve(runtime: Runtime, *, with_worker: bool = False) -> None:
         if with_worker:
             from apscheduler.schedulers.background import BackgroundScheduler
 
+            from bot.retention import forget_expired
             from workers.scheduler import start_worker
 
-            worker = start_worker(runtime, BackgroundScheduler)
+            worker = start_worker(runtime, forget_expired, BackgroundScheduler)
             worker.scheduler.start()
             adapters.callback(worker.leave)
             adapters.callback(worker.scheduler.shutdown, wait=False)

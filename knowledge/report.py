@@ -65,6 +65,23 @@ class RunReport:
     def errors(self) -> list[dict[str, str]]:
         return [{"url": i.url, "error": i.error, "kind": i.kind} for i in self.issues]
 
+    def summary(self) -> str:
+        """One line of counts, then each failed and skipped page with its reason."""
+        seconds = self.timings.get("total", 0.0)
+        lines = [
+            f"Source {self.source!r}: {self.pages_seen} pages seen — {self.pages_new} new, "
+            f"{self.pages_changed} changed, {self.pages_unchanged} unchanged, "
+            f"{self.pages_removed} removed, {self.pages_failed} failed, "
+            f"{self.pages_skipped} skipped; {self.chunks_embedded} chunks embedded, "
+            f"{self.chunks_reused} reused, in {seconds:.1f} s."
+        ]
+        for kind in ("failed", "skipped"):
+            issues = [i for i in self.issues if i.kind == kind]
+            if issues:
+                lines.append(f"{kind.capitalize()} ({len(issues)}):")
+                lines += [f"  {i.url}: {i.error}" for i in issues]
+        return "\n".join(lines)
+
     def to_json(self) -> dict[str, Any]:
         """The stable shape scripts rely on (``teambot refresh --json``)."""
         return {

@@ -15,6 +15,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.retention import forget_expired
 from bot.runtime import Runtime
 from bot.settings import Settings
 from knowledge.embed import Embedder
@@ -210,7 +211,7 @@ def test_an_expired_lease_from_another_machine_is_orphaned_and_a_busy_request_wa
         [request] = coordination.claim_requests(session)
     with runtime.sessions.begin() as session:
         assert coordination.claim_requests(session) == []  # claimed once, by one worker
-    worker = Worker(runtime, paused_scheduler(runtime))
+    worker = Worker(runtime, paused_scheduler(runtime), forget_expired)
     worker._run_one_off(request.name, "asked for by an admin", request)  # busy elsewhere
 
     with runtime.sessions() as session:  # so the request waits for the lease to come free
@@ -231,7 +232,7 @@ def test_a_refresh_asked_for_in_chat_leaves_a_notice_where_it_was_asked(
         coordination.request_refresh(session, "zephyr", by="slack:U1", notify=where)
     with runtime.sessions.begin() as session:
         [request] = coordination.claim_requests(session)
-    worker = Worker(runtime, paused_scheduler(runtime))
+    worker = Worker(runtime, paused_scheduler(runtime), forget_expired)
 
     worker._run_one_off(request.name, "asked for by an admin", request)
 

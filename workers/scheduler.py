@@ -13,6 +13,9 @@ takes over sources whose refresh was abandoned by a worker that died (its
 lease expired). Two refreshes of one source never overlap: the refresh takes
 the source's lease. A failing refresh is logged and retried at the next run.
 Once a day one worker forgets what is older than TEAMBOT_RETENTION_DAYS.
+
+workers/ never imports bot/: what a worker needs from the process that runs it is
+``WorkerDeps`` (bot.runtime.Runtime is one) and the retention function it is handed.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import ConflictingIdError
@@ -30,12 +35,12 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
 
-from bot import render
-from bot.retention import forget_expired
-from bot.runtime import Runtime
+from knowledge.crawl import CrawlLimits
+from knowledge.embed import TextEmbedder
 from knowledge.errors import KnowledgeError
 from knowledge.lease import SourceBusyError, new_owner
 from knowledge.models import Source
@@ -53,6 +58,30 @@ LOCAL = "default"  # this process's own housekeeping and one-off runs
 REFRESHES = "refreshes"  # the executor refreshes run on, apart from housekeeping
 REFRESH_THREADS = 2  # embedding is CPU-bound: more at once only slows each down
 
+# Deletes what is older than its days (None: keep) and says what it deleted.
+Retention = Callable[[sessionmaker[Session], int | None], object]
+
+
+class WorkerSettings(Protocol):
+    refresh_lease_seconds: int
+    refresh_interval_minutes: int
+    retention_days: int | None
+
+
+class WorkerDeps(Protocol):
+    """What a worker uses of the process that runs it."""
+
+    @property
+    def engine(self) -> Engine: ...
+    @property
+    def sessions(self) -> sessionmaker[Session]: ...
+    @property
+    def embedder(self) -> TextEmbedder: ...
+    @property
+    def crawl_limits(self) -> CrawlLimits: ...
+    @property
+    def settings(self) -> WorkerSettings: ...
+
 
 def trigger_for(schedule: str | None, default_minutes: int) -> BaseTrigger:
     """The APScheduler trigger for a stored schedule string."""
@@ -64,7 +93,7 @@ def trigger_for(schedule: str | None, default_minutes: int) -> BaseTrigger:
 
 
 def build_scheduler(
-    runtime: Runtime, kind: type[BaseScheduler] = BlockingScheduler
+    runtime: WorkerDeps, kind: type[BaseScheduler] = BlockingScheduler
 ) -> BaseScheduler:
     """A scheduler on the shared SQL job store, with refreshes on their own threads."""
     return kind(
@@ -80,9 +109,10 @@ def build_scheduler(
 class Worker:
     """One worker process: its scheduler, its identity and the refreshes it is running."""
 
-    def __init__(self, runtime: Runtime, scheduler: BaseScheduler) -> None:
+    def __init__(self, runtime: WorkerDeps, scheduler: BaseScheduler, retention: Retention) -> None:
         self.runtime = runtime
         self.scheduler = scheduler
+        self._retention = retention
         self.id = new_owner()
         self._lock = threading.Lock()
         self._active: set[str] = set()  # submitted here and not finished
@@ -116,11 +146,11 @@ class Worker:
             with self._lock:
                 self._active.discard(name)
         log.info("refreshed %s: %s", name, report.counts())
-        return "Refreshed. " + render.refresh_summary(report)
+        return "Refreshed. " + report.summary()
 
     def forget_expired(self) -> None:
         days = self.runtime.settings.retention_days
-        result = forget_expired(self.runtime.sessions, days)
+        result = self._retention(self.runtime.sessions, days)
         log.info("retention (%s): %s", f"{days} days" if days else "keep", result)
 
     def poll(self) -> None:
@@ -196,7 +226,7 @@ class Worker:
             coordination.leave(session, self.id)
 
 
-def sync_jobs(scheduler: BaseScheduler, runtime: Runtime, jobstore: str = SHARED) -> None:
+def sync_jobs(scheduler: BaseScheduler, runtime: WorkerDeps, jobstore: str = SHARED) -> None:
     """Make the job store's refresh jobs match the enabled sources and their schedules."""
     with runtime.sessions() as session:
         wanted = dict(
@@ -240,11 +270,13 @@ def sync_jobs(scheduler: BaseScheduler, runtime: Runtime, jobstore: str = SHARED
         log.info("unscheduled %s (removed or disabled)", name)
 
 
-def start_worker(runtime: Runtime, kind: type[BaseScheduler] = BlockingScheduler) -> Worker:
+def start_worker(
+    runtime: WorkerDeps, retention: Retention, kind: type[BaseScheduler] = BlockingScheduler
+) -> Worker:
     """A worker whose scheduler is set up and bound; ``worker.scheduler.start()`` runs it
     (blocking for `teambot worker`, on a thread for `teambot serve --worker`)."""
     runtime.sessions  # noqa: B018 - upgrades an SQLite schema before the job store reads it
-    worker = Worker(runtime, build_scheduler(runtime, kind))
+    worker = Worker(runtime, build_scheduler(runtime, kind), retention)
     jobs.bind(worker)
     worker.scheduler.add_job(
         worker.poll,
@@ -260,9 +292,9 @@ def start_worker(runtime: Runtime, kind: type[BaseScheduler] = BlockingScheduler
     return worker
 
 
-def run_forever(runtime: Runtime) -> None:
+def run_forever(runtime: WorkerDeps, retention: Retention) -> None:
     """Block, refreshing sources on schedule, until interrupted."""
-    worker = start_worker(runtime)
+    worker = start_worker(runtime, retention)
     log.info("Ctrl-C stops the worker")
     try:
         worker.scheduler.start()

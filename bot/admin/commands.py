@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import render, retention
+from bot import retention
 from bot.admin import access, activity, channel
 from bot.admin.access import Actor
 from bot.admin.text import columns
@@ -264,7 +264,7 @@ def sources_refresh(deps: AdminDeps, actor: Actor, args: Args) -> str:
             f"{coordination.HEARTBEAT_SECONDS} seconds; {then}."
         )
     report = refresh(deps.sessions, deps.embedder, name, limits=deps.crawl_limits)
-    return "No worker is running, so teambot refreshed it here.\n" + render.refresh_summary(report)
+    return "No worker is running, so teambot refreshed it here.\n" + report.summary()
 
 
 def status(deps: AdminDeps, actor: Actor, args: Args) -> str:

@@ -1,0 +1,94 @@
+"""The layers point one way (DESIGN.md, Layout): each rule names a part of the tree and the
+packages it must never import, at module level or inside a function alike.
+
+    composition root (bot.cli, bot.serve)       sees everything
+    adapters (bot.slack, bot.discord)           never each other
+    core (the rest of bot/)                     never the adapters or the composition root
+    workers/                                    never bot/
+    knowledge/                                  never bot/ or workers/
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ADAPTERS = ("bot.slack", "bot.discord")
+COMPOSITION_ROOT = ("bot.cli", "bot.cli_llm", "bot.serve")
+# (modules the rule is about, what they must not import, modules exempt from it)
+RULES = [
+    (("knowledge",), ("bot", "workers"), ()),
+    (("workers",), ("bot",), ()),
+    (("bot.slack",), ("bot.discord",), ()),
+    (("bot.discord",), ("bot.slack",), ()),
+    (("bot",), (*ADAPTERS, *COMPOSITION_ROOT), (*ADAPTERS, *COMPOSITION_ROOT)),
+]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported(source: str, module: str) -> set[str]:
+    """Every module ``source`` (the text of ``module``) imports, relative imports resolved."""
+    names: set[str] = set()
+    package = module.rsplit(".", 1)[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def violations(modules: dict[str, str]) -> list[str]:
+    """``module imports forbidden`` for every rule broken by ``modules`` (name → source)."""
+    found = []
+    for name, source in sorted(modules.items()):
+        for about, forbidden, exempt in RULES:
+            if not within(name, about) or within(name, exempt):
+                continue
+            for target in sorted(imported(source, name)):
+                if within(target, forbidden):
+                    found.append(f"{name} imports {target}")
+    return found
+
+
+def project_modules() -> dict[str, str]:
+    return {
+        module_name(path): path.read_text()
+        for package in ("bot", "knowledge", "workers")
+        for path in (ROOT / package).rglob("*.py")
+    }
+
+
+def test_the_layers_point_one_way() -> None:
+    assert violations(project_modules()) == []
+
+
+@pytest.mark.parametrize(
+    ("module", "source"),
+    [
+        ("knowledge.crawl", "from bot.settings import Settings"),
+        ("knowledge.store", "def f():\n    import workers.jobs"),
+        ("workers.scheduler", "from bot import render"),
+        ("bot.slack.app", "from bot.discord.render import split"),
+        ("bot.core", "from bot.slack import render"),
+        ("bot.admin.commands", "from ..serve import serve"),
+    ],
+)
+def test_a_forbidden_import_is_found(module: str, source: str) -> None:
+    assert violations({**project_modules(), module: source}) != []
