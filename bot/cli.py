@@ -3,44 +3,32 @@
 Every failure a user can cause or fix ends in one clear line and a non-zero exit, never
 a traceback: ``Error: …`` on stderr, or ``{"error": "…"}`` on stdout when the command was
 asked for ``--json``. URLs in that line have their passwords and secret parameters masked.
+
+It starts at once: this module imports typer and little else, and each command imports
+what it needs (SQLAlchemy, the embedder, FAISS, the admin module) when it runs. Settings
+are read by the first command that needs them, so every ``--help`` skips them too.
+tests/test_cli_imports.py keeps it so.
 """
 
 from __future__ import annotations
 
 import getpass
 import json
+import sys
 import uuid
-from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
-from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
 
-from bot import render
-from bot.admin import Actor, run_admin
 from bot.cli_llm import llm_app
-from bot.core import validate_question
-from bot.errors import BotError
-from bot.logs import configure_logging
 from bot.runtime import Runtime
-from bot.settings import Settings
-from bot.types import Delta, Question, Restart
-from knowledge import db
-from knowledge.errors import KnowledgeError
-from knowledge.evaluate import load_questions
-from knowledge.ingest import ingest_folder
-from knowledge.models import Source
-from knowledge.progress import NullProgress
-from knowledge.refresh import refresh
-from knowledge.retrieval_eval import evaluate_retrieval
-from knowledge.search import METHODS
-from knowledge.sources import SourceSpec, add_source, remove_source
-from knowledge.store import source_summaries
 from knowledge.urls import mask_url, mask_urls_in
+
+if TYPE_CHECKING:
+    from bot.admin import Actor
+    from bot.types import Question
 
 CLI_PLATFORM = "cli"
 CLI_CHANNEL = "terminal"
@@ -49,6 +37,7 @@ DEMO_QUESTION = "How do I use PostgreSQL instead of SQLite?"
 BUNDLED_DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 JSON_OUTPUT = "teambot.json_output"  # ctx.meta key: the command line asked for --json
+VERBOSE = "teambot.verbose"  # ctx.meta key: -v, for the logging set up with the settings
 # typer's UsageError (typer carries its own copy of click): public only as BadParameter's base.
 USAGE_ERROR: type[Exception] = typer.BadParameter.__base__
 
@@ -74,8 +63,8 @@ class _UserErrors(typer.core.TyperGroup):
     on stdout when the command line asks for --json, else ``Error: …`` on stderr."""
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
-        # Noted before anything can fail (a bad setting fails before the command's own
-        # options are parsed), so that every failure of a --json command line is JSON.
+        # Noted before anything can fail, so that every failure of a --json command line
+        # (a usage error, a bad setting) is JSON.
         ctx.meta[JSON_OUTPUT] = "--json" in args
         return super().parse_args(ctx, args)
 
@@ -98,9 +87,12 @@ def _user_failure(exc: Exception, ctx: typer.Context) -> tuple[str, int] | None:
     """The message and exit code for an error the user can fix; None for anything else.
 
     Usage errors are left to click (which prints them with the usage) unless JSON is wanted."""
+    from bot.errors import BotError
+    from knowledge.errors import KnowledgeError
+
     if isinstance(exc, CommandFailed | BotError | KnowledgeError):
         return str(exc), 1
-    if isinstance(exc, OperationalError):
+    if _is_database_error(exc):
         runtime = ctx.find_object(Runtime)
         url = mask_url(runtime.settings.database_url) if runtime else "(unknown)"
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unknown error"
@@ -108,6 +100,13 @@ def _user_failure(exc: Exception, ctx: typer.Context) -> tuple[str, int] | None:
     if isinstance(exc, USAGE_ERROR) and ctx.meta.get(JSON_OUTPUT):
         return exc.format_message(), exc.exit_code  # type: ignore[attr-defined]
     return None
+
+
+def _is_database_error(exc: Exception) -> bool:
+    """An OperationalError (the database is unreachable or refuses us); only a command that
+    loaded SQLAlchemy can raise one, and importing it here to ask would cost half a second."""
+    sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")
+    return sqlalchemy_errors is not None and isinstance(exc, sqlalchemy_errors.OperationalError)
 
 
 app = typer.Typer(
@@ -133,6 +132,25 @@ def _setup(
     ctx: typer.Context,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show debug logs.")] = False,
 ) -> None:
+    ctx.meta[VERBOSE] = verbose  # the settings wait for runtime_of: `teambot X --help` skips them
+
+
+def runtime_of(ctx: typer.Context) -> Runtime:
+    """The command's Runtime, made on first use: settings read, logging set up, closed with
+    the command line."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, Runtime):
+        root.obj = _load_runtime(verbose=bool(root.meta.get(VERBOSE)))
+        root.call_on_close(root.obj.close)
+    return root.obj
+
+
+def _load_runtime(*, verbose: bool) -> Runtime:
+    from pydantic import ValidationError
+
+    from bot.logs import configure_logging
+    from bot.settings import Settings
+
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -141,16 +159,19 @@ def _setup(
         )
         fail(f"Invalid setting — {problems}")
     configure_logging("DEBUG" if verbose else settings.log_level, settings.secret_values())
-    runtime = Runtime(settings)
-    ctx.obj = runtime
-    ctx.call_on_close(runtime.close)
+    return Runtime(settings)
 
 
-def _runtime(ctx: typer.Context) -> Runtime:
-    return ctx.ensure_object(Runtime)
+def _actor() -> Actor:
+    """Who runs a command in this terminal, for the admin commands (trusted, see bot.admin)."""
+    from bot.admin import Actor
+
+    return Actor(CLI_PLATFORM, getpass.getuser())
 
 
 def _question(text: str, thread: str) -> Question:
+    from bot.types import Question
+
     return Question(
         platform=CLI_PLATFORM, channel=CLI_CHANNEL, thread=thread, user=getpass.getuser(), text=text
     )
@@ -180,7 +201,9 @@ def ask(
     ] = None,
 ) -> None:
     """Ask one question and print the answer with numbered citations."""
-    runtime = _runtime(ctx)
+    from bot.core import validate_question
+
+    runtime = runtime_of(ctx)
     if top_k is not None:
         runtime.settings = runtime.settings.model_copy(update={"top_k": top_k})
     validate_question(question, runtime.settings.max_question_chars)  # before loading the model
@@ -195,6 +218,9 @@ def ask(
 def _print_streamed(runtime: Runtime, question: Question, prefix: str = "") -> None:
     """Print the answer as the model writes it, then its sources; a model that fails
     mid-answer is announced on stderr and the next model's answer starts on a new line."""
+    from bot import render
+    from bot.types import Delta, Restart
+
     shown = ""
     typer.echo(prefix, nl=False)
     for event in runtime.assistant.stream(question):
@@ -220,7 +246,9 @@ def chat(
     ] = None,
 ) -> None:
     """Talk to teambot in one conversation; /new starts another, /quit (or Ctrl-D) leaves."""
-    runtime = _runtime(ctx)
+    from bot.errors import BotError
+
+    runtime = runtime_of(ctx)
     thread = thread or uuid.uuid4().hex
     err.print("Ask a question about your docs. /new starts a new conversation, /quit leaves.")
     while True:
@@ -254,7 +282,10 @@ def ingest(
     ] = None,
 ) -> None:
     """Index a local folder; re-running it embeds only what changed."""
-    runtime = _runtime(ctx)
+    from bot import render
+    from knowledge.ingest import ingest_folder
+
+    runtime = runtime_of(ctx)
     report = ingest_folder(
         runtime.sessions, runtime.embedder, path, name=name, progress=render.ProgressBar(err)
     )
@@ -286,6 +317,9 @@ def sources_add(
     ] = False,
 ) -> None:
     """Register a source; `teambot refresh NAME` (or the worker) then indexes it."""
+    from bot.admin.commands import TERMINAL, add_source_as
+    from knowledge.sources import SourceSpec
+
     spec = SourceSpec(
         name=name,
         location=location,
@@ -298,12 +332,7 @@ def sources_add(
         cron=cron,
         allow_private=allow_private,
     )
-    with _runtime(ctx).sessions.begin() as session:
-        source = add_source(session, spec)
-        kind, where = source.kind, mask_url(source.location)
-    typer.echo(
-        f"Added {kind} source {name!r} at {where}. Index it now with `teambot refresh {name}`."
-    )
+    typer.echo(add_source_as(runtime_of(ctx), _actor(), spec, TERMINAL))
 
 
 @sources_app.command("remove")
@@ -311,9 +340,9 @@ def sources_remove(
     ctx: typer.Context, name: Annotated[str, typer.Argument(help="The source's name.")]
 ) -> None:
     """Delete a source with all its documents and chunks."""
-    with _runtime(ctx).sessions.begin() as session:
-        documents = remove_source(session, name)
-    typer.echo(f"Removed source {name!r} and its {documents} documents.")
+    from bot.admin.commands import remove_source_named
+
+    typer.echo(remove_source_named(runtime_of(ctx), name))
 
 
 @app.command("refresh")
@@ -327,7 +356,15 @@ def refresh_command(
     ] = False,
 ) -> None:
     """Refresh sources now: fetch what changed, embed only changed chunks, drop what is gone."""
-    runtime = _runtime(ctx)
+    from sqlalchemy import select
+
+    from bot import render
+    from knowledge.errors import KnowledgeError
+    from knowledge.models import Source
+    from knowledge.progress import NullProgress
+    from knowledge.refresh import refresh
+
+    runtime = runtime_of(ctx)
     with runtime.sessions() as session:
         names = [name] if name else list(session.scalars(select(Source.name).order_by(Source.name)))
     if not names:
@@ -365,13 +402,14 @@ def refresh_command(
 @sources_app.command("list")
 def sources_list(ctx: typer.Context) -> None:
     """Each source with its documents, chunks and last ingestion run."""
-    with _runtime(ctx).sessions() as session:
-        summaries = source_summaries(session)
+    from bot import render
+    from bot.admin.commands import TERMINAL, listed_sources
+
+    summaries = listed_sources(runtime_of(ctx))
     if not summaries:
-        typer.echo("No sources yet. Add one with `teambot ingest PATH` or run `teambot demo`.")
+        typer.echo(TERMINAL.no_sources)
         return
-    shown = [replace(s, location=mask_url(s.location)) for s in summaries]
-    Console().print(render.sources_table(shown))
+    Console().print(render.sources_table(summaries))
 
 
 @app.command(
@@ -387,7 +425,9 @@ def admin_command(
     ] = None,
 ) -> None:
     """Admin commands (sources, status, channel settings, stats, forget, admins), audited."""
-    result = run_admin(_runtime(ctx), Actor(CLI_PLATFORM, getpass.getuser()), words or [])
+    from bot.admin import run_admin
+
+    result = run_admin(runtime_of(ctx), _actor(), words or [])
     if not result.ok:
         fail(result.text)
     typer.echo(mask_urls_in(result.text))
@@ -396,7 +436,9 @@ def admin_command(
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Apply every pending migration (run this before starting teambot on PostgreSQL)."""
-    engine = _runtime(ctx).engine
+    from knowledge import db
+
+    engine = runtime_of(ctx).engine
     db.upgrade(engine)
     typer.echo(f"Database at revision {db.current_revision(engine)}.")
 
@@ -404,7 +446,9 @@ def db_upgrade(ctx: typer.Context) -> None:
 @db_app.command("current")
 def db_current(ctx: typer.Context) -> None:
     """Show the database's schema revision and the one this teambot needs."""
-    engine = _runtime(ctx).engine
+    from knowledge import db
+
+    engine = runtime_of(ctx).engine
     typer.echo(
         f"current: {db.current_revision(engine) or 'empty'}  head: {db.head_revision(engine)}"
     )
@@ -438,6 +482,10 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Score retrieval on a question file: recall@1/5/10, MRR and nDCG@10."""
+    from knowledge.evaluate import load_questions
+    from knowledge.retrieval_eval import evaluate_retrieval
+    from knowledge.search import METHODS
+
     if level not in ("section", "page"):
         fail(f"--level {level!r}: use section or page.")
     if exclude_own_page and level != "page":
@@ -445,7 +493,7 @@ def eval_command(
     if method not in METHODS:
         fail(f"--method {method!r}: use one of {', '.join(METHODS)}.")
     asked = load_questions(questions)  # a bad file fails before the model is loaded
-    runtime = _runtime(ctx)
+    runtime = runtime_of(ctx)
     result = evaluate_retrieval(
         runtime.retriever,
         runtime.sessions,
@@ -466,7 +514,7 @@ def eval_command(
 @app.command()
 def config(ctx: typer.Context) -> None:
     """Print the effective settings (environment and .env), secrets masked."""
-    for name, value in _runtime(ctx).settings.masked().items():
+    for name, value in runtime_of(ctx).settings.masked().items():
         typer.echo(f"{name}={value}")
 
 
@@ -499,7 +547,7 @@ def worker(ctx: typer.Context) -> None:
     from bot.retention import forget_expired
     from workers.scheduler import run_forever
 
-    run_forever(_runtime(ctx), forget_expired)
+    run_forever(runtime_of(ctx), forget_expired)
 
 
 @app.command()
@@ -518,7 +566,7 @@ def serve(
     with /healthz and /metrics on TEAMBOT_HOST:TEAMBOT_PORT in every mode."""
     from bot.serve import serve as run_adapters
 
-    run_adapters(_runtime(ctx), with_worker=worker)
+    run_adapters(runtime_of(ctx), with_worker=worker)
 
 
 @app.command("discord")
@@ -526,7 +574,7 @@ def discord_command(ctx: typer.Context) -> None:
     """Run only the Discord bot (DISCORD_TOKEN), until stopped."""
     from bot.discord.app import run_discord
 
-    run_discord(_runtime(ctx))
+    run_discord(runtime_of(ctx))
 
 
 def main() -> None:

@@ -1,4 +1,8 @@
-"""`teambot llm …`: check the configured models, or start a local vLLM server for one."""
+"""`teambot llm …`: check the configured models, or start a local vLLM server for one.
+
+The LLM modules are imported inside the commands, so that `teambot --help` does not load
+them (see bot/cli.py).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,6 @@ import time
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
-
-from bot.errors import ProviderError
-from bot.llm.provider import ChatProvider
-from bot.llm.serve_local import serve_local
-from bot.llm.setup import HOW_TO_CONFIGURE, provider_configs, timeouts
-from bot.runtime import Runtime
 
 CHECK_PROMPT = [{"role": "user", "content": "Reply with the single word OK."}]
 CHECK_MAX_TOKENS = 5
@@ -30,7 +26,15 @@ def check(ctx: typer.Context) -> None:
 
     Exits with status 1 when a configured model does not answer, so deploy
     scripts can stop on it."""
-    settings = ctx.ensure_object(Runtime).settings
+    from rich.console import Console
+    from rich.table import Table
+
+    from bot.cli import runtime_of
+    from bot.errors import ProviderError
+    from bot.llm.provider import ChatProvider
+    from bot.llm.setup import HOW_TO_CONFIGURE, provider_configs, timeouts
+
+    settings = runtime_of(ctx).settings
     configs = provider_configs(settings)
     private = settings.llm_private_route or "same as LLM_ROUTE"
     typer.echo(f"LLM_ROUTE={settings.llm_route}  LLM_PRIVATE_ROUTE={private}")
@@ -78,4 +82,6 @@ def serve_local_command(
 
     Then point teambot at it with LOCAL_LLM_BASE_URL=http://HOST:PORT/v1 and
     LOCAL_LLM_MODEL=MODEL."""
+    from bot.llm.serve_local import serve_local
+
     serve_local(model, host=host, port=port, max_model_len=max_model_len)

@@ -1,26 +1,27 @@
-"""Wires settings into the objects a command needs; every heavy piece is built on first use."""
+"""Wires settings into the objects a command needs; every heavy piece is built on first use.
+
+Its imports are made on first use too, inside each property: `teambot config` needs the
+settings alone, and must not pay for SQLAlchemy, FAISS or the crawler to print them.
+"""
 
 from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
-from bot.core import Assistant
-from bot.inbox import Inbox
-from bot.llm import Router, build_router
-from bot.memory import ConversationMemory
-from bot.metrics import Metrics
-from bot.settings import Settings
-from knowledge.crawl import CrawlLimits
-from knowledge.db import ensure_schema, make_engine, make_session_factory
-from knowledge.embed import TextEmbedder, load_embedder
-from knowledge.index import VectorIndex
-from knowledge.lease import new_owner
-from knowledge.search import Retriever
-from knowledge.snapshot import SnapshotStore
+    from bot.core import Assistant
+    from bot.inbox import Inbox
+    from bot.llm import Router
+    from bot.metrics import Metrics
+    from bot.settings import Settings
+    from knowledge.crawl import CrawlLimits
+    from knowledge.embed import TextEmbedder
+    from knowledge.search import Retriever
 
 
 class Runtime:
@@ -31,16 +32,22 @@ class Runtime:
 
     @cached_property
     def engine(self) -> Engine:
+        from knowledge.db import make_engine
+
         return make_engine(self.settings.database_url)
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
         """Sessions on a database whose schema is current (SQLite is upgraded on first use)."""
+        from knowledge.db import ensure_schema, make_session_factory
+
         ensure_schema(self.engine)
         return make_session_factory(self.engine)
 
     @cached_property
     def embedder(self) -> TextEmbedder:
+        from knowledge.embed import load_embedder
+
         return load_embedder(
             self.settings.embedding_model,
             backend=self.settings.embedding_backend,
@@ -50,6 +57,10 @@ class Runtime:
 
     @cached_property
     def retriever(self) -> Retriever:
+        from knowledge.index import VectorIndex
+        from knowledge.search import Retriever
+        from knowledge.snapshot import SnapshotStore
+
         snapshots = SnapshotStore(
             self.settings.data_dir, self._database_identity(), self.embedder.model_name
         )
@@ -61,22 +72,33 @@ class Runtime:
     @cached_property
     def process_id(self) -> str:
         """``host:pid:nonce``: who owns this process's claims, leases and heartbeat."""
+        from knowledge.lease import new_owner
+
         return new_owner()
 
     @cached_property
     def inbox(self) -> Inbox:
+        from bot.inbox import Inbox
+
         return Inbox(self.sessions, self.process_id)
 
     @cached_property
     def metrics(self) -> Metrics:
+        from bot.metrics import Metrics
+
         return Metrics(self.sessions)
 
     @cached_property
     def router(self) -> Router:
+        from bot.llm import build_router
+
         return build_router(self.settings, self.sessions, on_error=self.metrics.llm_error)
 
     @cached_property
     def assistant(self) -> Assistant:
+        from bot.core import Assistant
+        from bot.memory import ConversationMemory
+
         return Assistant(
             ConversationMemory(self.sessions),
             self.retriever,
@@ -90,6 +112,8 @@ class Runtime:
 
     @property
     def crawl_limits(self) -> CrawlLimits:
+        from knowledge.crawl import CrawlLimits
+
         s = self.settings
         return CrawlLimits(
             max_bytes=int(s.crawl_max_page_mb * 2**20),

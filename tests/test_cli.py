@@ -317,6 +317,23 @@ def test_sources_add_refresh_list_remove(tmp_path: Path, db_url: str) -> None:
     assert_clean_failure(run("refresh", "acme", db_url=db_url, cwd=tmp_path), "No source named")
 
 
+def test_the_terminal_adds_any_folder_where_chat_may_add_only_inside_the_roots(
+    tmp_path: Path, db_url: str
+) -> None:
+    env = {"TEAMBOT_FOLDER_ROOTS": str(tmp_path / "shared")}  # chat's limit, not the terminal's
+    empty = run("sources", "list", db_url=db_url, cwd=tmp_path, env=env)
+    assert empty.stdout.startswith("No sources yet. Add one with `teambot ingest PATH`")
+
+    added = run("sources", "add", str(tmp_path), "--name", "notes", db_url=db_url, cwd=tmp_path,
+                env=env)  # fmt: skip
+
+    assert added.returncode == 0, added.stderr
+    assert added.stdout == (
+        f"Added folder source 'notes' at {tmp_path}. Index it now with `teambot refresh notes`.\n"
+    )
+    assert "notes" in run("sources", "list", db_url=db_url, cwd=tmp_path, env=env).stdout
+
+
 def assert_json_failure(
     result: subprocess.CompletedProcess[str], message: str, code: int = 1
 ) -> None:

@@ -30,7 +30,7 @@ from knowledge.embed import TextEmbedder
 from knowledge.models import Chunk, Document, Heartbeat, Source
 from knowledge.refresh import refresh
 from knowledge.sources import SourceSpec, add_source, remove_source
-from knowledge.urls import mask_urls_in
+from knowledge.urls import mask_url, mask_urls_in
 from workers import coordination
 
 REFUSED = (
@@ -199,12 +199,66 @@ def parse_args(command: Command, words: list[str]) -> Args:
 # --- sources and status ----------------------------------------------------------------------
 
 
-def sources_list(deps: AdminDeps, actor: Actor, args: Args) -> str:
-    """Each source with its size and last run, so an admin sees what teambot knows."""
+@dataclass(frozen=True)
+class Spelling:
+    """How the next step reads where the admin typed the command: the sources commands below
+    serve chat (``admin sources …``) and the terminal (``teambot sources …``) alike."""
+
+    index_hint: str  # after an add; ``{name}`` is the source's name
+    no_sources: str
+
+
+CHAT = Spelling(
+    index_hint="Index it with `admin sources refresh {name}`.",
+    no_sources="No sources yet. Add one with `admin sources add URL --name NAME`.",
+)
+TERMINAL = Spelling(  # `teambot sources …`; `teambot admin sources …` reads as chat does
+    index_hint="Index it now with `teambot refresh {name}`.",
+    no_sources="No sources yet. Add one with `teambot ingest PATH` or run `teambot demo`.",
+)
+
+
+class SourcesDeps(Protocol):
+    """What the sources commands use: the database and the folder roots chat may add."""
+
+    settings: Settings
+
+    @property
+    def sessions(self) -> sessionmaker[Session]: ...
+
+
+def listed_sources(deps: SourcesDeps) -> list[store.SourceSummary]:
+    """Each source with its size and last run, its location fit to show (secrets masked)."""
     with deps.sessions() as session:
         summaries = store.source_summaries(session)
+    return [replace(s, location=mask_url(s.location)) for s in summaries]
+
+
+def add_source_as(deps: SourcesDeps, actor: Actor, spec: SourceSpec, spelling: Spelling) -> str:
+    """Register a source (checked by knowledge.sources). A folder only inside
+    TEAMBOT_FOLDER_ROOTS unless ``actor`` is on a trusted platform (the terminal): a chat
+    admin is not the server's owner."""
+    trusted = actor.platform in access.TRUSTED_PLATFORMS
+    roots = None if trusted else deps.settings.folder_root_paths
+    with deps.sessions.begin() as session:
+        source = add_source(session, spec, folder_roots=roots)
+        kind, where = source.kind, mask_url(source.location)
+    hint = spelling.index_hint.format(name=spec.name)
+    return f"Added {kind} source {spec.name!r} at {where}. {hint}"
+
+
+def remove_source_named(deps: SourcesDeps, name: str) -> str:
+    """Delete a source with its documents and chunks."""
+    with deps.sessions.begin() as session:
+        documents = remove_source(session, name)
+    return f"Removed source {name!r} and its {documents} documents."
+
+
+def sources_list(deps: AdminDeps, actor: Actor, args: Args) -> str:
+    """Each source with its size and last run, so an admin sees what teambot knows."""
+    summaries = listed_sources(deps)
     if not summaries:
-        return "No sources yet. Add one with `admin sources add URL --name NAME`."
+        return CHAT.no_sources
     header = ("name", "kind", "documents", "chunks", "last run", "location")
     rows = [
         (s.name, s.kind, str(s.documents), str(s.chunks), _last_run(s.last_run), s.location)
@@ -220,8 +274,6 @@ def _last_run(run: Any) -> str:
 
 
 def sources_add(deps: AdminDeps, actor: Actor, args: Args) -> str:
-    """Register a source (checked by knowledge.sources like `teambot sources add`). From
-    chat, a folder only inside TEAMBOT_FOLDER_ROOTS: a chat admin is not the server's owner."""
     spec = SourceSpec(
         name=args.options.get("name", ""),
         location=args.words[0],
@@ -229,21 +281,11 @@ def sources_add(deps: AdminDeps, actor: Actor, args: Args) -> str:
     )
     if not spec.name:
         raise AdminError("Give the source a name: admin sources add URL --name NAME.")
-    trusted = actor.platform in access.TRUSTED_PLATFORMS
-    roots = None if trusted else deps.settings.folder_root_paths
-    with deps.sessions.begin() as session:
-        source = add_source(session, spec, folder_roots=roots)
-        kind, where = source.kind, source.location
-    return (
-        f"Added {kind} source {spec.name!r} at {where}. "
-        f"Index it with `admin sources refresh {spec.name}`."
-    )
+    return add_source_as(deps, actor, spec, CHAT)
 
 
 def sources_remove(deps: AdminDeps, actor: Actor, args: Args) -> str:
-    with deps.sessions.begin() as session:
-        documents = remove_source(session, args.words[0])
-    return f"Removed source {args.words[0]!r} and its {documents} documents."
+    return remove_source_named(deps, args.words[0])
 
 
 def sources_refresh(deps: AdminDeps, actor: Actor, args: Args) -> str:
