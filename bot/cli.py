@@ -24,6 +24,7 @@ from rich.console import Console
 
 from bot.cli_llm import llm_app
 from bot.runtime import Runtime
+from knowledge.errors import TeambotError
 from knowledge.urls import mask_url, mask_urls_in
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ USAGE_ERROR: type[Exception] = typer.BadParameter.__base__
 err = Console(stderr=True)
 
 
-class CommandFailed(Exception):
+class CommandFailed(TeambotError):
     """A failure the user can fix, raised by ``fail`` and reported by the command group."""
 
 
@@ -87,10 +88,7 @@ def _user_failure(exc: Exception, ctx: typer.Context) -> tuple[str, int] | None:
     """The message and exit code for an error the user can fix; None for anything else.
 
     Usage errors are left to click (which prints them with the usage) unless JSON is wanted."""
-    from bot.errors import BotError
-    from knowledge.errors import KnowledgeError
-
-    if isinstance(exc, CommandFailed | BotError | KnowledgeError):
+    if isinstance(exc, TeambotError):  # written to be read: CommandFailed and every domain error
         return str(exc), 1
     if _is_database_error(exc):
         runtime = ctx.find_object(Runtime)

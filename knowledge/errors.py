@@ -5,6 +5,7 @@ below is written for the person who ran the command or asked the question, and s
 do next. Anything else that escapes is a bug, named without internals.
 
 TeambotError
+├── CommandFailed                a terminal command that cannot go on (bot/cli.py)
 ├── KnowledgeError               documents: crawl, ingest, embed, store, search
 │   ├── SourceError              a source or path that cannot be used as given
 │   │   └── SourceBusyError      another process is refreshing this source right now
