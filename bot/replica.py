@@ -12,15 +12,27 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
 
-from bot.runtime import Runtime
+from bot.inbox import Inbox
 from knowledge.models import Notice
 from workers import coordination
 
 log = logging.getLogger(__name__)
+
+
+class ReplicaDeps(Protocol):
+    """What the duties use of the process; ``bot.runtime.Runtime`` is one."""
+
+    @property
+    def sessions(self) -> sessionmaker[Session]: ...
+    @property
+    def process_id(self) -> str: ...
+    @property
+    def inbox(self) -> Inbox: ...
 
 
 class ReplicaDuties:
@@ -31,7 +43,7 @@ class ReplicaDuties:
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: ReplicaDeps,
         redeliver: dict[str, Callable[[dict[str, Any]], None]],
         notices: dict[str, Callable[[Notice], None]] | None = None,
         every: float = coordination.HEARTBEAT_SECONDS,

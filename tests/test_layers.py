@@ -1,7 +1,8 @@
 """The layers point one way (DESIGN.md, Layout): each rule names a part of the tree and the
 packages it must never import, at module level or inside a function alike.
 
-    composition root (bot.cli, bot.serve)       sees everything
+    composition root (bot.cli, bot.serve, and
+      bot.runtime, which wires the pieces)      sees everything
     adapters (bot.slack, bot.discord)           never each other
     core (the rest of bot/)                     never the adapters or the composition root
     workers/                                    never bot/
@@ -17,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ADAPTERS = ("bot.slack", "bot.discord")
-COMPOSITION_ROOT = ("bot.cli", "bot.cli_llm", "bot.serve")
+COMPOSITION_ROOT = ("bot.cli", "bot.cli_llm", "bot.serve", "bot.runtime")
 # (modules the rule is about, what they must not import, modules exempt from it)
 RULES = [
     (("knowledge",), ("bot", "workers"), ()),
@@ -88,6 +89,7 @@ def test_the_layers_point_one_way() -> None:
         ("bot.slack.app", "from bot.discord.render import split"),
         ("bot.core", "from bot.slack import render"),
         ("bot.admin.commands", "from ..serve import serve"),
+        ("bot.replica", "from bot.runtime import Runtime"),
     ],
 )
 def test_a_forbidden_import_is_found(module: str, source: str) -> None:
