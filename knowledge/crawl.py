@@ -555,7 +555,7 @@ async def _stream_sitemap(
             if sitemap.capped:
                 return True
     if body.at_cap:
-        raise SourceError(f"it is larger than {body.limit / 2**20:g} MB")
+        raise SourceError(f"it is {_too_large(body.limit)}")
     return _offer(sitemap, sitemap.close(), take, children)
 
 

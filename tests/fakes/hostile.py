@@ -82,11 +82,7 @@ class HostileSite(LocalFake):
         self.hostile = not harmless
         self._hits: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self.bomb = _gzip_bomb(self.size) if "bomb" in case or "gzip-gzip" in case else b""
-        if case == "page-gzip-gzip":
-            self.bomb = gzip.compress(self.bomb)
-        elif case == "robots-huge":  # made once, before any request is timed
-            self.bomb = _huge_robots(self.size)
+        self.payload = _payload(case, self.size)
 
     def _new_server(self) -> FakeHTTPServer:
         server = FakeHTTPServer(_Handler, "hostile-site")
@@ -145,9 +141,9 @@ class _Handler(TrackedHandler):
 
     def _hostile_page(self, site: HostileSite) -> None:
         if site.case == "page-gzip-gzip":
-            self._send(200, site.bomb, encoding="gzip, gzip")
+            self._send(200, site.payload, encoding="gzip, gzip")
         elif site.case == "page-gzip-bomb":
-            self._send(200, site.bomb, encoding="gzip")
+            self._send(200, site.payload, encoding="gzip")
         elif site.case == "page-unknown-encoding":
             self._send(200, b"\x1b\x00\x00\x00 not really brotli", encoding="br")
         elif site.case == "slow-page":
@@ -157,22 +153,22 @@ class _Handler(TrackedHandler):
 
     def _robots(self, site: HostileSite) -> None:
         if site.case == "robots-gzip-bomb":
-            self._send(200, site.bomb, content_type="text/plain", encoding="gzip")
+            self._send(200, site.payload, content_type="text/plain", encoding="gzip")
         elif site.case == "robots-endless":
             self._send_chunked(_robots_stream(site.size))
         else:
-            self._send(200, site.bomb, content_type="text/plain")
+            self._send(200, site.payload, content_type="text/plain")
 
     def _sitemap(self, site: HostileSite, path: str) -> None:
         good = _urlset([site.url(GOOD_PATH)])
         hostile, case = site.hostile, site.case
         if path == "/sitemap.xml.gz":
-            body = site.bomb if hostile else gzip.compress(good)
+            body = site.payload if hostile else gzip.compress(good)
             self._send(200, body, content_type="application/gzip")
         elif not hostile and path == "/sitemap.xml":
             self._send(200, good, content_type="application/xml")
         elif case == "sitemap-gzip-bomb" and path == "/sitemap.xml":
-            self._send(200, site.bomb, content_type="application/xml", encoding="gzip")
+            self._send(200, site.payload, content_type="application/xml", encoding="gzip")
         elif case == "invalid-url" and path == "/sitemap.xml":
             bad = [site.url(TOO_LONG_PATH), "http://0177.0.0.1/page.html"]
             self._send(200, _urlset([site.url(GOOD_PATH), *bad]), content_type="application/xml")
@@ -236,6 +232,15 @@ def _gzip_bomb(size: int) -> bytes:
     parts = [compressor.compress(block) for _ in range(size // _BLOCK)]
     parts += [compressor.compress(b" " * (size % _BLOCK)), compressor.flush()]
     return b"".join(parts)
+
+
+def _payload(case: str, size: int) -> bytes:
+    """The case's hostile body, made once, before any request is timed (b"": made as sent)."""
+    if case == "page-gzip-gzip":
+        return gzip.compress(_gzip_bomb(size))
+    if case == "robots-huge":
+        return _huge_robots(size)
+    return _gzip_bomb(size) if "bomb" in case else b""
 
 
 def _huge_robots(size: int) -> bytes:
