@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from bot.models import ProcessedEvent
 from bot.runtime import Runtime
+from bot.serve import MAX_BODY_BYTES
 from bot.settings import Settings
 from bot.slack.text import plain_text
 from knowledge.embed import Embedder
@@ -135,6 +136,19 @@ def test_signed_garbage_is_refused_in_one_log_line_without_the_body(
     # Slack signs UTF-8 text: other bytes cannot carry its signature, whatever the header says.
     assert response.status_code == (401 if body == NOT_UTF8 else 400)
     assert_one_short_line(logs)
+
+
+def test_a_body_over_the_cap_is_413_before_its_signature_is_read(
+    bot: Bot, logs: pytest.LogCaptureFixture
+) -> None:
+    body = json.dumps({"type": "event_callback", "text": MARKER * 100_000}).encode()
+    assert len(body) > MAX_BODY_BYTES
+    logs.clear()
+    response = post(bot, body, JSON, sign(SIGNING_SECRET, body))
+
+    assert response.status_code == 413
+    assert not [r for r in logs.records if r.levelno >= logging.ERROR]
+    assert MARKER not in logs.text
 
 
 def assert_one_short_line(logs: pytest.LogCaptureFixture) -> None:
