@@ -21,11 +21,11 @@ Tables:
    the embedding of the next question, or an ingest, would);
 3. flat search of 1, 4, 16 and 64 queries at a time with
    ``distance_compute_blas_threshold`` at FAISS's default (128000), at 20 (the
-   value NOTES.md suggested) and at 4 x 384 (what knowledge/index.py sets),
+   value NOTES.md suggested) and at 4 x 384 (what knowledge/retrieval/index.py sets),
    on 1 thread and on all. FAISS 1.15 compares the threshold with queries x
    dimension: below it, its own SIMD loop; from it on, BLAS.
 
-Searches use ``faiss.SearchParametersHNSW`` per call, as knowledge/index.py
+Searches use ``faiss.SearchParametersHNSW`` per call, as knowledge/retrieval/index.py
 does. On a shared 2-core machine the timings move with whatever else runs:
 compare rows of one run, and read the load average printed under the tables.
 """
@@ -49,7 +49,7 @@ QUERIES = 500
 K = 10
 HNSW_M = 32
 EF_SEARCH = (32, 64, 128, 256)
-# BLAS from 4 queries of 384 floats on, as knowledge/index.py sets it.
+# BLAS from 4 queries of 384 floats on, as knowledge/retrieval/index.py sets it.
 BLAS_THRESHOLD = 4 * DIM
 
 
@@ -265,7 +265,7 @@ def main() -> None:
                 )
             )
             label = f"{n:,} HNSW efC={efc}"
-            # Every efSearch on 1 thread (as knowledge/index.py searches), 128 on both.
+            # Every efSearch on 1 thread (as knowledge/retrieval/index.py searches), 128 on both.
             sweep = [(ef, 1) for ef in EF_SEARCH if ef <= 128] + [(128, cores)]
             sweep += [(ef, 1) for ef in EF_SEARCH if ef > 128]
             single += query_rows(label, hnsw, queries, truth, sweep)

@@ -42,8 +42,8 @@ import httpx
 import numpy as np
 from sqlalchemy import create_engine, func, select, text
 
-from bot.models import Turn
-from knowledge.models import IngestionRun, Source
+from knowledge.storage.conversations import Turn
+from knowledge.storage.documents import IngestionRun, Source
 from tests.fakes.docsite import DocSite
 from tests.fakes.openai_server import FakeOpenAI, Reply, Status
 from tests.fakes.slack import (

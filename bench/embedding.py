@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.measure import measure
-from knowledge.chunk import chunk_page
-from knowledge.embed import Embedder, resolve_model_path
-from knowledge.extract import extract
-from knowledge.onnx_embed import OnnxEmbedder
+from knowledge.embed.embedder import Embedder, resolve_model_path
+from knowledge.embed.onnx_embedder import OnnxEmbedder
+from knowledge.ingest.chunk import chunk_page
+from knowledge.ingest.extract import extract
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "all-MiniLM-L6-v2"
@@ -49,7 +49,7 @@ WARM_UP_TEXTS = 64
 EXPORT_SCRIPT = """\
 import sys
 from pathlib import Path
-from knowledge.onnx_embed import OnnxEmbedder
+from knowledge.embed.onnx_embedder import OnnxEmbedder
 model, variant, cache = sys.argv[1:]
 OnnxEmbedder(model, quantized=variant == "int8", cache_dir=Path(cache)).embed_query("x")
 """

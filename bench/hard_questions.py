@@ -53,7 +53,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 from lxml import html
 
 from bench.refresh_site import DJANGO_DOCS
-from knowledge.evaluate import EvalQuestion
+from knowledge.evaluation.scoring import EvalQuestion
 
 EXCLUDED_PREFIXES = ("genindex", "py-modindex", "search.html", "contents.html", "releases/", "faq/")
 HEADINGS = ("h1", "h2", "h3", "h4")

@@ -45,8 +45,9 @@ from bench.measure import measure
 from bench.refresh_site import DJANGO_DOCS, DJANGO_EXCLUDES, TEAMBOT, serve
 from bot.runtime import Runtime
 from bot.settings import Settings
-from knowledge.embed import resolve_model_path
-from knowledge.evaluate import (
+from knowledge.embed.embedder import resolve_model_path
+from knowledge.evaluation.run import evaluate_retrieval
+from knowledge.evaluation.scoring import (
     EvalQuestion,
     Metrics,
     excluding_pages,
@@ -56,10 +57,9 @@ from knowledge.evaluate import (
     ranked_keys,
     score,
 )
-from knowledge.extract import extract
-from knowledge.models import Document, Source
-from knowledge.retrieval_eval import evaluate_retrieval
-from knowledge.search import Method
+from knowledge.ingest.extract import extract
+from knowledge.retrieval.search import Method
+from knowledge.storage.documents import Document, Source
 
 EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval" / "django-faq.links.jsonl"
 FAQ = "faq/"

@@ -35,8 +35,8 @@ from bot.memory import PastTurn
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.types import Answer, Delta, Question, Restart
-from knowledge.ingest import ingest_folder
-from knowledge.models import Document
+from knowledge.ingest.local import ingest_folder
+from knowledge.storage.documents import Document
 from tests.fakes.openai_server import FakeOpenAI, Reply
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"

@@ -22,10 +22,10 @@ from pathlib import Path
 
 from bot.runtime import Runtime
 from bot.settings import Settings
-from knowledge.models import Source
+from knowledge.storage import coordination
+from knowledge.storage.documents import Source
 from tests.corpus import write_corpus
 from tests.processes import TEAMBOT, TeambotProcess
-from workers import coordination
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.models import ChannelSetting
+from knowledge.storage.conversations import ChannelSetting
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from rich.console import Console
 
 from bot.cli_llm import llm_app
 from bot.runtime import Runtime
+from knowledge.crawl.urls import mask_url, mask_urls_in
 from knowledge.errors import TeambotError
-from knowledge.urls import mask_url, mask_urls_in
 
 if TYPE_CHECKING:
     from bot.admin import Actor
@@ -281,7 +281,7 @@ def ingest(
 ) -> None:
     """Index a local folder; re-running it embeds only what changed."""
     from bot import render
-    from knowledge.ingest import ingest_folder
+    from knowledge.ingest.local import ingest_folder
 
     runtime = runtime_of(ctx)
     report = ingest_folder(
@@ -316,7 +316,7 @@ def sources_add(
 ) -> None:
     """Register a source; `teambot refresh NAME` (or the worker) then indexes it."""
     from bot.admin.commands import TERMINAL, add_source_as
-    from knowledge.sources import SourceSpec
+    from knowledge.ingest.sources import SourceSpec
 
     spec = SourceSpec(
         name=name,
@@ -358,9 +358,9 @@ def refresh_command(
 
     from bot import render
     from knowledge.errors import KnowledgeError
-    from knowledge.models import Source
-    from knowledge.progress import NullProgress
-    from knowledge.refresh import refresh
+    from knowledge.ingest.progress import NullProgress
+    from knowledge.ingest.refresh import refresh
+    from knowledge.storage.documents import Source
 
     runtime = runtime_of(ctx)
     with runtime.sessions() as session:
@@ -434,7 +434,7 @@ def admin_command(
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Apply every pending migration (run this before starting teambot on PostgreSQL)."""
-    from knowledge import db
+    from knowledge.storage import db
 
     engine = runtime_of(ctx).engine
     db.upgrade(engine)
@@ -444,7 +444,7 @@ def db_upgrade(ctx: typer.Context) -> None:
 @db_app.command("current")
 def db_current(ctx: typer.Context) -> None:
     """Show the database's schema revision and the one this teambot needs."""
-    from knowledge import db
+    from knowledge.storage import db
 
     engine = runtime_of(ctx).engine
     typer.echo(
@@ -480,9 +480,9 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Score retrieval on a question file: recall@1/5/10, MRR and nDCG@10."""
-    from knowledge.evaluate import load_questions
-    from knowledge.retrieval_eval import evaluate_retrieval
-    from knowledge.search import METHODS
+    from knowledge.evaluation.run import evaluate_retrieval
+    from knowledge.evaluation.scoring import load_questions
+    from knowledge.retrieval.search import METHODS
 
     if level not in ("section", "page"):
         fail(f"--level {level!r}: use section or page.")

@@ -30,7 +30,7 @@ from bot.llm.router import EXTRACTIVE, Outcome, Plan, Router
 from bot.memory import ConversationMemory, PastTurn
 from bot.metrics import Metrics
 from bot.types import Answer, AnswerEvent, Citation, Delta, Question, Restart
-from knowledge.search import Method, Retriever
+from knowledge.retrieval.search import Method, Retriever
 from knowledge.types import ScoredChunk
 
 

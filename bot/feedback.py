@@ -7,8 +7,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.models import Feedback, Turn
-from knowledge.models import utcnow
+from knowledge.storage.conversations import Feedback, Turn
+from knowledge.storage.db import utcnow
 
 RECORDED = "Thanks, your feedback is recorded."
 GONE = "That answer no longer exists, so the feedback was not recorded."

@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from knowledge.urls import mask_urls_in
+from knowledge.crawl.urls import mask_urls_in
 
 REDACTED = "***"
 # Libraries whose routine chatter is kept at WARNING unless teambot itself is quieter.

@@ -8,9 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.models import Conversation, Turn
 from bot.types import Answer, Question
-from knowledge.models import utcnow
+from knowledge.storage.conversations import Conversation, Turn
+from knowledge.storage.db import utcnow
 
 HISTORY_TURNS = 10
 

@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge.models import Chunk, Document, IngestionRun, Source
+from knowledge.storage.documents import Chunk, Document, IngestionRun, Source
 
 # Seconds: extractive answers take tens of ms, model answers seconds.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60)

@@ -18,8 +18,8 @@ from rich.progress import Progress as RichBar
 from rich.table import Table
 
 from bot.types import Answer, Citation
-from knowledge.report import RunReport
-from knowledge.store import SourceSummary
+from knowledge.ingest.report import RunReport
+from knowledge.storage.store import SourceSummary
 
 
 def answer_text(answer: Answer) -> str:
@@ -70,7 +70,7 @@ def sources_table(summaries: list[SourceSummary]) -> Table:
 
 
 class ProgressBar:
-    """knowledge.progress.Progress drawn as a rich progress bar on stderr."""
+    """knowledge.ingest.progress.Progress drawn as a rich progress bar on stderr."""
 
     def __init__(self, console: Console) -> None:
         self._console = console

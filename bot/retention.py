@@ -15,9 +15,9 @@ from datetime import timedelta
 from sqlalchemy import delete, desc, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.inbox import forget_old_events
-from bot.models import AuditEntry, Conversation, Feedback, Turn
-from knowledge.models import utcnow
+from bot.delivery.inbox import forget_old_events
+from knowledge.storage.conversations import AuditEntry, Conversation, Feedback, Turn
+from knowledge.storage.db import utcnow
 
 WORKER = ("worker", "retention")
 

@@ -15,13 +15,13 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from bot.core import Assistant
-    from bot.inbox import Inbox
+    from bot.delivery.inbox import Inbox
     from bot.llm import Router
     from bot.metrics import Metrics
     from bot.settings import Settings
-    from knowledge.crawl import CrawlLimits
-    from knowledge.embed import TextEmbedder
-    from knowledge.search import Retriever
+    from knowledge.crawl.crawler import CrawlLimits
+    from knowledge.embed.embedder import TextEmbedder
+    from knowledge.retrieval.search import Retriever
 
 
 class Runtime:
@@ -32,21 +32,21 @@ class Runtime:
 
     @cached_property
     def engine(self) -> Engine:
-        from knowledge.db import make_engine
+        from knowledge.storage.db import make_engine
 
         return make_engine(self.settings.database_url)
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
         """Sessions on a database whose schema is current (SQLite is upgraded on first use)."""
-        from knowledge.db import ensure_schema, make_session_factory
+        from knowledge.storage.db import ensure_schema, make_session_factory
 
         ensure_schema(self.engine)
         return make_session_factory(self.engine)
 
     @cached_property
     def embedder(self) -> TextEmbedder:
-        from knowledge.embed import load_embedder
+        from knowledge.embed.embedder import load_embedder
 
         return load_embedder(
             self.settings.embedding_model,
@@ -57,9 +57,9 @@ class Runtime:
 
     @cached_property
     def retriever(self) -> Retriever:
-        from knowledge.index import VectorIndex
-        from knowledge.search import Retriever
-        from knowledge.snapshot import SnapshotStore
+        from knowledge.retrieval.index import VectorIndex
+        from knowledge.retrieval.search import Retriever
+        from knowledge.retrieval.snapshot import SnapshotStore
 
         snapshots = SnapshotStore(
             self.settings.data_dir, self._database_identity(), self.embedder.model_name
@@ -72,13 +72,13 @@ class Runtime:
     @cached_property
     def process_id(self) -> str:
         """``host:pid:nonce``: who owns this process's claims, leases and heartbeat."""
-        from knowledge.lease import new_owner
+        from knowledge.storage.lease import new_owner
 
         return new_owner()
 
     @cached_property
     def inbox(self) -> Inbox:
-        from bot.inbox import Inbox
+        from bot.delivery.inbox import Inbox
 
         return Inbox(self.sessions, self.process_id)
 
@@ -112,7 +112,7 @@ class Runtime:
 
     @property
     def crawl_limits(self) -> CrawlLimits:
-        from knowledge.crawl import CrawlLimits
+        from knowledge.crawl.crawler import CrawlLimits
 
         s = self.settings
         return CrawlLimits(

@@ -29,9 +29,9 @@ import uvicorn
 from slack_bolt.request import BoltRequest
 from sqlalchemy import text
 
+from bot.delivery.replica import ReplicaDuties
 from bot.errors import SettingsError
 from bot.metrics import CONTENT_TYPE
-from bot.replica import ReplicaDuties
 from bot.runtime import Runtime
 
 if TYPE_CHECKING:

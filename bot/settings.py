@@ -15,7 +15,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from knowledge.urls import MASK, mask_url
+from knowledge.crawl.urls import MASK, mask_url
 
 # The routing policies of bot.llm.router (kept here so settings import nothing heavy).
 Route = Literal["local-first", "cloud-first", "local-only", "cloud-only", "extractive"]

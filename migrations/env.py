@@ -2,9 +2,9 @@
 
 from alembic import context
 
-import bot.models  # noqa: F401  (registers the conversation tables on Base.metadata)
-import knowledge.models  # noqa: F401  (registers the knowledge tables)
-from knowledge.db import Base
+import knowledge.storage.conversations
+import knowledge.storage.documents  # noqa: F401  (registers the knowledge tables)
+from knowledge.storage.db import Base
 
 engine = context.config.attributes["engine"]
 

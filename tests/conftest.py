@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge.db import make_engine, make_session_factory, upgrade
-from knowledge.embed import Embedder
+from knowledge.embed.embedder import Embedder
+from knowledge.storage.db import make_engine, make_session_factory, upgrade
 from tests.corpus import ANSWER, write_corpus
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack

@@ -18,18 +18,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.admin import Actor, AdminResult, run_admin
 from bot.admin.commands import REFUSED
-from bot.models import Admin, AuditEntry, ChannelSetting, Conversation, Feedback, Turn
 from bot.settings import Settings
-from knowledge.models import (
-    Chunk,
-    Document,
-    Heartbeat,
-    IngestionRun,
-    Source,
-    scheduler_jobs,
-    utcnow,
+from knowledge.ingest.sources import FOLDER_NOT_ALLOWED
+from knowledge.storage.conversations import (
+    Admin,
+    AuditEntry,
+    ChannelSetting,
+    Conversation,
+    Feedback,
+    Turn,
 )
-from knowledge.sources import FOLDER_NOT_ALLOWED
+from knowledge.storage.db import utcnow
+from knowledge.storage.documents import Chunk, Document, IngestionRun, Source
+from knowledge.storage.processes import Heartbeat, scheduler_jobs
 from tests.conftest import sqlite_url
 from tests.test_cli import run
 

@@ -4,8 +4,8 @@ from itertools import pairwise
 
 import pytest
 
-from knowledge.chunk import MAX_CHARS_PER_TOKEN, chunk_page, context_line
-from knowledge.embed import Embedder
+from knowledge.embed.embedder import Embedder
+from knowledge.ingest.chunk import MAX_CHARS_PER_TOKEN, chunk_page, context_line
 from knowledge.types import Page, Section
 
 

@@ -12,10 +12,10 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from knowledge.db import make_engine, make_session_factory, upgrade
-from knowledge.embed import Embedder
-from knowledge.ingest import ingest_folder
-from knowledge.models import Chunk
+from knowledge.embed.embedder import Embedder
+from knowledge.ingest.local import ingest_folder
+from knowledge.storage.db import make_engine, make_session_factory, upgrade
+from knowledge.storage.documents import Chunk
 from tests.conftest import postgres_schema_url, sqlite_url
 from tests.fakes.docsite import DocSite
 from tests.fakes.slack import BOT_TOKEN, FakeSlack

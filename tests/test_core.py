@@ -13,12 +13,12 @@ from bot.followup import is_follow_up, search_query
 from bot.llm.limits import RateLimits, UsageLedger
 from bot.llm.router import Router
 from bot.memory import ConversationMemory, PastTurn
-from bot.models import Conversation, Turn
 from bot.types import Question
-from knowledge.embed import Embedder
-from knowledge.index import VectorIndex
-from knowledge.ingest import ingest_folder
-from knowledge.search import Retriever
+from knowledge.embed.embedder import Embedder
+from knowledge.ingest.local import ingest_folder
+from knowledge.retrieval.index import VectorIndex
+from knowledge.retrieval.search import Retriever
+from knowledge.storage.conversations import Conversation, Turn
 
 
 def make_assistant(sessions: sessionmaker[Session], embedder: Embedder) -> Assistant:

@@ -13,12 +13,12 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge.crawl import CrawlLimits
-from knowledge.db import make_engine, make_session_factory, upgrade
-from knowledge.embed import Embedder
-from knowledge.models import Chunk, Document, IngestionRun
-from knowledge.refresh import refresh
-from knowledge.sources import SourceSpec, add_source
+from knowledge.crawl.crawler import CrawlLimits
+from knowledge.embed.embedder import Embedder
+from knowledge.ingest.refresh import refresh
+from knowledge.ingest.sources import SourceSpec, add_source
+from knowledge.storage.db import make_engine, make_session_factory, upgrade
+from knowledge.storage.documents import Chunk, Document, IngestionRun
 from tests.conftest import sqlite_url
 from tests.fakes.docsite import DocSite
 from tests.processes import TEAMBOT

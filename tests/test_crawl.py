@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge.crawl import (
+from knowledge.crawl.crawler import (
     USER_AGENT,
     Crawler,
     CrawlLimits,
@@ -19,15 +19,15 @@ from knowledge.crawl import (
     Validators,
     crawl_in_thread,
 )
-from knowledge.embed import Embedder
+from knowledge.embed.embedder import Embedder
 from knowledge.errors import SourceError
-from knowledge.index import VectorIndex
-from knowledge.lease import Lease, SourceBusyError
-from knowledge.models import Chunk, Document, IngestionRun, Source
-from knowledge.refresh import refresh
-from knowledge.report import RunReport
-from knowledge.search import Retriever
-from knowledge.sources import SourceSpec, add_source
+from knowledge.ingest.refresh import refresh
+from knowledge.ingest.report import RunReport
+from knowledge.ingest.sources import SourceSpec, add_source
+from knowledge.retrieval.index import VectorIndex
+from knowledge.retrieval.search import Retriever
+from knowledge.storage.documents import Chunk, Document, IngestionRun, Source
+from knowledge.storage.lease import Lease, SourceBusyError
 from tests.fakes.docsite import DOC_PAGES, DocSite
 
 LIMITS = CrawlLimits(timeout=1.0, max_bytes=5 * 2**20, max_redirects=5, per_host=4)

@@ -14,12 +14,12 @@ from sqlalchemy import select, text
 from bot.discord.app import TeambotClient
 from bot.discord.render import FEEDBACK_PREFIX
 from bot.feedback import NOT_NOW
-from bot.models import AuditEntry, Feedback, Turn
 from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.streaming import DATABASE_DOWN, STILL_WORKING
-from knowledge.embed import Embedder
-from knowledge.ingest import ingest_folder
+from knowledge.embed.embedder import Embedder
+from knowledge.ingest.local import ingest_folder
+from knowledge.storage.conversations import AuditEntry, Feedback, Turn
 from tests.corpus import ANSWER, write_corpus
 from tests.fakes.discord import (
     BOT_USER_ID,

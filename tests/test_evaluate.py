@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from knowledge.errors import KnowledgeError
-from knowledge.evaluate import (
+from knowledge.evaluation.scoring import (
     EvalQuestion,
     Metrics,
     excluding_pages,

@@ -1,8 +1,8 @@
-"""Tests for knowledge.extract: main-content HTML, Markdown and text extraction."""
+"""Tests for knowledge.ingest.extract: main-content HTML, Markdown and text extraction."""
 
 import pytest
 
-from knowledge.extract import (
+from knowledge.ingest.extract import (
     SUPPORTED_SUFFIXES,
     extract,
     extract_html,

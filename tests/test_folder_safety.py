@@ -17,12 +17,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge.embed import Embedder
-from knowledge.folder import OUTSIDE, Folder
-from knowledge.ingest import ingest_folder
-from knowledge.models import Chunk, Document, IngestionRun, Source
-from knowledge.report import RunReport
-from knowledge.sources import FOLDER_NOT_ALLOWED
+from knowledge.embed.embedder import Embedder
+from knowledge.ingest.folder import OUTSIDE, Folder
+from knowledge.ingest.local import ingest_folder
+from knowledge.ingest.report import RunReport
+from knowledge.ingest.sources import FOLDER_NOT_ALLOWED
+from knowledge.storage.documents import Chunk, Document, IngestionRun, Source
 from tests.conftest import sqlite_url
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack import FakeSlack

@@ -14,17 +14,17 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge.bounded_body import Inflater
-from knowledge.crawl import Crawler, CrawlLimits, CrawlTarget, crawl_in_thread
-from knowledge.embed import Embedder
+from knowledge.crawl.bounded_body import Inflater
+from knowledge.crawl.crawler import Crawler, CrawlLimits, CrawlTarget, crawl_in_thread
+from knowledge.embed.embedder import Embedder
 from knowledge.errors import SourceError
-from knowledge.index import VectorIndex
-from knowledge.lease import Lease, SourceBusyError
-from knowledge.models import Document, Source
-from knowledge.refresh import refresh
-from knowledge.report import RunReport
-from knowledge.search import Retriever
-from knowledge.sources import SourceSpec, add_source
+from knowledge.ingest.refresh import refresh
+from knowledge.ingest.report import RunReport
+from knowledge.ingest.sources import SourceSpec, add_source
+from knowledge.retrieval.index import VectorIndex
+from knowledge.retrieval.search import Retriever
+from knowledge.storage.documents import Document, Source
+from knowledge.storage.lease import Lease, SourceBusyError
 from tests.fakes.hostile import (
     CASES,
     GOOD_PATH,

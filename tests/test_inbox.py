@@ -8,9 +8,9 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.inbox import Inbox
-from bot.models import ProcessedEvent
-from knowledge.models import utcnow
+from bot.delivery.inbox import Inbox
+from knowledge.storage.db import utcnow
+from knowledge.storage.processes import ProcessedEvent
 
 
 def test_inbox_claims_once_and_finishes(sessions: sessionmaker[Session]) -> None:

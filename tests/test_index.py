@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge import index as index_module
-from knowledge import store
-from knowledge.embed import Embedder
-from knowledge.index import VectorIndex
-from knowledge.ingest import ingest_folder
-from knowledge.models import Chunk
-from knowledge.snapshot import SnapshotStore
+from knowledge.embed.embedder import Embedder
+from knowledge.ingest.local import ingest_folder
+from knowledge.retrieval import index as index_module
+from knowledge.retrieval.index import VectorIndex
+from knowledge.retrieval.snapshot import SnapshotStore
+from knowledge.storage import store
+from knowledge.storage.documents import Chunk
 
 
 def make_index(
@@ -60,7 +60,7 @@ def test_a_snapshot_is_written_then_used_by_the_next_process(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="knowledge.index")
+    caplog.set_level(logging.DEBUG, logger="knowledge.retrieval.index")
 
     first = make_index(sessions, embedder, snapshots)
     first.sync()
@@ -85,7 +85,7 @@ def test_a_new_revision_replaces_the_snapshot(
     before = snapshot_files(tmp_path / "data")
     (corpus / "faq.txt").unlink()
     ingest_folder(sessions, embedder, corpus)
-    caplog.set_level(logging.DEBUG, logger="knowledge.index")
+    caplog.set_level(logging.DEBUG, logger="knowledge.retrieval.index")
 
     assert index.sync() is True
 
@@ -104,7 +104,7 @@ def test_a_snapshot_that_disagrees_with_the_database_is_ignored(
     make_index(sessions, embedder, snapshots).sync()
     [snapshot] = snapshot_files(tmp_path / "data")
     snapshot.write_bytes(b"not a faiss index")
-    caplog.set_level(logging.DEBUG, logger="knowledge.index")
+    caplog.set_level(logging.DEBUG, logger="knowledge.retrieval.index")
 
     index = make_index(sessions, embedder, snapshots)
     index.sync()
@@ -199,7 +199,7 @@ def test_an_hnsw_snapshot_loads_back_as_hnsw_and_answers_the_same(
     snapshots: SnapshotStore,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="knowledge.index")
+    caplog.set_level(logging.DEBUG, logger="knowledge.retrieval.index")
 
     first = make_index(sessions, embedder, snapshots, hnsw_min_chunks=0)
     first.sync()
@@ -223,7 +223,7 @@ def test_a_snapshot_of_the_other_kind_is_rebuilt_from_the_database(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     make_index(sessions, embedder, snapshots).sync()  # a flat snapshot
-    caplog.set_level(logging.DEBUG, logger="knowledge.index")
+    caplog.set_level(logging.DEBUG, logger="knowledge.retrieval.index")
 
     index = make_index(sessions, embedder, snapshots, hnsw_min_chunks=0)
     index.sync()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from knowledge.links import PageLinks, extract_links, is_javascript_shell
+from knowledge.crawl.links import PageLinks, extract_links, is_javascript_shell
 
 PAGE_URL = "https://docs.example.com/guide/setup.html"
 

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.llm.breaker import CircuitBreaker
 from bot.llm.health import model_health_lines
 from bot.llm.setup import build_router
-from bot.models import Conversation, Turn
 from bot.settings import Settings
-from knowledge.models import utcnow
+from knowledge.storage.conversations import Conversation, Turn
+from knowledge.storage.db import utcnow
 from tests.fakes.openai_server import FakeOpenAI
 
 NONE_CONFIGURED = (

@@ -2,9 +2,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
-import bot.models  # noqa: F401  (tables on Base.metadata)
-import knowledge.models  # noqa: F401
-from knowledge.db import (
+import knowledge.storage.conversations
+import knowledge.storage.documents  # noqa: F401
+from knowledge.errors import SchemaError
+from knowledge.storage.db import (
     Base,
     current_revision,
     downgrade,
@@ -12,7 +13,6 @@ from knowledge.db import (
     head_revision,
     upgrade,
 )
-from knowledge.errors import SchemaError
 
 TABLES = {
     "sources", "documents", "chunks", "ingestion_runs", "index_state", "conversations",

@@ -18,14 +18,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from knowledge.errors import BlockedURLError
-from knowledge.netguard import (
+from knowledge.crawl.netguard import (
     AddressPolicy,
     GuardedTransport,
     Resolver,
     forbidden_reason,
     resolve_checked,
 )
+from knowledge.errors import BlockedURLError
 
 PUBLIC_IP = "93.184.216.34"  # never contacted: only the recording transport sees it
 LOOPBACK_SOURCE = AddressPolicy(allow_private=True, private_hosts=frozenset({"127.0.0.1"}))

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from knowledge.embed import Embedder, load_embedder, resolve_model_path
+from knowledge.embed.embedder import Embedder, load_embedder, resolve_model_path
+from knowledge.embed.onnx_embedder import OnnxEmbedder
 from knowledge.errors import EmbeddingModelError
-from knowledge.onnx_embed import OnnxEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "all-MiniLM-L6-v2"
@@ -188,7 +188,7 @@ def test_the_export_happens_once_per_cache(
         "all-minilm-l6-v2-int8-v1.onnx",
     ]  # no temporary files left behind
     modified = exported.stat().st_mtime_ns
-    with caplog.at_level(logging.INFO, logger="knowledge.onnx_embed"):
+    with caplog.at_level(logging.INFO, logger="knowledge.embed.onnx_embedder"):
         again = OnnxEmbedder(MODEL, cache_dir=cache_dir)
         again.embed_query("Is the model exported again?")
     assert not [r for r in caplog.records if "exporting" in r.getMessage()]
@@ -198,7 +198,7 @@ def test_the_export_happens_once_per_cache(
 def test_queries_need_no_torch_once_exported(cache_dir: Path, onnx_int8: OnnxEmbedder):
     script = (
         "import sys; from pathlib import Path\n"
-        "from knowledge.onnx_embed import OnnxEmbedder\n"
+        "from knowledge.embed.onnx_embedder import OnnxEmbedder\n"
         "e = OnnxEmbedder('all-MiniLM-L6-v2', cache_dir=Path(sys.argv[1]))\n"
         "assert e.embed_query('Where are the docs?').shape == (384,)\n"
         "assert e.embed_texts(['one', 'two']).shape == (2, 384) and e.count_tokens('x') == 1\n"

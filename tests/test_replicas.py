@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 from sqlalchemy import Engine, func, select
 
-from bot.models import ProcessedEvent
-from knowledge.db import make_session_factory
-from knowledge.embed import Embedder
-from knowledge.ingest import ingest_folder
+from knowledge.embed.embedder import Embedder
+from knowledge.ingest.local import ingest_folder
+from knowledge.storage.db import make_session_factory
+from knowledge.storage.processes import ProcessedEvent
 from tests.conftest import postgres_schema_url
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.slack import BOT_TOKEN, BOT_USER_ID, SIGNING_SECRET, FakeSlack, app_mention_event

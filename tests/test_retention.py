@@ -8,10 +8,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.admin import Actor, run_admin
-from bot.models import Conversation, Feedback, ProcessedEvent, Turn
 from bot.retention import forget_expired
 from bot.settings import Settings
-from knowledge.models import utcnow
+from knowledge.storage.conversations import Conversation, Feedback, Turn
+from knowledge.storage.db import utcnow
+from knowledge.storage.processes import ProcessedEvent
 from tests.test_admin import Deps
 
 OLD = timedelta(days=40)

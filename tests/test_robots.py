@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from knowledge.robots import Robots
+from knowledge.crawl.robots import Robots
 
 AGENT = "teambot/0.1 (documentation indexer)"
 SITE = "https://docs.example.com"

@@ -19,14 +19,14 @@ from bot.core import Assistant
 from bot.llm.prompt import REWRITE_RULES, SYSTEM_RULES
 from bot.llm.setup import build_router
 from bot.memory import ConversationMemory
-from bot.models import ChannelSetting, LlmUsage, Turn
 from bot.settings import Settings
 from bot.types import Answer, Delta, Question, Restart
-from knowledge.db import make_engine, make_session_factory, upgrade
-from knowledge.embed import Embedder
-from knowledge.index import VectorIndex
-from knowledge.ingest import ingest_folder
-from knowledge.search import Retriever
+from knowledge.embed.embedder import Embedder
+from knowledge.ingest.local import ingest_folder
+from knowledge.retrieval.index import VectorIndex
+from knowledge.retrieval.search import Retriever
+from knowledge.storage.conversations import ChannelSetting, LlmUsage, Turn
+from knowledge.storage.db import make_engine, make_session_factory, upgrade
 from tests.corpus import write_corpus
 from tests.fakes.openai_server import (
     DropMidStream,

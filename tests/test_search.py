@@ -6,12 +6,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge import search
-from knowledge.embed import Embedder
-from knowledge.index import VectorIndex
-from knowledge.ingest import ingest_folder
-from knowledge.models import Chunk
-from knowledge.search import Retriever
+from knowledge.embed.embedder import Embedder
+from knowledge.ingest.local import ingest_folder
+from knowledge.retrieval import search
+from knowledge.retrieval.index import VectorIndex
+from knowledge.retrieval.search import Retriever
+from knowledge.storage.documents import Chunk
 from knowledge.types import ScoredChunk
 
 

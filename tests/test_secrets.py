@@ -18,7 +18,7 @@ import pytest
 
 from bot.logs import configure_logging
 from bot.settings import Settings
-from knowledge.urls import SECRET_PARAMS, mask_url, mask_urls_in
+from knowledge.crawl.urls import SECRET_PARAMS, mask_url, mask_urls_in
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack import FakeSlack
 from tests.test_cli import db_url, run

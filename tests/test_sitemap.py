@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from knowledge.errors import SourceError
-from knowledge.sitemap import (
+from knowledge.crawl.sitemap import (
     MAX_SITEMAP_BYTES,
     MAX_SITEMAP_ENTRIES,
     SitemapEntry,
     SitemapReader,
     parse_sitemap,
 )
+from knowledge.errors import SourceError
 
 URLSET = b"""<?xml version="1.0" encoding="UTF-8"?>
 <urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">

@@ -20,19 +20,20 @@ import uvicorn
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.inbox import MAX_ATTEMPTS
-from bot.models import AuditEntry, ChannelSetting, Feedback, ProcessedEvent
-from bot.replica import ReplicaDuties
+from bot.delivery.inbox import MAX_ATTEMPTS
+from bot.delivery.replica import ReplicaDuties
 from bot.runtime import Runtime
 from bot.serve import asgi_app, health
 from bot.settings import Settings
 from bot.slack import render
 from bot.slack.app import THINKING, build_app, post_notice, redeliver
-from knowledge.db import upgrade
-from knowledge.embed import Embedder
-from knowledge.ingest import ingest_folder
-from knowledge.lease import HOST
-from knowledge.models import Heartbeat, utcnow
+from knowledge.embed.embedder import Embedder
+from knowledge.ingest.local import ingest_folder
+from knowledge.storage import coordination
+from knowledge.storage.conversations import AuditEntry, ChannelSetting, Feedback
+from knowledge.storage.db import upgrade, utcnow
+from knowledge.storage.lease import HOST
+from knowledge.storage.processes import Heartbeat, ProcessedEvent
 from tests.conftest import postgres_schema_url
 from tests.corpus import ANSWER
 from tests.fakes.openai_server import FakeOpenAI, Reply, Status
@@ -49,7 +50,6 @@ from tests.fakes.slack import (
     slash_command_form,
 )
 from tests.processes import free_port
-from workers import coordination
 
 
 def make_runtime(
@@ -474,7 +474,7 @@ def test_metrics_count_questions_latency_model_errors_and_the_knowledge_base(
     assert any(line.startswith("teambot_answer_seconds_bucket{") for line in lines)
 
 
-# --- claims that outlive their replica (bot.inbox, bot.replica) ------------------------
+# --- claims that outlive their replica (bot.delivery) --------------------------------------
 
 EARLY = timedelta(minutes=1)  # claims older than the grace a silent owner gets
 

@@ -20,14 +20,14 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.models import ProcessedEvent
 from bot.runtime import Runtime
 from bot.serve import MAX_BODY_BYTES
 from bot.settings import Settings
 from bot.slack.text import plain_text
-from knowledge.embed import Embedder
-from knowledge.ingest import ingest_folder
-from knowledge.models import Source
+from knowledge.embed.embedder import Embedder
+from knowledge.ingest.local import ingest_folder
+from knowledge.storage.documents import Source
+from knowledge.storage.processes import ProcessedEvent
 from tests.conftest import sqlite_url
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack import (

@@ -7,13 +7,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge import pipeline
-from knowledge.embed import Embedder
+from knowledge.embed.embedder import Embedder
 from knowledge.errors import SourceError
-from knowledge.index import VectorIndex
-from knowledge.ingest import ingest_folder
-from knowledge.models import Chunk, Document, IngestionRun
-from knowledge.store import index_revision, source_summaries
+from knowledge.ingest import pipeline
+from knowledge.ingest.local import ingest_folder
+from knowledge.retrieval.index import VectorIndex
+from knowledge.storage.documents import Chunk, Document, IngestionRun
+from knowledge.storage.store import index_revision, source_summaries
 
 
 class CountingEmbedder(Embedder):

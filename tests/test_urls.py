@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from knowledge.crawl.urls import UrlRules, canonicalize, in_scope, relative_path
 from knowledge.errors import SourceError
-from knowledge.urls import UrlRules, canonicalize, in_scope, relative_path
 
 
 @pytest.mark.parametrize(

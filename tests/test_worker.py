@@ -18,16 +18,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.retention import forget_expired
 from bot.runtime import Runtime
 from bot.settings import Settings
-from knowledge.embed import Embedder
+from knowledge.embed.embedder import Embedder
 from knowledge.errors import SourceError
-from knowledge.ingest import ingest_folder
-from knowledge.models import Heartbeat, IngestionRun, Source, scheduler_jobs, utcnow
-from knowledge.refresh import refresh
+from knowledge.ingest.local import ingest_folder
+from knowledge.ingest.refresh import refresh
+from knowledge.storage import coordination
+from knowledge.storage.coordination import JOB_PREFIX
+from knowledge.storage.db import utcnow
+from knowledge.storage.documents import IngestionRun, Source
+from knowledge.storage.processes import Heartbeat, scheduler_jobs
 from tests.conftest import sqlite_url
 from tests.processes import TeambotProcess
 from tests.test_cli import run
-from workers import coordination
-from workers.coordination import JOB_PREFIX
 from workers.jobstore import SharedJobStore
 from workers.scheduler import SHARED, Worker, build_scheduler, sync_jobs
 

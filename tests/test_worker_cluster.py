@@ -9,9 +9,9 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge.db import make_session_factory
-from knowledge.models import Document, IngestionRun, Source
-from knowledge.sources import SourceSpec, add_source
+from knowledge.ingest.sources import SourceSpec, add_source
+from knowledge.storage.db import make_session_factory
+from knowledge.storage.documents import Document, IngestionRun, Source
 from tests.conftest import postgres_schema_url
 from tests.fakes.docsite import DocSite
 from tests.processes import TeambotProcess

@@ -39,14 +39,15 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge.crawl import CrawlLimits
-from knowledge.embed import TextEmbedder
+from knowledge.crawl.crawler import CrawlLimits
+from knowledge.embed.embedder import TextEmbedder
 from knowledge.errors import KnowledgeError
-from knowledge.lease import SourceBusyError, new_owner
-from knowledge.models import Source
-from knowledge.refresh import refresh
-from workers import coordination, jobs
-from workers.coordination import JOB_PREFIX
+from knowledge.ingest.refresh import refresh
+from knowledge.storage import coordination
+from knowledge.storage.coordination import JOB_PREFIX
+from knowledge.storage.documents import Source
+from knowledge.storage.lease import SourceBusyError, new_owner
+from workers import jobs
 from workers.jobstore import SharedJobStore
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.errors import AdminError
-from bot.models import Admin, AuditEntry
 from bot.settings import split_platform_id
+from knowledge.storage.conversations import Admin, AuditEntry
 
 TRUSTED_PLATFORMS = frozenset({"cli"})
 MAX_OUTCOME_CHARS = 2000

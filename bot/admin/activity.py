@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.models import Conversation, Feedback, Turn
-from knowledge.models import utcnow
+from knowledge.storage.conversations import Conversation, Feedback, Turn
+from knowledge.storage.db import utcnow
 
 LISTED = 5
 QUESTION_CHARS = 80

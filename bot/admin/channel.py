@@ -14,8 +14,8 @@ from bot.admin.access import Actor
 from bot.admin.text import columns
 from bot.errors import AdminError
 from bot.llm.router import ROUTES
-from bot.models import ChannelSetting
-from knowledge.models import Source
+from knowledge.storage.conversations import ChannelSetting
+from knowledge.storage.documents import Source
 
 SHAPE = "PLATFORM:CHANNEL, e.g. slack:C123 or discord:789"
 MAX_PERSONA_CHARS = 2000

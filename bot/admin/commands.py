@@ -24,14 +24,14 @@ from bot.errors import AdminError, TeambotError
 from bot.llm.health import model_health_lines
 from bot.llm.router import ROUTES, Router
 from bot.settings import Settings
-from knowledge import store
-from knowledge.crawl import CrawlLimits
-from knowledge.embed import TextEmbedder
-from knowledge.models import Chunk, Document, Heartbeat, Source
-from knowledge.refresh import refresh
-from knowledge.sources import SourceSpec, add_source, remove_source
-from knowledge.urls import mask_url, mask_urls_in
-from workers import coordination
+from knowledge.crawl.crawler import CrawlLimits
+from knowledge.crawl.urls import mask_url, mask_urls_in
+from knowledge.embed.embedder import TextEmbedder
+from knowledge.ingest.refresh import refresh
+from knowledge.ingest.sources import SourceSpec, add_source, remove_source
+from knowledge.storage import coordination, store
+from knowledge.storage.documents import Chunk, Document, Source
+from knowledge.storage.processes import Heartbeat
 
 REFUSED = (
     "Only teambot admins can run admin commands; "
@@ -235,7 +235,7 @@ def listed_sources(deps: SourcesDeps) -> list[store.SourceSummary]:
 
 
 def add_source_as(deps: SourcesDeps, actor: Actor, spec: SourceSpec, spelling: Spelling) -> str:
-    """Register a source (checked by knowledge.sources). A folder only inside
+    """Register a source (checked by knowledge.ingest.sources). A folder only inside
     TEAMBOT_FOLDER_ROOTS unless ``actor`` is on a trusted platform (the terminal): a chat
     admin is not the server's owner."""
     trusted = actor.platform in access.TRUSTED_PLATFORMS

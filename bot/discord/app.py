@@ -37,6 +37,7 @@ from discord import app_commands
 from sqlalchemy.exc import DBAPIError
 
 from bot.admin import Actor, run_admin
+from bot.chat_deps import ChatDeps
 from bot.discord.render import (
     MESSAGE_CHARS,
     THINKING,
@@ -47,7 +48,6 @@ from bot.discord.render import (
 )
 from bot.errors import SettingsError
 from bot.feedback import NOT_NOW, feedback_reply, record_feedback
-from bot.runtime import Runtime
 from bot.streaming import DATABASE_DOWN, STILL_WORKING, relay
 from bot.types import Answer, Question
 
@@ -74,7 +74,7 @@ class TeambotClient(discord.Client):
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: ChatDeps,
         *,
         database_retry_seconds: Sequence[float] = DATABASE_RETRY_SECONDS,
         **options: Any,
@@ -210,7 +210,7 @@ class TeambotClient(discord.Client):
             try:
                 return await asyncio.to_thread(
                     self.runtime.inbox.claim, PLATFORM, str(message.id), None
-                )  # bot.inbox without a payload: dedupe only
+                )  # bot.delivery.inbox without a payload: dedupe only
             except DBAPIError as exc:
                 log.error("cannot record message %s (retrying: %s): %s", message.id,
                           delay is not None, exc)  # fmt: skip
@@ -286,7 +286,7 @@ class DiscordRunner:
     """The Discord client on an event loop of its own, so it can run on any thread: ``run()``
     blocks until the client stops, and ``stop()`` (from another thread) closes it."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: ChatDeps) -> None:
         settings = runtime.settings
         self._token = settings.discord_token.get_secret_value()
         if not self._token:
@@ -313,6 +313,6 @@ class DiscordRunner:
             await self._client.start(self._token)
 
 
-def run_discord(runtime: Runtime) -> None:
+def run_discord(runtime: ChatDeps) -> None:
     """Connect to Discord (DISCORD_API_URL, DISCORD_GATEWAY_URL) and answer until stopped."""
     DiscordRunner(runtime).run()

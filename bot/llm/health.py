@@ -20,9 +20,9 @@ from bot.llm.breaker import CircuitBreaker
 from bot.llm.provider import ChatProvider
 from bot.llm.router import EXTRACTIVE, Router
 from bot.llm.setup import HOW_TO_CONFIGURE, provider_configs, timeouts
-from bot.models import Turn
 from bot.settings import Settings
-from knowledge.models import utcnow
+from knowledge.storage.conversations import Turn
+from knowledge.storage.db import utcnow
 
 PROBE_TIMEOUT_SECONDS = 2.0
 WINDOW = timedelta(hours=24)

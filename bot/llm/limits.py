@@ -16,8 +16,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.models import Conversation, LlmUsage, Turn
 from bot.types import Question
+from knowledge.storage.conversations import Conversation, LlmUsage, Turn
 
 WINDOW = timedelta(minutes=1)
 

@@ -27,7 +27,7 @@ from bot.errors import (
     ProviderUnreachable,
 )
 from bot.types import Delta
-from knowledge.urls import mask_url, mask_urls_in
+from knowledge.crawl.urls import mask_url, mask_urls_in
 
 if TYPE_CHECKING:  # the SDK takes a second to import: only processes with a model pay it
     import openai

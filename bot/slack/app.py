@@ -2,7 +2,7 @@
 into threaded, streamed, cited Slack messages with feedback buttons.
 
 It only translates; the conversation core answers. An event that may need an
-answer is claimed in SQL (bot.inbox) before it is acknowledged, so retries and
+answer is claimed in SQL (bot.delivery.inbox) before it is acknowledged, so retries and
 other replicas never answer twice, and a replica that dies after the ack leaves
 it for another to answer; the answer runs on a worker thread after the ack.
 Where teambot answers:
@@ -38,16 +38,16 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.admin import Actor, ReplyTarget, run_admin
 from bot.channels import channel_prefs
+from bot.chat_deps import ChatDeps
 from bot.errors import user_message
 from bot.feedback import feedback_reply, record_feedback
-from bot.models import Conversation
-from bot.runtime import Runtime
 from bot.slack import gates, render
 from bot.slack.identity import RATE_LIMIT_RETRIES, identify, start_up_client
 from bot.slack.text import plain_text
 from bot.streaming import STILL_WORKING, relay
 from bot.types import Question
-from knowledge.models import Notice
+from knowledge.storage.conversations import Conversation
+from knowledge.storage.processes import Notice
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class SlackApp(App):
         self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
 
 
-def build_app(runtime: Runtime) -> SlackApp:
+def build_app(runtime: ChatDeps) -> SlackApp:
     """The bolt App with teambot's listeners, for the workspace and app SLACK_BOT_TOKEN belongs
     to; asks Slack now, so a rejected token or an unreachable Slack is a SettingsError."""
     settings = runtime.settings
@@ -180,7 +180,7 @@ def redeliver(app: App, body: dict[str, Any]) -> None:
 class SlackAdapter:
     """The listeners; each runs on a worker thread after bolt has acknowledged the event."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: ChatDeps) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
         self.inbox = runtime.inbox

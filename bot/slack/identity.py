@@ -17,7 +17,7 @@ from slack_sdk.web import SlackResponse
 
 from bot.errors import SettingsError
 from bot.settings import Settings
-from knowledge.urls import mask_url
+from knowledge.crawl.urls import mask_url
 
 _START_UP_LOG = logging.getLogger(f"{__name__}.start_up")  # what slack_sdk says, said better
 _START_UP_LOG.propagate = False

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from lxml import etree
 
-from knowledge.bounded_body import Inflater, UnreadableBodyError
+from knowledge.crawl.bounded_body import Inflater, UnreadableBodyError
 from knowledge.errors import SourceError
 
 MAX_SITEMAP_BYTES = 50 * 1024 * 1024  # the sitemaps.org limit, uncompressed

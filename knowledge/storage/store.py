@@ -11,7 +11,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from knowledge.errors import SourceError
-from knowledge.models import Chunk, Document, IndexState, IngestionRun, Source, utcnow
+from knowledge.storage.db import utcnow
+from knowledge.storage.documents import Chunk, Document, IndexState, IngestionRun, Source
 from knowledge.types import ChunkDraft
 
 

@@ -25,9 +25,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.models import ProcessedEvent
-from knowledge.lease import is_dead_local_owner
-from knowledge.models import as_utc, utcnow
+from knowledge.storage.db import as_utc, utcnow
+from knowledge.storage.lease import is_dead_local_owner
+from knowledge.storage.processes import ProcessedEvent
 
 # Slack stops retrying after about an hour; older ids can go.
 KEEP_EVENTS = timedelta(days=1)

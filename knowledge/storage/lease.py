@@ -17,7 +17,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.errors import SourceError
-from knowledge.models import Source, utcnow
+from knowledge.storage.db import utcnow
+from knowledge.storage.documents import Source
 
 LEASE_SECONDS = 120
 HOST = socket.gethostname()

@@ -15,8 +15,8 @@ import Stemmer
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge import store
-from knowledge.models import Chunk, Document
+from knowledge.storage import store
+from knowledge.storage.documents import Chunk, Document
 
 log = logging.getLogger(__name__)
 

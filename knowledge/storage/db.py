@@ -1,4 +1,5 @@
-"""Database engine, sessions and schema migrations (Alembic is the only way the schema changes).
+"""Database engine, sessions, timestamps and schema migrations (Alembic is the only way the
+schema changes).
 
 SQLite is the zero-setup default; PostgreSQL is production. Both get the same
 migrations. SQLite is tuned for a bot (WAL, foreign keys, a busy timeout) so a
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -26,6 +28,15 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 class Base(DeclarativeBase):
     """Declarative base shared by every table of teambot."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes for timezone-aware columns; we only store UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

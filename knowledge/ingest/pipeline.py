@@ -19,12 +19,12 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge import store
-from knowledge.chunk import chunk_page
-from knowledge.embed import TextEmbedder
-from knowledge.extract import extract
-from knowledge.links import is_javascript_shell
-from knowledge.report import RunReport
+from knowledge.crawl.links import is_javascript_shell
+from knowledge.embed.embedder import TextEmbedder
+from knowledge.ingest.chunk import chunk_page
+from knowledge.ingest.extract import extract
+from knowledge.ingest.report import RunReport
+from knowledge.storage import store
 from knowledge.types import ChunkDraft
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 
 from knowledge.errors import SourceError
-from knowledge.extract import SUPPORTED_SUFFIXES
-from knowledge.report import RunReport
+from knowledge.ingest.extract import SUPPORTED_SUFFIXES
+from knowledge.ingest.report import RunReport
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 OUTSIDE = "a link to outside the folder"

@@ -2,7 +2,7 @@
 
 Every HEARTBEAT_SECONDS the replica records its heartbeat (role ``serve``), posts
 the notices workers left (a refresh an admin asked for is done), and takes over
-claimed events nobody is answering any more (bot.inbox): those of a replica that
+claimed events nobody is answering any more (bot.delivery.inbox): those of a replica that
 stopped beating, and its own that failed mid-answer (the database was away).
 Each is handed to the platform adapter to answer again.
 """
@@ -17,9 +17,9 @@ from typing import Any, Protocol
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.inbox import Inbox
-from knowledge.models import Notice
-from workers import coordination
+from bot.delivery.inbox import Inbox
+from knowledge.storage import coordination
+from knowledge.storage.processes import Notice
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from knowledge.embed import ProgressCallback, resolve_model_path
+from knowledge.embed.embedder import ProgressCallback, resolve_model_path
 from knowledge.errors import EmbeddingModelError
 
 if TYPE_CHECKING:

@@ -15,8 +15,10 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from knowledge.errors import SourceError
-from knowledge.lease import is_dead_local_owner
-from knowledge.models import Heartbeat, Notice, Source, as_utc, scheduler_jobs, utcnow
+from knowledge.storage.db import as_utc, utcnow
+from knowledge.storage.documents import Source
+from knowledge.storage.lease import is_dead_local_owner
+from knowledge.storage.processes import Heartbeat, Notice, scheduler_jobs
 
 JOB_PREFIX = "refresh:"  # a source's job id in the shared job store is JOB_PREFIX + its name
 HEARTBEAT_SECONDS = 2
@@ -103,7 +105,7 @@ def requeue(session: Session, request: RefreshRequest) -> None:
 
 
 def leave_notice(session: Session, notify: dict[str, str], text: str) -> None:
-    """A message for a serve replica to post where ``notify`` says (bot.replica)."""
+    """A message for a serve replica to post where ``notify`` says (bot.delivery.replica)."""
     session.add(
         Notice(platform=notify["platform"], channel=notify["channel"],
                thread=notify.get("thread"), user_id=notify.get("user_id"), text=text)

@@ -18,17 +18,25 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge import store
-from knowledge.crawl import Crawler, CrawlLimits, CrawlTarget, Fetched, Validators, crawl_in_thread
-from knowledge.embed import TextEmbedder
+from knowledge.crawl.crawler import (
+    Crawler,
+    CrawlLimits,
+    CrawlTarget,
+    Fetched,
+    Validators,
+    crawl_in_thread,
+)
+from knowledge.embed.embedder import TextEmbedder
 from knowledge.errors import SourceError
-from knowledge.folder import Folder
-from knowledge.lease import LEASE_SECONDS, Lease
-from knowledge.models import IngestionRun, Source, utcnow
-from knowledge.pipeline import DocumentSync, FetchedDocument
-from knowledge.progress import NullProgress, Progress
-from knowledge.report import RunReport
-from knowledge.sources import source_rules
+from knowledge.ingest.folder import Folder
+from knowledge.ingest.pipeline import DocumentSync, FetchedDocument
+from knowledge.ingest.progress import NullProgress, Progress
+from knowledge.ingest.report import RunReport
+from knowledge.ingest.sources import source_rules
+from knowledge.storage import store
+from knowledge.storage.db import utcnow
+from knowledge.storage.documents import IngestionRun, Source
+from knowledge.storage.lease import LEASE_SECONDS, Lease
 
 log = logging.getLogger(__name__)
 

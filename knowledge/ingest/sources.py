@@ -16,11 +16,11 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from knowledge import store
+from knowledge.crawl.netguard import AddressPolicy, resolve_checked
+from knowledge.crawl.urls import UrlRules, canonicalize
 from knowledge.errors import BlockedURLError, SourceError
-from knowledge.models import Source
-from knowledge.netguard import AddressPolicy, resolve_checked
-from knowledge.urls import UrlRules, canonicalize
+from knowledge.storage import store
+from knowledge.storage.documents import Source
 
 KINDS = ("site", "sitemap", "page", "folder")
 _EVERY = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")

@@ -27,10 +27,10 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge.embed import TextEmbedder
-from knowledge.index import VectorIndex
-from knowledge.lexical import LexicalIndex
-from knowledge.models import Chunk, Document, Source
+from knowledge.embed.embedder import TextEmbedder
+from knowledge.retrieval.index import VectorIndex
+from knowledge.retrieval.lexical import LexicalIndex
+from knowledge.storage.documents import Chunk, Document, Source
 from knowledge.types import ScoredChunk
 
 Method = Literal["hybrid", "dense", "bm25"]

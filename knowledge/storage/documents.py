@@ -6,37 +6,24 @@ index is a cache rebuilt from these rows, never the only copy.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
-    Column,
     DateTime,
-    Float,
     ForeignKey,
     Integer,
     LargeBinary,
     String,
-    Table,
     Text,
-    Unicode,
     UniqueConstraint,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from knowledge.db import Base
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes for timezone-aware columns; we only store UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+from knowledge.storage.db import Base, utcnow
 
 
 class Source(Base):
@@ -89,7 +76,7 @@ class Document(Base):
     sitemap_lastmod: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The page's outgoing links, so a crawl can go on through a page that answered 304.
     links: Mapped[list[str] | None] = mapped_column(JSON)
-    # Complete crawls in a row that did not reach this page; see knowledge/refresh.py.
+    # Complete crawls in a row that did not reach this page; see knowledge/ingest/refresh.py.
     missing_runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
@@ -156,44 +143,3 @@ class IndexState(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
-
-
-class Heartbeat(Base):
-    """A running teambot process (``worker`` or ``serve``), seen by its heartbeat: admins see
-    who is working, a refresh asked for in chat is queued only when a worker is alive, and
-    work claimed by a process that stopped beating can be taken over by another."""
-
-    __tablename__ = "heartbeats"
-
-    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # host:pid:nonce
-    role: Mapped[str] = mapped_column(String(20))
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
-    running: Mapped[str | None] = mapped_column(Text)  # what it is busy with, for people
-
-
-class Notice(Base):
-    """A message for a chat, left by a process that cannot post there (a worker telling an
-    admin the refresh they asked for is done); a serve replica posts it, once."""
-
-    __tablename__ = "notices"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    platform: Mapped[str] = mapped_column(String(20))
-    channel: Mapped[str] = mapped_column(String(200))
-    thread: Mapped[str | None] = mapped_column(String(100))
-    user_id: Mapped[str | None] = mapped_column(String(200))  # set: visible to them only
-    text: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
-
-
-# APScheduler's SQLAlchemy job store table, declared here so migrations own it and
-# `admin status` can read each source's next run without unpickling jobs.
-scheduler_jobs = Table(
-    "apscheduler_jobs",
-    Base.metadata,
-    Column("id", Unicode(191), primary_key=True),
-    Column("next_run_time", Float(25), index=True),
-    Column("job_state", LargeBinary, nullable=False),
-)

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge import store
-from knowledge.embed import TextEmbedder
-from knowledge.progress import Progress
-from knowledge.refresh import refresh
-from knowledge.report import RunReport
-from knowledge.sources import resolve_folder
+from knowledge.embed.embedder import TextEmbedder
+from knowledge.ingest.progress import Progress
+from knowledge.ingest.refresh import refresh
+from knowledge.ingest.report import RunReport
+from knowledge.ingest.sources import resolve_folder
+from knowledge.storage import store
 
 
 def ingest_folder(

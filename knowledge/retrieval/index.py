@@ -33,9 +33,9 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge import store
-from knowledge.models import Chunk
-from knowledge.snapshot import SnapshotStore
+from knowledge.retrieval.snapshot import SnapshotStore
+from knowledge.storage import store
+from knowledge.storage.documents import Chunk
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.errors import SourceError
-from knowledge.evaluate import (
+from knowledge.evaluation.scoring import (
     EvalQuestion,
     Level,
     Metrics,
@@ -22,8 +22,8 @@ from knowledge.evaluate import (
     ranked_keys,
     score,
 )
-from knowledge.models import Source
-from knowledge.search import Method, Retriever
+from knowledge.retrieval.search import Method, Retriever
+from knowledge.storage.documents import Source
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from knowledge.db import Base
-from knowledge.models import utcnow
+from knowledge.storage.db import Base, utcnow
 
 
 class Conversation(Base):
@@ -113,31 +112,6 @@ class ChannelSetting(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
-
-
-class ProcessedEvent(Base):
-    """A platform event, claimed before it is acknowledged so it is answered exactly once.
-
-    ``state`` is ``claimed`` while an answer is owed and ``done`` once given; ``owner`` is
-    the process answering it and ``payload`` the event itself, so another replica can answer
-    it if the owner dies; ``reply_ts`` is the reply message already posted, which a second
-    attempt edits instead of posting another."""
-
-    __tablename__ = "processed_events"
-    __table_args__ = (UniqueConstraint("platform", "event_id"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    platform: Mapped[str] = mapped_column(String(20))
-    event_id: Mapped[str] = mapped_column(String(200))
-    received_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, index=True
-    )
-    state: Mapped[str] = mapped_column(String(20), default="done", server_default="done",
-                                       index=True)  # fmt: skip
-    owner: Mapped[str | None] = mapped_column(String(200))
-    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    reply_ts: Mapped[str | None] = mapped_column(String(100))
-    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Admin(Base):

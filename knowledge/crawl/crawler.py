@@ -31,14 +31,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from knowledge.bounded_body import ACCEPT_ENCODING, BodyReader, UnreadableBodyError
+from knowledge.crawl.bounded_body import ACCEPT_ENCODING, BodyReader, UnreadableBodyError
+from knowledge.crawl.links import extract_links
+from knowledge.crawl.netguard import AddressPolicy, GuardedTransport
+from knowledge.crawl.robots import MAX_ROBOTS_BYTES, Robots
+from knowledge.crawl.sitemap import MAX_SITEMAP_BYTES, SitemapEntry, SitemapReader
+from knowledge.crawl.urls import UrlRules, canonicalize, in_scope
 from knowledge.errors import BlockedURLError, SourceError
-from knowledge.links import extract_links
-from knowledge.models import as_utc
-from knowledge.netguard import AddressPolicy, GuardedTransport
-from knowledge.robots import MAX_ROBOTS_BYTES, Robots
-from knowledge.sitemap import MAX_SITEMAP_BYTES, SitemapEntry, SitemapReader
-from knowledge.urls import UrlRules, canonicalize, in_scope
+from knowledge.storage.db import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -480,7 +480,7 @@ class Crawler:
 
     async def _read_robots(self, client: httpx.AsyncClient, robots_url: str) -> Robots:
         """RFC 9309: 4xx allows all; 5xx or an unreadable file denies all for this run.
-        Only the first ``max_robots_bytes`` are parsed (see knowledge/robots.py)."""
+        Only the first ``max_robots_bytes`` are parsed (see knowledge/crawl/robots.py)."""
         limit = self.target.limits.max_robots_bytes
         reader = self._reader(robots_url, limit)
         try:

@@ -5,7 +5,7 @@ The default model, all-MiniLM-L6-v2, is loaded from the PyPI package
 Loading torch takes seconds, so nothing is imported until the first use.
 
 Two backends run the same model: ``Embedder`` (torch, sentence-transformers)
-and ``knowledge.onnx_embed.OnnxEmbedder`` (ONNX Runtime, fp32 or int8, no
+and ``knowledge.embed.onnx_embedder.OnnxEmbedder`` (ONNX Runtime, fp32 or int8, no
 torch once exported). ``load_embedder`` picks one by name; both satisfy
 ``TextEmbedder``.
 """
@@ -26,7 +26,7 @@ from knowledge.errors import EmbeddingModelError
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from knowledge.onnx_embed import OnnxEmbedder
+    from knowledge.embed.onnx_embedder import OnnxEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def load_embedder(
     if backend == "torch":
         return Embedder(model_name, batch_size=batch_size, threads=threads)
     if backend in ("onnx", "onnx-int8"):
-        from knowledge.onnx_embed import OnnxEmbedder
+        from knowledge.embed.onnx_embedder import OnnxEmbedder
 
         return OnnxEmbedder(
             model_name,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from bs4 import BeautifulSoup, Tag
 
-from knowledge.urls import canonicalize
+from knowledge.crawl.urls import canonicalize
 
 _SHELL_TEXT_CHARS = 200  # less main text than this, and the page may be an empty app shell
 _APP_ROOT_IDS = ("root", "app", "__next")

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
+from knowledge.crawl.urls import relative_path
 from knowledge.errors import KnowledgeError
 from knowledge.types import ScoredChunk
-from knowledge.urls import relative_path
 
 Level = Literal["section", "page"]
 
