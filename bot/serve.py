@@ -6,16 +6,18 @@ TEAMBOT_HOST:TEAMBOT_PORT, so any deployment can be health-checked and scraped;
 Slack's HTTP-events mode adds ``POST /slack/events`` (events, slash commands and
 button clicks): Slack's signature is checked on the raw bytes before anything parses
 them, and a request refused (unsigned, forged, stale, malformed) is one log line that
-never holds its body. uvicorn owns the main thread and
-the signals; its shutdown closes the Socket Mode and Discord connections.
-Bolt's dispatch runs in a worker thread so one slow request never stalls the
-event loop; the answer itself runs on bolt's listener pool after the ack.
+never holds its body. That endpoint is slack-bolt's own ASGI handler with teambot's edge in
+its ``dispatch``: the body capped, the signature checked, then bolt's dispatch on a worker
+thread so one slow request never stalls the event loop; the answer itself runs on bolt's
+listener pool after the ack. uvicorn owns the main thread and the signals; its shutdown
+closes the Socket Mode and Discord connections.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import json
 import logging
@@ -26,7 +28,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
+from slack_bolt.adapter.asgi import SlackRequestHandler
+from slack_bolt.adapter.asgi.http_request import AsgiHttpRequest
 from slack_bolt.request import BoltRequest
+from slack_bolt.response import BoltResponse
 from sqlalchemy import text
 
 from bot.delivery.replica import ReplicaDuties
@@ -48,6 +53,9 @@ DISCORD_STOP_SECONDS = 10  # a Discord client slower to close is left to end wit
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+# Who sent the request being dispatched, for the one log line a refusal gets (bolt's handler
+# hands ``dispatch`` the body and headers but not the ASGI scope).
+_client: contextvars.ContextVar[str] = contextvars.ContextVar("client", default="unknown")
 
 
 def health(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
@@ -70,6 +78,7 @@ def asgi_app(
     """An ASGI app: Slack's endpoint (only with ``slack``: HTTP-events mode), a health check
     (``check``; always healthy without one) and Prometheus metrics (``metrics``), 404 for
     anything else. ``on_shutdown`` runs when the server stops, before it re-raises a signal."""
+    slack_handler = CheckedSlackHandler(slack) if slack is not None else None
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -88,8 +97,9 @@ def asgi_app(
         elif path == "/metrics" and method == "GET" and metrics is not None:
             body = (await asyncio.to_thread(metrics)).decode("utf-8")
             await _respond(send, 200, body, CONTENT_TYPE)
-        elif path == SLACK_PATH and method == "POST" and slack is not None:
-            await _slack_request(slack, scope, receive, send)
+        elif path == SLACK_PATH and method == "POST" and slack_handler is not None:
+            _client.set((scope.get("client") or ("unknown", 0))[0])
+            await slack_handler(scope, receive, send)
         else:
             await _respond(send, 404, "not found")
 
@@ -212,24 +222,28 @@ class Refusal:
     reason: str
 
 
-async def _slack_request(slack: SlackApp, scope: Scope, receive: Receive, send: Send) -> None:
-    body = await _body(receive)
-    if body is None:
-        await _respond(send, 413, "payload too large")
-        return
-    headers: dict[str, list[str]] = {}
-    for name, value in scope["headers"]:
-        headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
-    query = scope.get("query_string", b"").decode("latin-1")
-    request = verified_request(slack.verifier, body, headers, query)
-    if isinstance(request, Refusal):
-        client = (scope.get("client") or ("unknown", 0))[0]
-        log.warning("refused a request to %s from %s: %s", SLACK_PATH, client, request.reason)
-        await _respond(send, request.status, request.reason)
-        return
-    response = await asyncio.to_thread(slack.dispatch, request)
-    content_type = response.headers.get("content-type", ["text/plain"])[0]
-    await _respond(send, response.status, response.body, content_type)
+class CheckedSlackHandler(SlackRequestHandler):
+    """slack-bolt's ASGI handler with teambot's edge in front of bolt: the body capped at
+    MAX_BODY_BYTES, Slack's signature checked on the raw bytes before anything parses them
+    (``verified_request``), and bolt's dispatch on a worker thread."""
+
+    def __init__(self, app: SlackApp) -> None:
+        super().__init__(app, path=SLACK_PATH)
+        self.verifier = app.verifier
+
+    async def dispatch(self, request: AsgiHttpRequest) -> BoltResponse:
+        body = await _body(request.receive)
+        if body is None:
+            return BoltResponse(status=413, body="payload too large")
+        headers: dict[str, list[str]] = {}
+        for name, value in request.raw_headers:
+            headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+        checked = verified_request(self.verifier, body, headers, request.query_string)
+        if isinstance(checked, Refusal):
+            log.warning("refused a request to %s from %s: %s", SLACK_PATH, _client.get(),
+                        checked.reason)  # fmt: skip
+            return BoltResponse(status=checked.status, body=checked.reason)
+        return await asyncio.to_thread(self.app.dispatch, checked)
 
 
 def verified_request(

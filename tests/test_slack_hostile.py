@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -149,6 +150,24 @@ def test_a_body_over_the_cap_is_413_before_its_signature_is_read(
     assert response.status_code == 413
     assert not [r for r in logs.records if r.levelno >= logging.ERROR]
     assert MARKER not in logs.text
+
+
+def test_a_query_string_that_is_not_ascii_is_400_in_one_log_line(
+    bot: Bot, logs: pytest.LogCaptureFixture
+) -> None:
+    """bolt's ASGI handler decodes the query as UTF-8: such bytes must never reach it (uvicorn
+    refuses the request line) nor be a 500."""
+    logs.clear()
+    headers = "".join(f"{k}: {v}\r\n" for k, v in sign(SIGNING_SECRET, GOOD_JSON).items())
+    request = (b"POST /slack/events?x=\xff" + MARKER.encode() + b" HTTP/1.1\r\n"
+               + f"Host: 127.0.0.1\r\nContent-Type: {JSON}\r\nContent-Length: {len(GOOD_JSON)}\r\n"
+               f"{headers}Connection: close\r\n\r\n".encode() + GOOD_JSON)  # fmt: skip
+    with socket.create_connection(("127.0.0.1", bot.port), timeout=10) as raw:
+        raw.sendall(request)
+        status_line = raw.makefile("rb").readline()
+
+    assert status_line.split()[1] == b"400"
+    assert_one_short_line(logs)
 
 
 def assert_one_short_line(logs: pytest.LogCaptureFixture) -> None:
