@@ -114,12 +114,20 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: typer's rich panels import rich.markdown and markdown-it, and cost --help
+    # about 100 ms (bench/cli_start.py); the plain text says the same.
+    rich_markup_mode=None,
 )
 sources_app = typer.Typer(
     help="Add, remove and list the sources teambot ingests (doc sites, sitemaps, pages, folders).",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
-db_app = typer.Typer(help="Manage the database schema (Alembic migrations).", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Manage the database schema (Alembic migrations).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(sources_app, name="sources")
 app.add_typer(db_app, name="db")
 app.add_typer(llm_app, name="llm")
@@ -434,22 +442,21 @@ def admin_command(
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context) -> None:
     """Apply every pending migration (run this before starting teambot on PostgreSQL)."""
-    from knowledge.storage import db
+    from knowledge.storage import schema
 
     engine = runtime_of(ctx).engine
-    db.upgrade(engine)
-    typer.echo(f"Database at revision {db.current_revision(engine)}.")
+    schema.upgrade(engine)
+    typer.echo(f"Database at revision {schema.current_revision(engine)}.")
 
 
 @db_app.command("current")
 def db_current(ctx: typer.Context) -> None:
     """Show the database's schema revision and the one this teambot needs."""
-    from knowledge.storage import db
+    from knowledge.storage import schema
 
     engine = runtime_of(ctx).engine
-    typer.echo(
-        f"current: {db.current_revision(engine) or 'empty'}  head: {db.head_revision(engine)}"
-    )
+    current, head = schema.current_revision(engine), schema.head_revision(engine)
+    typer.echo(f"current: {current or 'empty'}  head: {head}")
 
 
 @app.command("eval")

@@ -17,6 +17,7 @@ CHECK_MAX_TOKENS = 5
 llm_app = typer.Typer(
     help="Check the language models teambot is configured for, or serve one locally.",
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain help, as the main app's (bot.cli)
 )
 
 

@@ -39,7 +39,8 @@ class Runtime:
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
         """Sessions on a database whose schema is current (SQLite is upgraded on first use)."""
-        from knowledge.storage.db import ensure_schema, make_session_factory
+        from knowledge.storage.db import make_session_factory
+        from knowledge.storage.schema import ensure_schema
 
         ensure_schema(self.engine)
         return make_session_factory(self.engine)

@@ -2,16 +2,14 @@
 
 from alembic import context
 
-import knowledge.storage.conversations
-import knowledge.storage.documents  # noqa: F401  (registers the knowledge tables)
-from knowledge.storage.db import Base
+from knowledge.storage.schema import metadata
 
 engine = context.config.attributes["engine"]
 
 with engine.begin() as connection:
     context.configure(
         connection=connection,
-        target_metadata=Base.metadata,
+        target_metadata=metadata(),
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

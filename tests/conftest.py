@@ -16,7 +16,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.embed.embedder import Embedder
-from knowledge.storage.db import make_engine, make_session_factory, upgrade
+from knowledge.storage.db import make_engine, make_session_factory
+from knowledge.storage.schema import upgrade
 from tests.corpus import ANSWER, write_corpus
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.slack import FakeSlack

@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 
 from knowledge.embed.embedder import Embedder
 from knowledge.ingest.local import ingest_folder
-from knowledge.storage.db import make_engine, make_session_factory, upgrade
+from knowledge.storage.db import make_engine, make_session_factory
 from knowledge.storage.documents import Chunk
+from knowledge.storage.schema import upgrade
 from tests.conftest import postgres_schema_url, sqlite_url
 from tests.fakes.docsite import DocSite
 from tests.fakes.slack import BOT_TOKEN, FakeSlack

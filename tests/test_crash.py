@@ -17,8 +17,9 @@ from knowledge.crawl.crawler import CrawlLimits
 from knowledge.embed.embedder import Embedder
 from knowledge.ingest.refresh import refresh
 from knowledge.ingest.sources import SourceSpec, add_source
-from knowledge.storage.db import make_engine, make_session_factory, upgrade
+from knowledge.storage.db import make_engine, make_session_factory
 from knowledge.storage.documents import Chunk, Document, IngestionRun
+from knowledge.storage.schema import upgrade
 from tests.conftest import sqlite_url
 from tests.fakes.docsite import DocSite
 from tests.processes import TEAMBOT

@@ -2,15 +2,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
-import knowledge.storage.conversations
-import knowledge.storage.documents  # noqa: F401
 from knowledge.errors import SchemaError
-from knowledge.storage.db import (
-    Base,
+from knowledge.storage.schema import (
+    bundled_head,
     current_revision,
     downgrade,
     ensure_schema,
     head_revision,
+    metadata,
+    stored_revision,
     upgrade,
 )
 
@@ -25,7 +25,7 @@ def test_upgrade_creates_every_table_matching_the_models(bare_engine: Engine) ->
     assert set(inspect(bare_engine).get_table_names()) >= TABLES
     with bare_engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        assert compare_metadata(context, Base.metadata) == []
+        assert compare_metadata(context, metadata()) == []
     assert current_revision(bare_engine) == head_revision(bare_engine)
 
 
@@ -51,3 +51,12 @@ def test_ensure_schema_upgrades_sqlite_but_asks_for_an_explicit_upgrade_on_postg
     else:
         raise AssertionError("an empty PostgreSQL schema must not be used silently")
     assert current_revision(bare_engine) is None
+
+
+def test_the_quick_version_check_reads_what_alembic_reads(bare_engine: Engine) -> None:
+    assert bundled_head() == head_revision(bare_engine)
+    assert stored_revision(bare_engine) is None
+    upgrade(bare_engine, "0002")
+    assert stored_revision(bare_engine) == current_revision(bare_engine) == "0002"
+    upgrade(bare_engine)
+    assert stored_revision(bare_engine) == current_revision(bare_engine) == bundled_head()

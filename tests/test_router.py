@@ -26,7 +26,8 @@ from knowledge.ingest.local import ingest_folder
 from knowledge.retrieval.index import VectorIndex
 from knowledge.retrieval.search import Retriever
 from knowledge.storage.conversations import ChannelSetting, LlmUsage, Turn
-from knowledge.storage.db import make_engine, make_session_factory, upgrade
+from knowledge.storage.db import make_engine, make_session_factory
+from knowledge.storage.schema import upgrade
 from tests.corpus import write_corpus
 from tests.fakes.openai_server import (
     DropMidStream,

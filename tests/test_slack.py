@@ -31,9 +31,10 @@ from knowledge.embed.embedder import Embedder
 from knowledge.ingest.local import ingest_folder
 from knowledge.storage import coordination
 from knowledge.storage.conversations import AuditEntry, ChannelSetting, Feedback
-from knowledge.storage.db import upgrade, utcnow
+from knowledge.storage.db import utcnow
 from knowledge.storage.lease import HOST
 from knowledge.storage.processes import Heartbeat, ProcessedEvent
+from knowledge.storage.schema import upgrade
 from tests.conftest import postgres_schema_url
 from tests.corpus import ANSWER
 from tests.fakes.openai_server import FakeOpenAI, Reply, Status
