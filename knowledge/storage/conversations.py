@@ -72,6 +72,10 @@ class Turn(Base):
     first_token_ms: Mapped[float | None] = mapped_column(Float)
     # How a follow-up became its search query: "model", "heuristic", or None (as asked).
     rewrite: Mapped[str | None] = mapped_column(String(20))
+    # How likely the answer is supported by the docs (0–1), and whether teambot said the docs
+    # do not cover the question instead of answering; None on questions and older answers.
+    confidence: Mapped[float | None] = mapped_column(Float)
+    abstained: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )
@@ -108,6 +112,8 @@ class ChannelSetting(Base):
     answer_in_thread: Mapped[bool] = mapped_column(Boolean, default=True)
     # Answer replies in threads teambot answered without a new mention; None: the global default.
     follow_threads: Mapped[bool | None] = mapped_column(Boolean)
+    # Below this confidence teambot abstains here; None: MIN_CONFIDENCE.
+    min_confidence: Mapped[float | None] = mapped_column(Float)
     updated_by: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
