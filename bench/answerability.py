@@ -32,6 +32,28 @@ knowledge/confidence.py, ``features``):
 - V4 logistic(cosine, coverage_all, unseen)
 - V5 logistic(cosine, cosine_gap, coverage, unseen, heading, agree)
 - V6 logistic(coverage, unseen)                       (lexical evidence only)
+- Round 2, added after reading round 1's dev results (V5 best, CV AUROC 0.871; the
+  errors: vague or Python-about-itself questions such as "What is a class?" score high,
+  heading-like generated questions such as "Enjoy the free API" score low), before any
+  held-out run:
+- V7 logistic(cosine, cosine_top5, coverage, unseen)
+- V8 logistic(cosine, coverage_rare, unseen, specificity)
+- V9 logistic(V5's six, cosine_top5, coverage_rare, bm25_share, specificity)   (the ceiling)
+- Round 3, after round 2 (V9 0.872, no better than V5): the background level of the dense
+  scores, to tell "close to one page" from "close to everything in this field":
+- V10 logistic(cosine, cosine_background, coverage, unseen, heading, agree), where
+  cosine_background = mean cosine of the pages ranked 6 to 15 by dense retrieval.
+- Round 4, after tests/test_confidence.py showed V5 abstaining on "Where does Zephyr write
+  its log file?" in an 8-page corpus (cosine 0.72, but "file" is unseen there and carries
+  42% of the term weight): in a small corpus everyday words are unseen, so ``unseen`` punishes
+  paraphrase. Names are what a corpus about another product lacks (Celery, RabbitMQ,
+  Tkinter, Kafka), so:
+- V11 logistic(cosine, cosine_gap, coverage, unseen_names, heading, agree)
+- V12 logistic(cosine, coverage, unseen_names)
+  where unseen_names = the share of term weight in unseen terms that come from name-like
+  words (an inner capital, digit, "_" or "."; or a capital not at the start of a sentence).
+  From round 4 on, a variant must also pass tests/test_confidence.py's small-corpus tests
+  to be chosen (the selection rule above applies among those that pass).
 All fitted by bench/logistic.py (Newton, L2 1e-2, classes weighted to even odds) on the dev
 part's hard-mode rows, label = answerable. Selection: the best mean AUROC over 5 folds of the
 dev hard rows (fold = SHA-1 of the id); a variant with fewer features within 0.005 of the best
@@ -75,6 +97,15 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "V4": ("cosine", "coverage_all", "unseen"),
     "V5": ("cosine", "cosine_gap", "coverage", "unseen", "heading", "agree"),
     "V6": ("coverage", "unseen"),
+    "V7": ("cosine", "cosine_top5", "coverage", "unseen"),
+    "V8": ("cosine", "coverage_rare", "unseen", "specificity"),
+    "V10": ("cosine", "cosine_background", "coverage", "unseen", "heading", "agree"),
+    "V11": ("cosine", "cosine_gap", "coverage", "unseen_names", "heading", "agree"),
+    "V12": ("cosine", "coverage", "unseen_names"),
+    "V9": (
+        *("cosine", "cosine_gap", "coverage", "unseen", "heading", "agree"),
+        *("cosine_top5", "coverage_rare", "bm25_share", "specificity"),
+    ),
 }
 MODES = ("hard", "known-item")
 BINS = np.linspace(0, 1, 11)
@@ -170,8 +201,11 @@ def cross_validated_auroc(rows: list[Row], names: tuple[str, ...]) -> float:
     return logistic.auroc(scores, labels.astype(bool))
 
 
-def fit(rows: list[Row]) -> None:
-    """Compare the pre-registered variants on dev hard rows; print the chosen constants."""
+def fit(rows: list[Row], only: list[str] | None) -> None:
+    """Compare the pre-registered variants on dev hard rows; print the chosen constants.
+
+    ``only`` restricts the choice to those variants (the ones that passed the small-corpus
+    tests, from round 4 on); the table still shows all."""
     hard = [row for row in rows if row.mode == "hard"]
     labels = np.array([row.answerable for row in hard], dtype=float)
     print(f"dev hard rows: {len(hard)} ({int(labels.sum())} answerable)\n")
@@ -188,29 +222,53 @@ def fit(rows: list[Row]) -> None:
         )
         results[name] = cv
         print(f"| {name} | {', '.join(features)} | {cv:.3f} | {full:.3f} |")
-    best = max(results.values())
+    allowed = set(only or VARIANTS)
+    best = max(cv for name, cv in results.items() if name in allowed)
     chosen = min(
-        (name for name, cv in results.items() if cv >= best - SIMPLER_WITHIN),
+        (name for name, cv in results.items() if cv >= best - SIMPLER_WITHIN and name in allowed),
         key=lambda name: (len(VARIANTS[name]), -results[name]),
     )
-    features = VARIANTS[chosen]
-    intercept, coefficients = logistic.fit(matrix(hard, features), labels)
-    answerable = logistic.predict(
-        intercept, coefficients, matrix([r for r in hard if r.answerable], features)
-    )
-    threshold = np.floor(np.percentile(answerable, ANSWER_PERCENTILE) * 100) / 100
+    model = fitted(chosen, hard)
     print(f"\nchosen: {chosen}. Paste into knowledge/confidence.py:\n")
-    print(f"MODEL_FEATURES: tuple[str, ...] = {features!r}")
-    print(f"INTERCEPT = {intercept:.4f}")
-    print(f"COEFFICIENTS: tuple[float, ...] = ({', '.join(f'{c:.4f}' for c in coefficients)},)")
-    print(f"THRESHOLD = {threshold:.2f}")
+    print(f"MODEL_FEATURES: tuple[str, ...] = {model.features!r}")
+    print(f"INTERCEPT = {model.intercept:.4f}")
+    print(
+        f"COEFFICIENTS: tuple[float, ...] = ({', '.join(f'{c:.4f}' for c in model.coefficients)},)"
+    )
+    print(f"THRESHOLD = {model.threshold:.2f}")
 
 
 def scores_of(rows: list[Row]) -> np.ndarray:
     return np.array([confidence.probability(row.features) for row in rows])
 
 
-def report(rows: list[Row], part: str, mode: str) -> None:
+@dataclass(frozen=True)
+class Fitted:
+    """A variant fitted on the dev hard rows by the same rules, shown beside the chosen one."""
+
+    name: str
+    features: tuple[str, ...]
+    intercept: float
+    coefficients: np.ndarray
+    threshold: float
+
+    def scores(self, rows: list[Row]) -> np.ndarray:
+        return logistic.predict(self.intercept, self.coefficients, matrix(rows, self.features))
+
+
+def fitted(name: str, rows: list[Row]) -> Fitted:
+    hard = [r for r in rows if r.mode == "hard" and r.part == "dev"]
+    features = VARIANTS[name]
+    labels = np.array([r.answerable for r in hard], dtype=float)
+    intercept, coefficients = logistic.fit(matrix(hard, features), labels)
+    answerable = logistic.predict(
+        intercept, coefficients, matrix([r for r in hard if r.answerable], features)
+    )
+    threshold = float(np.floor(np.percentile(answerable, ANSWER_PERCENTILE) * 100) / 100)
+    return Fitted(name, features, intercept, coefficients, threshold)
+
+
+def report(rows: list[Row], part: str, mode: str, also: list[Fitted]) -> None:
     rows = [r for r in rows if r.part == part and r.mode == mode]
     if not rows:
         return
@@ -236,6 +294,15 @@ def report(rows: list[Row], part: str, mode: str) -> None:
           f"{rates(base_answers)} |")  # fmt: skip
     print(f"| confidence < {confidence.THRESHOLD:.2f} ⇒ abstain | "
           f"{logistic.auroc(scores, labels):.3f} | {rates(answers)} |")  # fmt: skip
+    for other in also:
+        other_scores = other.scores(rows)
+        print(f"| not chosen: {other.name} ({', '.join(other.features)}) < "
+              f"{other.threshold:.2f} | {logistic.auroc(other_scores, labels):.3f} | "
+              f"{rates(other_scores >= other.threshold)} |")  # fmt: skip
+    if n_pos and n_neg:  # what these features could do with a threshold set on these rows
+        at_90 = np.percentile(scores[labels], 10)
+        print(f"| (optimistic: threshold {at_90:.2f} set on these rows for 90% answered) | – | "
+              f"{rates(scores >= at_90)} |")  # fmt: skip
     groups = sorted({r.group for r in rows})
     per_group = []
     for group in groups:
@@ -282,6 +349,13 @@ def main() -> None:
     parser.add_argument("--db", type=Path, required=True, help="SQLite file of the Django index")
     parser.add_argument("--backend", default="onnx-int8", help="EMBEDDING_BACKEND of the index")
     parser.add_argument("--fit", action="store_true", help="fit the variants on dev; print")
+    parser.add_argument(
+        "--only", nargs="+", choices=sorted(VARIANTS), help="with --fit: choose among these"
+    )
+    parser.add_argument(
+        "--also", nargs="*", default=["V12"], choices=sorted(VARIANTS),
+        help="variants to show beside the chosen model (fitted on dev here)",
+    )  # fmt: skip
     parser.add_argument("--heldout", action="store_true", help="also score the held-out part")
     parser.add_argument("--refresh", action="store_true", help="search again, ignore caches")
     args = parser.parse_args()
@@ -292,12 +366,13 @@ def main() -> None:
         cache = args.db.with_name(f"{args.db.name}.answerability-{part}.jsonl")
         rows += load_rows(runtime, part, cache, args.refresh)
     if args.fit:
-        fit(rows)
+        fit(rows, args.only)
         return
     print(f"model: {confidence.MODEL_FEATURES}, threshold {confidence.THRESHOLD:.2f}")
+    also = [fitted(name, rows) for name in args.also]
     for part in parts:
         for mode in MODES:
-            report(rows, part, mode)
+            report(rows, part, mode, also)
     dev = [json.loads(line)["question"] for line in (QUESTIONS / "dev.jsonl").open()]
     latency(runtime, dev[::3])
 

@@ -11,6 +11,7 @@ question's terms), so it costs no extra embedding or index query.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 
@@ -35,11 +36,14 @@ class PageEvidence:
 
 @dataclass(frozen=True)
 class TermStat:
-    """A question term as BM25 indexes it (stemmed, no stopwords) and in how many passages of
-    the whole index it occurs (0: the corpus never uses the word)."""
+    """A question term as BM25 indexes it (stemmed, no stopwords), in how many passages of
+    the whole index it occurs (0: the corpus never uses the word), and whether it is a name."""
 
     term: str
     passages: int
+    # Whether the term comes from a name-like word of the question (``Kafka``, ``RabbitMQ``,
+    # ``os.fork``): an unseen name means another product, an unseen word may be a paraphrase.
+    is_name: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,12 @@ class Evidence:
 
     def idf(self, term: TermStat) -> float:
         """BM25's (Lucene) inverse document frequency; an unseen term gets the largest."""
+        return self.idf_of(term.passages)
+
+    def idf_of(self, passages: int) -> float:
+        """The IDF of a term held by ``passages`` of the indexed passages."""
         n = max(self.indexed_passages, 1)
-        return math.log(1 + (n - term.passages + 0.5) / (term.passages + 0.5))
+        return math.log(1 + (n - passages + 0.5) / (passages + 0.5))
 
     def by_dense(self) -> list[PageEvidence]:
         return sorted(
@@ -80,6 +88,27 @@ class Evidence:
         return sorted(
             (p for p in self.pages if p.bm25_rank is not None), key=lambda p: p.bm25_rank or 0
         )
+
+
+_WORD = re.compile(r"[A-Za-z][\w.+-]*[\w+]|[A-Za-z]")
+_SENTENCE_END = (".", "?", "!", ":")
+
+
+def name_words(text: str) -> list[str]:
+    """The words of ``text`` that look like names: an inner capital, a digit, "_" or "." inside
+    (RabbitMQ, SQLAlchemy, py2exe, os.fork), or a capital that does not start a sentence."""
+    names = []
+    starts_sentence = True
+    for match in _WORD.finditer(text):
+        word = match.group()
+        inner = word[1:]
+        if any(c.isupper() or c.isdigit() or c in "_." for c in inner) or (
+            word[0].isupper() and not starts_sentence
+        ):
+            names.append(word)
+        following = text[match.end() : match.end() + 1]
+        starts_sentence = following in _SENTENCE_END
+    return names
 
 
 def page_evidence(

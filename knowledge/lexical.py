@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge import store
-from knowledge.evidence import TermStat
+from knowledge.evidence import TermStat, name_words
 from knowledge.models import Chunk, Document
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,9 @@ class LexicalIndex:
         and the number of indexed passages (as of the last ``sync``)."""
         frequencies, indexed = self._frequencies, len(self._ids)
         distinct = dict.fromkeys(self.terms(query))
-        return tuple(TermStat(t, frequencies.get(t, 0)) for t in distinct), indexed
+        names = set(self.terms(" ".join(name_words(query))))
+        stats = tuple(TermStat(t, frequencies.get(t, 0), t in names) for t in distinct)
+        return stats, indexed
 
 
 def _passage_frequencies(bm25: bm25s.BM25) -> dict[str, int]:
