@@ -161,17 +161,29 @@ def assess(
     values = features(results, evidence)
     confidence = probability(values)
     abstained = confidence < threshold
-    return Confidence(confidence, abstained, reasons(values, confidence, threshold), values)
+    why = reasons(values, evidence, confidence, threshold)
+    return Confidence(confidence, abstained, why, values)
 
 
-def reasons(values: dict[str, float], confidence: float, threshold: float) -> tuple[str, ...]:
-    """One line per signal, in words, then the verdict."""
+def reasons(
+    values: dict[str, float], evidence: Evidence, confidence: float, threshold: float
+) -> tuple[str, ...]:
+    """One line per signal of the model, in words, then the verdict (for `teambot why`)."""
+    dense = evidence.by_dense()
+    top = dense[0] if dense else None
+    where = "no candidate page"
+    if top is not None:
+        bm25 = f"BM25 rank {top.bm25_rank} ({top.bm25:.1f})" if top.bm25_rank else "not in BM25"
+        where = f"dense's top page {top.document_title!r}: cosine {top.cosine:.2f}, {bm25}"
+    names = sorted(t.term for t in evidence.terms if t.is_name and t.passages == 0)
+    unseen = f" ({', '.join(names)})" if names else ""
     verdict = "abstained" if confidence < threshold else "answered"
     return (
-        f"best page's cosine to the question: {values['cosine']:.2f}",
-        f"the top passage holds {values['coverage']:.0%} of the question's term weight",
-        f"{values['unseen']:.0%} of the question's term weight is in words the docs never use",
-        f"dense and BM25 agree on the top page: 1/rank {values['agree']:.2f}",
+        where,
+        f"lead over the next page's cosine: {values['cosine_gap']:+.2f}",
+        f"the top result holds {values['coverage']:.0%} of the question's term weight, "
+        f"{values['heading']:.0%} in its title and headings",
+        f"{values['unseen_names']:.0%} of the term weight is in names the docs never use{unseen}",
         f"confidence {confidence:.2f} {'<' if confidence < threshold else '≥'} "
         f"threshold {threshold:.2f}: {verdict}",
     )

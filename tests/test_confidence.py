@@ -111,6 +111,8 @@ def test_confidence_orders_answerable_above_similar_above_off_topic(retriever: R
 def test_off_topic_words_the_docs_never_use_are_the_reason(retriever: Retriever) -> None:
     verdict = assessed(retriever, "Does Zephyr have a Grafana dashboard plugin?")
     assert verdict.features["unseen"] > 0.3  # grafana, dashboard, plugin: never in the docs
+    assert verdict.features["unseen_names"] > 0.1  # Grafana is a name, the others words
+    assert any("(grafana)" in reason for reason in verdict.reasons)
     assert assessed(retriever, ANSWERABLE[0]).features["unseen"] == 0.0
 
 
