@@ -1,7 +1,7 @@
 """Does teambot know when its docs do not answer? Confidence and abstention on the Django docs.
 
     python -m bench.answerability_questions --out /tmp/conf/answerability   # question files
-    python -m bench.answerability --db /tmp/conf/django.db --fit            # fit on dev only
+    python -m bench.answerability --db /tmp/conf/django.db --fit --only V11 V12  # fit, dev only
     python -m bench.answerability --db /tmp/conf/django.db                  # dev tables
     python -m bench.answerability --db /tmp/conf/django.db --heldout        # + held-out, ONCE
 
