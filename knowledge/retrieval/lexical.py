@@ -15,6 +15,7 @@ import Stemmer
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from knowledge.retrieval.evidence import TermStat, name_words
 from knowledge.storage import store
 from knowledge.storage.documents import Chunk, Document
 
@@ -39,6 +40,7 @@ class LexicalIndex:
         self._stemmer = Stemmer.Stemmer("english")
         self._bm25: bm25s.BM25 | None = None
         self._ids = np.zeros(0, dtype=np.int64)
+        self._frequencies: dict[str, int] = {}
         self._lock = threading.Lock()
         self.stamp: str | None = None
 
@@ -71,10 +73,14 @@ class LexicalIndex:
                 ids.append(chunk_id)
                 texts.append(lexical_text(title, heading_path, text))
         bm25 = None
+        frequencies: dict[str, int] = {}
         if texts:
             bm25 = bm25s.BM25()
             bm25.index(self._tokenize(texts), show_progress=False)
-        self._bm25, self._ids, self.stamp = bm25, np.asarray(ids, dtype=np.int64), stamp
+            frequencies = _passage_frequencies(bm25)
+        # One assignment, so a concurrent search never pairs one build's ids with another's.
+        self._bm25, self._ids, self._frequencies = bm25, np.asarray(ids, np.int64), frequencies
+        self.stamp = stamp
         log.debug(
             "BM25 index %s built: %d chunks in %.0f ms",
             stamp,
@@ -103,3 +109,35 @@ class LexicalIndex:
             return []
         found, scores = bm25.retrieve(tokens, k=min(k, len(ids)), show_progress=False)
         return [(int(ids[i]), float(s)) for i, s in zip(found[0], scores[0], strict=True) if s > 0]
+
+    def terms(self, text: str) -> list[str]:
+        """``text`` as BM25 sees it: lowercased words, English stopwords dropped, stemmed."""
+        tokens = bm25s.tokenize(
+            [text],
+            stopwords=STOPWORDS,
+            stemmer=self._stemmer,
+            return_ids=False,
+            show_progress=False,
+        )
+        return list(tokens[0])
+
+    def term_stats(self, query: str) -> tuple[tuple[TermStat, ...], int]:
+        """Each distinct term of ``query`` with the number of indexed passages that hold it,
+        and the number of indexed passages (as of the last ``sync``)."""
+        frequencies, indexed = self._frequencies, len(self._ids)
+        distinct = dict.fromkeys(self.terms(query))
+        names = set(self.terms(" ".join(name_words(query))))
+        stats = tuple(TermStat(t, frequencies.get(t, 0), t in names) for t in distinct)
+        return stats, indexed
+
+
+def _passage_frequencies(bm25: bm25s.BM25) -> dict[str, int]:
+    """Term → passages holding it, read from bm25s's term-major sparse score matrix (each
+    term's column lists the passages it occurs in)."""
+    indptr = bm25.scores["indptr"]
+    columns = len(indptr) - 1
+    return {
+        term: int(indptr[column + 1] - indptr[column])
+        for term, column in bm25.vocab_dict.items()
+        if column < columns
+    }

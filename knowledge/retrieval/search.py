@@ -28,8 +28,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.embed.embedder import TextEmbedder
+from knowledge.retrieval.evidence import Evidence, ResultTerms, page_evidence
 from knowledge.retrieval.index import VectorIndex
-from knowledge.retrieval.lexical import LexicalIndex
+from knowledge.retrieval.lexical import LexicalIndex, lexical_text
 from knowledge.storage.documents import Chunk, Document, Source
 from knowledge.types import ScoredChunk
 
@@ -78,33 +79,106 @@ class Retriever:
     ) -> list[ScoredChunk]:
         """The ``k`` best chunks (from distinct pages unless ``per_page`` is False);
         ``sources`` and ``keep`` filter them."""
+        return self._search(query, k, method, sources, keep, per_page, with_evidence=False)[0]
+
+    def search_with_evidence(
+        self,
+        query: str,
+        k: int,
+        *,
+        method: Method = "hybrid",
+        sources: Collection[str] | None = None,
+        keep: Callable[[ScoredChunk], bool] | None = None,
+        per_page: bool = True,
+    ) -> tuple[list[ScoredChunk], Evidence]:
+        """``search``'s results, plus what each method saw of the candidates that passed the
+        filters (knowledge/evidence.py), for a confidence score. Both methods run whichever
+        orders the results; with the default hybrid method that costs nothing extra."""
+        results, evidence = self._search(
+            query, k, method, sources, keep, per_page, with_evidence=True
+        )
+        assert evidence is not None
+        return results, evidence
+
+    def _search(
+        self,
+        query: str,
+        k: int,
+        method: Method,
+        sources: Collection[str] | None,
+        keep: Callable[[ScoredChunk], bool] | None,
+        per_page: bool,
+        *,
+        with_evidence: bool,
+    ) -> tuple[list[ScoredChunk], Evidence | None]:
         filtering = sources is not None or keep is not None
         wanted = max(CANDIDATES, k * (FILTERED_OVERFETCH if filtering else OVERFETCH))
         vector = self._embedder.embed_query(query)
-        rankings: list[list[tuple[int, float]]] = []
-        if method in ("hybrid", "dense"):
+        dense: list[tuple[int, float]] = []
+        lexical: list[tuple[int, float]] = []
+        if method in ("hybrid", "dense") or with_evidence:
             self._index.sync()
-            rankings.append(self._index.search(vector, wanted))
-        if method in ("hybrid", "bm25"):
+            dense = self._index.search(vector, wanted)
+        if method in ("hybrid", "bm25") or with_evidence:
             self._lexical.sync()
-            rankings.append(self._lexical.search(query, wanted))
+            lexical = self._lexical.search(query, wanted)
+        rankings = [r for m, r in (("dense", dense), ("bm25", lexical)) if method in ("hybrid", m)]
         # With both methods, a chunk's score is their fused passage score and, one page per
         # result, its page's fused score orders it (the passage score breaks ties).
         page: dict[int, float] = {}
-        if len(rankings) == 1:
-            found = self._load(dict(rankings[0]), vector)
-        else:
-            found = self._load(_convex(rankings), vector)
-            if per_page:
-                page = _page_scores(found, rankings)
-        if sources is not None:
-            found = [c for c in found if c.source_name in sources]
-        if keep is not None:
-            found = [c for c in found if keep(c)]
+        scores = dict(rankings[0]) if len(rankings) == 1 else _convex(rankings)
+        # Evidence needs the other method's candidates too (loaded, never returned).
+        others = {i: 0.0 for i, _ in dense + lexical if i not in scores} if with_evidence else {}
+        loaded = self._load({**others, **scores}, vector)
+        found = [c for c in loaded if c.chunk_id in scores] if others else loaded
+        if len(rankings) > 1 and per_page:
+            page = _page_scores(found, rankings)
+        found, loaded = _filtered(found, sources, keep), _filtered(loaded, sources, keep)
         found.sort(key=lambda c: (-page.get(c.chunk_id, 0.0), -c.score, c.chunk_id))
-        if not per_page:
-            return found[:k]
-        return [replace(c, score=page.get(c.chunk_id, c.score)) for c in _best_per_page(found, k)]
+        if per_page:
+            best = _best_per_page(found, k)
+            results = [replace(c, score=page.get(c.chunk_id, c.score)) for c in best]
+        else:
+            results = found[:k]
+        if not with_evidence:
+            return results, None
+        return results, self._evidence(query, loaded, dict(lexical), results)
+
+    def _evidence(
+        self,
+        query: str,
+        candidates: list[ScoredChunk],
+        bm25: dict[int, float],
+        results: list[ScoredChunk],
+    ) -> Evidence:
+        """Each candidate page's best cosine and BM25 score, ranked; the term statistics; the
+        question terms in each result (a few passages tokenized: well under a millisecond)."""
+        pages: dict[tuple[str, str], tuple[str, float, float]] = {}
+        for c in candidates:
+            key = (c.source_name, c.document_url)
+            _, cosine, lexical = pages.get(key, ("", -1.0, 0.0))
+            pages[key] = (
+                c.document_title,
+                max(cosine, c.similarity),
+                max(lexical, bm25.get(c.chunk_id, 0.0)),
+            )
+        terms, indexed = self._lexical.term_stats(query)
+        wanted = {t.term for t in terms}
+        held = tuple(
+            ResultTerms(
+                c.chunk_id,
+                frozenset(
+                    self._lexical.terms(
+                        lexical_text(c.document_title, list(c.heading_path), c.text)
+                    )
+                )
+                & wanted,
+                frozenset(self._lexical.terms(" ".join([c.document_title, *c.heading_path])))
+                & wanted,
+            )
+            for c in results
+        )
+        return Evidence(page_evidence(pages), terms, indexed, held)
 
     def _load(self, scores: dict[int, float], vector: np.ndarray) -> list[ScoredChunk]:
         """The chunks with these ids, with their cosine to the question from stored vectors.
@@ -151,6 +225,18 @@ class Retriever:
             )
             for row, similarity in zip(rows, similarities, strict=True)
         ]
+
+
+def _filtered(
+    chunks: list[ScoredChunk],
+    sources: Collection[str] | None,
+    keep: Callable[[ScoredChunk], bool] | None,
+) -> list[ScoredChunk]:
+    if sources is not None:
+        chunks = [c for c in chunks if c.source_name in sources]
+    if keep is not None:
+        chunks = [c for c in chunks if keep(c)]
+    return chunks
 
 
 def _convex(rankings: list[list[tuple[Key, float]]]) -> dict[Key, float]:

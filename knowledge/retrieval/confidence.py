@@ -1,0 +1,190 @@
+"""How sure teambot is that the docs answer a question, and whether to say they do not.
+
+Search always returns passages, even for a question about another product; quoting them is
+worse than saying "the docs don't cover this". ``assess`` turns the retrieval evidence
+(``knowledge.retrieval.evidence``) into a ``Confidence``: the probability that the indexed
+docs answer the question, the decision to abstain, and short reasons a person can check
+(`teambot why`).
+
+The model is a logistic regression over six features of the evidence, each meaning the
+same on any doc site (shares and cosines, no raw BM25 scores):
+
+- ``cosine``: the dense cosine of the best candidate page (how close the closest text is);
+- ``cosine_gap``: its lead over the second page (fitted NEGATIVE: in the hard mode it was
+  fitted on, an answer spread over several close pages is the usual answerable case);
+- ``coverage``: the share of the question's term weight (BM25 IDF) the top result holds;
+- ``unseen_names``: the share of term weight in name-like words the index never uses
+  ("Celery", "RabbitMQ", "Kafka"): docs do not answer about what they never name. Plain
+  unseen words were measured too, but in a small corpus everyday words are unseen and
+  they punished paraphrases;
+- ``heading``: the share of term weight in the top result's page title and headings;
+- ``agree``: 1 / BM25 rank of the page dense retrieval ranks first.
+
+Every pre-registered variant and its development result are in bench/answerability.py's
+docstring. COEFFICIENTS and THRESHOLD were fitted on the DEVELOPMENT part only (Django FAQ +
+generated questions of 70% of the pages; Python and Celery FAQs), hard mode, by
+``python -m bench.answerability --db /tmp/conf/django.db --fit --only V11 V12`` (V11 and V12
+being the variants that pass tests/test_confidence.py's small-corpus tests). The held-out
+products (SQLAlchemy, Debian, git) and pages never informed them.
+
+Calibration: classes were weighted to even odds when fitting, so ``confidence`` reads as
+"probability the docs answer, if half the questions asked were answerable"; on the dev set
+the bins track the answerable fraction roughly (bench/answerability.py prints the table).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from knowledge.retrieval.evidence import Evidence, TermStat
+from knowledge.types import ScoredChunk
+
+FEATURES = (
+    *("cosine", "cosine_gap", "coverage", "coverage_all", "unseen", "heading", "agree"),
+    *("cosine_top5", "coverage_rare", "bm25_share", "specificity", "cosine_background"),
+    "unseen_names",
+)
+# bm25s's default term-frequency saturation: a passage's BM25 score is at most (K1 + 1) × Σ idf.
+BM25_K1 = 1.5
+TOP_PAGES = 5
+# The dense ranks whose mean cosine is the question's background level (round 3, V10).
+BACKGROUND_RANKS = slice(5, 15)
+
+# Variant V11, fitted by `python -m bench.answerability --db /tmp/conf/django.db --fit --only
+# V11 V12` (dev part, hard mode, balanced classes, 549 questions); the names are the features
+# used, in order, after the intercept.
+MODEL_FEATURES: tuple[str, ...] = (
+    "cosine",
+    "cosine_gap",
+    "coverage",
+    "unseen_names",
+    "heading",
+    "agree",
+)
+INTERCEPT = -6.6623
+COEFFICIENTS: tuple[float, ...] = (10.9610, -7.3007, 1.5526, -8.4067, 1.8971, 0.3917)
+# Abstain below this: the 8th percentile of the dev answerable questions' hard-mode confidence.
+THRESHOLD = 0.26
+
+
+@dataclass(frozen=True)
+class Confidence:
+    """How likely the docs answer the question (0–1), whether to abstain, and why.
+
+    ``features`` holds every measured feature (not only the model's), for `teambot why`
+    and for re-fitting."""
+
+    confidence: float
+    abstained: bool
+    reasons: tuple[str, ...]
+    features: dict[str, float]
+
+
+def features(results: Sequence[ScoredChunk], evidence: Evidence) -> dict[str, float]:
+    """Every feature of the pre-registered variants, from one search's evidence.
+
+    A question with no indexed term (only stopwords) has coverage and unseen share 0."""
+    dense = evidence.by_dense()
+    cosine = dense[0].cosine if dense else 0.0
+    second = dense[1].cosine if len(dense) > 1 else 0.0
+    weights = {t.term: evidence.idf(t) for t in evidence.terms}
+    top = evidence.results[0] if evidence.results else None
+    every = frozenset().union(*(r.in_passage for r in evidence.results))
+    seen = [w for t, w in zip(evidence.terms, weights.values(), strict=True) if t.passages]
+    top_bm25 = max((p.bm25 for p in evidence.pages), default=0.0)
+    total = sum(weights.values())
+    return {
+        "cosine_background": _mean([p.cosine for p in dense[BACKGROUND_RANKS]]),
+        "cosine_top5": sum(p.cosine for p in dense[:TOP_PAGES]) / TOP_PAGES,
+        "coverage_rare": weighted_share(
+            {t: w * w for t, w in weights.items()}, top.in_passage if top else frozenset()
+        ),
+        "bm25_share": top_bm25 / ((BM25_K1 + 1) * total) if total > 0 else 0.0,
+        "specificity": (sum(seen) / len(seen)) / evidence.idf_of(0) if seen else 0.0,
+        "cosine": cosine,
+        "cosine_gap": cosine - second if dense else 0.0,
+        "coverage": weighted_share(weights, top.in_passage if top else frozenset()),
+        "coverage_all": weighted_share(weights, every),
+        "unseen": unseen_share(evidence.terms, weights),
+        "unseen_names": unseen_share([t for t in evidence.terms if t.is_name], weights),
+        "heading": weighted_share(weights, top.in_headings if top else frozenset()),
+        "agree": agreement(evidence),
+    }
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def weighted_share(weights: dict[str, float], present: frozenset[str]) -> float:
+    """The share of the total term weight carried by the ``present`` terms (0 with no terms)."""
+    total = sum(weights.values())
+    if total <= 0:
+        return 0.0
+    return sum(w for term, w in weights.items() if term in present) / total
+
+
+def unseen_share(terms: Sequence[TermStat], weights: dict[str, float]) -> float:
+    """The share of the term weight carried by terms no indexed passage holds."""
+    return weighted_share(weights, frozenset(t.term for t in terms if t.passages == 0))
+
+
+def agreement(evidence: Evidence) -> float:
+    """1 / BM25 rank of the page dense retrieval ranks first (0 when BM25 did not find it):
+    two unrelated methods that pick the same page are rarely both wrong."""
+    dense = evidence.by_dense()
+    if not dense or dense[0].bm25_rank is None:
+        return 0.0
+    return 1 / dense[0].bm25_rank
+
+
+def probability(values: dict[str, float]) -> float:
+    """The logistic model: 1 / (1 + exp(−(intercept + Σ coefficient × feature)))."""
+    z = INTERCEPT + sum(c * values[n] for n, c in zip(MODEL_FEATURES, COEFFICIENTS, strict=True))
+    return 1 / (1 + math.exp(-z)) if z > -500 else 0.0
+
+
+def assess(
+    question: str,
+    results: Sequence[ScoredChunk],
+    evidence: Evidence,
+    *,
+    threshold: float = THRESHOLD,
+) -> Confidence:
+    """The confidence that ``results`` answer ``question``, and whether to abstain.
+
+    ``results`` and ``evidence`` come from one ``Retriever.search_with_evidence`` call; no
+    results at all is a confident abstention."""
+    if not results:
+        return Confidence(0.0, True, (f"nothing indexed matched {question!r}",), {})
+    values = features(results, evidence)
+    confidence = probability(values)
+    abstained = confidence < threshold
+    why = reasons(values, evidence, confidence, threshold)
+    return Confidence(confidence, abstained, why, values)
+
+
+def reasons(
+    values: dict[str, float], evidence: Evidence, confidence: float, threshold: float
+) -> tuple[str, ...]:
+    """One line per signal of the model, in words, then the verdict (for `teambot why`)."""
+    dense = evidence.by_dense()
+    top = dense[0] if dense else None
+    where = "no candidate page"
+    if top is not None:
+        bm25 = f"BM25 rank {top.bm25_rank} ({top.bm25:.1f})" if top.bm25_rank else "not in BM25"
+        where = f"dense's top page {top.document_title!r}: cosine {top.cosine:.2f}, {bm25}"
+    names = sorted(t.term for t in evidence.terms if t.is_name and t.passages == 0)
+    unseen = f" ({', '.join(names)})" if names else ""
+    verdict = "abstained" if confidence < threshold else "answered"
+    return (
+        where,
+        f"lead over the next page's cosine: {values['cosine_gap']:+.2f}",
+        f"the top result holds {values['coverage']:.0%} of the question's term weight, "
+        f"{values['heading']:.0%} in its title and headings",
+        f"{values['unseen_names']:.0%} of the term weight is in names the docs never use{unseen}",
+        f"confidence {confidence:.2f} {'<' if confidence < threshold else '≥'} "
+        f"threshold {threshold:.2f}: {verdict}",
+    )
