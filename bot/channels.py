@@ -1,4 +1,5 @@
-"""What admins chose for a channel (model route, sources, persona), read once per question."""
+"""What admins chose for a channel (model route, sources, persona, abstention threshold), read
+once per question."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class ChannelPrefs:
     sources: tuple[str, ...] | None = None
     persona: str | None = None
     follow_threads: bool | None = None
+    min_confidence: float | None = None
 
 
 def channel_prefs(sessions: sessionmaker[Session], platform: str, channel: str) -> ChannelPrefs:
@@ -34,4 +36,5 @@ def channel_prefs(sessions: sessionmaker[Session], platform: str, channel: str) 
             sources=tuple(row.sources) if row.sources is not None else None,
             persona=row.persona,
             follow_threads=row.follow_threads,
+            min_confidence=row.min_confidence,
         )

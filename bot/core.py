@@ -5,17 +5,19 @@ It knows nothing about Slack, Discord or terminals; adapters hand it a
 as it grows (``stream``: ``Delta`` pieces, ``Restart`` when a model failed
 mid-answer and another takes over, and the ``Answer`` last). Every path ends
 in an answer: with no model, a failed model or a spent budget, the best
-passages are quoted and cited instead.
+passages are quoted and cited instead. When the retrieval evidence says the docs
+do not cover the question (bot.abstention), no model is asked and the answer says
+so, offering the closest pages.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bot import extractive
+from bot import abstention, extractive
 from bot.channels import ChannelPrefs, channel_prefs
 from bot.errors import QuestionError
 from bot.followup import is_follow_up, search_query
@@ -30,6 +32,7 @@ from bot.llm.router import EXTRACTIVE, Outcome, Plan, Router
 from bot.memory import ConversationMemory, PastTurn
 from bot.metrics import Metrics
 from bot.types import Answer, AnswerEvent, Citation, Delta, Question, Restart
+from knowledge.retrieval.confidence import THRESHOLD, Confidence, assess
 from knowledge.retrieval.search import Method, Retriever
 from knowledge.types import ScoredChunk
 
@@ -46,6 +49,7 @@ class Assistant:
         top_k: int,
         min_relevance: float,
         max_question_chars: int,
+        min_confidence: float = THRESHOLD,
         method: Method = "hybrid",
         metrics: Metrics | None = None,
     ) -> None:
@@ -55,6 +59,7 @@ class Assistant:
         self.router = router
         self._top_k = top_k
         self._min_relevance = min_relevance
+        self._min_confidence = min_confidence
         self._max_question_chars = max_question_chars
         self._method: Method = method
 
@@ -90,29 +95,29 @@ class Assistant:
             timings["rewrite"] = _ms_since(mark)
 
         mark = time.perf_counter()
-        passages = [
-            p
-            for p in self._retriever.search(
-                query, self._top_k, method=self._method, sources=prefs.sources
-            )
-            if p.similarity >= self._min_relevance
-        ]
+        results, evidence = self._retriever.search_with_evidence(
+            query, self._top_k, method=self._method, sources=prefs.sources
+        )
+        threshold = self._threshold(prefs)
+        verdict = assess(query, results, evidence, threshold=threshold)
+        passages = [p for p in results if p.similarity >= self._min_relevance]
         timings["retrieve"] = _ms_since(mark)
 
         mark = time.perf_counter()
-        if passages:
+        if passages and not verdict.abstained:
             outcome = yield from self._generate(text, passages, history, plan, prefs)
         else:
-            outcome = Outcome(EXTRACTIVE, EXTRACTIVE, plan.describe("no passages matched"))
+            why = "the docs do not cover it" if passages else "no passages matched"
+            outcome = Outcome(EXTRACTIVE, EXTRACTIVE, plan.describe(why))
         timings["answer"] = _ms_since(mark)
         if outcome.first_token_ms is not None:
             timings["first_token"] = outcome.first_token_ms
         timings["total"] = _ms_since(started)
 
-        body, citations = self._compose(query, passages, outcome, limited)
+        composed = self._compose(query, passages, outcome, limited, verdict, threshold)
         answer = Answer(
-            text=body,
-            citations=citations,
+            text=composed.text,
+            citations=composed.citations,
             model=outcome.model,
             timings=timings,
             conversation_id=conversation_id,
@@ -122,10 +127,14 @@ class Assistant:
             tokens_in=outcome.tokens_in,
             tokens_out=outcome.tokens_out,
             rewrite=rewrite,
+            confidence=round(composed.confidence, 3),
+            abstained=composed.abstained,
+            suggestions=composed.suggestions,
         )
         turn_id = self._memory.record(question, answer, first_token_ms=outcome.first_token_ms)
         if self._metrics is not None:
             self._metrics.answered(question.platform, answer.provider, timings["total"] / 1000)
+            self._metrics.judged(question.platform, answer.confidence or 0.0, answer.abstained)
         yield replace(answer, turn_id=turn_id)
 
     def _search_query(self, text: str, history: list[PastTurn], plan: Plan) -> tuple[str, str]:
@@ -162,22 +171,56 @@ class Assistant:
             yield event
         raise AssertionError("Router.answer() always ends with an Outcome")
 
+    def _threshold(self, prefs: ChannelPrefs) -> float:
+        """The channel's own abstention threshold if an admin set one, else MIN_CONFIDENCE."""
+        return self._min_confidence if prefs.min_confidence is None else prefs.min_confidence
+
     def _compose(
-        self, query: str, passages: list[ScoredChunk], outcome: Outcome, limited: str | None
-    ) -> tuple[str, list[Citation]]:
-        """The final text and the citations it uses, numbered as in the text."""
+        self,
+        query: str,
+        passages: list[ScoredChunk],
+        outcome: Outcome,
+        limited: str | None,
+        verdict: Confidence,
+        threshold: float,
+    ) -> Composed:
+        """The final text, the citations it uses (numbered as in the text), and whether it
+        abstained with what confidence."""
+        suggestions = [citation(n, p) for n, p in
+                       enumerate(passages[: abstention.MAX_SUGGESTIONS], start=1)]  # fmt: skip
         if outcome.prompt is not None:  # a model answered: keep only what it cited
             count = len(outcome.prompt.passages)
             body = drop_unknown_markers(outcome.text, count).strip()
             used = cited_numbers(body, count)
-            return body, [citation(n, outcome.prompt.passages[n - 1]) for n in used]
+            if abstention.model_declined(body, used):
+                low = abstention.capped(verdict.confidence, threshold)
+                return Composed(body, [], low, True, suggestions)
+            cited = [citation(n, outcome.prompt.passages[n - 1]) for n in used]
+            return Composed(body, cited, verdict.confidence, False)
         if not passages:
-            empty = self._retriever.indexed_chunks() == 0
-            return (extractive.EMPTY_KNOWLEDGE_BASE if empty else extractive.NOTHING_FOUND), []
+            if self._retriever.indexed_chunks() == 0:
+                return Composed(extractive.EMPTY_KNOWLEDGE_BASE, [], 0.0, True)
+            low = abstention.capped(verdict.confidence, threshold)
+            return Composed(extractive.NOTHING_FOUND, [], low, True)
+        if verdict.abstained:
+            text = abstention.abstaining_text(len(suggestions))
+            return Composed(text, [], verdict.confidence, True, suggestions)
         citations = [citation(n, p) for n, p in enumerate(passages, start=1)]
         label = limited or outcome.unavailable
         label = label or (extractive.ROUTED_LABEL if self.router.providers else extractive.LABEL)
-        return extractive.compose(query, passages, [c.label for c in citations], label), citations
+        text = extractive.compose(query, passages, [c.label for c in citations], label)
+        return Composed(text, citations, verdict.confidence, False)
+
+
+@dataclass(frozen=True)
+class Composed:
+    """An answer's text and citations, with its confidence and whether it abstained."""
+
+    text: str
+    citations: list[Citation]
+    confidence: float
+    abstained: bool
+    suggestions: list[Citation] = field(default_factory=list)
 
 
 def validate_question(text: str, max_chars: int) -> str:

@@ -80,6 +80,8 @@ class ConversationMemory:
                 tokens_out=answer.tokens_out,
                 first_token_ms=first_token_ms,
                 rewrite=answer.rewrite or None,
+                confidence=answer.confidence,
+                abstained=answer.abstained,
             )
             session.add_all(
                 [

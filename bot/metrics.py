@@ -20,6 +20,7 @@ from knowledge.storage.documents import Chunk, Document, IngestionRun, Source
 
 # Seconds: extractive answers take tens of ms, model answers seconds.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60)
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -41,11 +42,25 @@ class Metrics:
             "teambot_llm_errors", "Failed model requests, by provider and kind of failure.",
             ["provider", "kind"], registry=self.registry,
         )  # fmt: skip
+        self.abstained = Counter(
+            "teambot_answers_abstained", "Answers that said the docs do not cover the question.",
+            ["platform"], registry=self.registry,
+        )  # fmt: skip
+        self.confidence = Histogram(
+            "teambot_answer_confidence", "How likely each answer is supported by the docs.",
+            ["platform"], buckets=CONFIDENCE_BUCKETS, registry=self.registry,
+        )  # fmt: skip
         self.registry.register(_KnowledgeBase(sessions))
 
     def answered(self, platform: str, provider: str, seconds: float) -> None:
         self.questions.labels(platform, provider).inc()
         self.answer_seconds.labels(provider).observe(seconds)
+
+    def judged(self, platform: str, confidence: float, abstained: bool) -> None:
+        """An answer's confidence, and whether it abstained."""
+        self.confidence.labels(platform).observe(confidence)
+        if abstained:
+            self.abstained.labels(platform).inc()
 
     def llm_error(self, provider: str, kind: str) -> None:
         self.llm_errors.labels(provider, kind).inc()

@@ -106,6 +106,7 @@ class Runtime:
             self.router,
             top_k=self.settings.top_k,
             min_relevance=self.settings.min_relevance,
+            min_confidence=self.settings.min_confidence,
             max_question_chars=self.settings.max_question_chars,
             method=self.settings.retrieval_method,
             metrics=self.metrics,

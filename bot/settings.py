@@ -78,6 +78,15 @@ class Settings(BaseSettings):
     min_relevance: float = Field(
         default=0.25, description="Cosine similarity below which a passage is not used."
     )
+    min_confidence: float = Field(
+        # knowledge.retrieval.confidence.THRESHOLD, fitted on held-apart questions (a test
+        # keeps the two equal; importing the model here would slow every command's start).
+        default=0.14,
+        ge=0,
+        le=1,
+        description="Below this confidence teambot says the docs do not cover a question "
+        "instead of answering; `admin channel set … min_confidence=` overrides it per channel.",
+    )
     max_question_chars: int = Field(default=4000, ge=1)
     retention_days: int | None = Field(
         default=None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -54,6 +54,9 @@ class Answer:
     ``provider`` is the kind of model (cloud, local or extractive) and ``route``
     says why the router chose it; ``rewrite`` says how a follow-up became
     ``search_query`` ("model", "heuristic", or "" when it was searched as asked).
+    ``confidence`` is how likely the docs support the answer (0–1, None when nothing was
+    searched); ``abstained`` says teambot answered that the docs do not cover the question,
+    offering ``suggestions``, the closest pages, instead of citations.
     """
 
     text: str
@@ -68,6 +71,9 @@ class Answer:
     tokens_out: int | None = None
     rewrite: str = ""
     turn_id: int | None = None  # the stored answer turn, for feedback on it
+    confidence: float | None = None
+    abstained: bool = False
+    suggestions: list[Citation] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The stable shape scripts rely on (``teambot ask --json``)."""
@@ -83,6 +89,9 @@ class Answer:
             "search_query": self.search_query,
             "rewrite": self.rewrite,
             "turn": self.turn_id,
+            "confidence": self.confidence,
+            "abstained": self.abstained,
+            "might_help": [asdict(c) for c in self.suggestions],
         }
 
 

@@ -1,0 +1,47 @@
+"""When teambot says the docs do not cover a question, and how it says it.
+
+A team forgives "the docs don't cover this"; it mutes a bot that is confidently wrong. The
+retrieval confidence (knowledge.retrieval.confidence) decides before any model is asked;
+a model's answer that cites no passage, or says its passages do not cover the question,
+is an abstention too. An abstaining answer offers the closest pages as "might help" and
+never quotes them as if they answered.
+"""
+
+from __future__ import annotations
+
+import re
+
+NOT_COVERED = "The indexed docs don't seem to cover this, so I won't guess."
+MIGHT_HELP = "The closest pages I found might help:"
+NOTHING_CLOSE = (
+    "Nothing indexed comes close. Check what is indexed with `teambot sources list`, "
+    "or ask an admin to add the docs that answer it."
+)
+MAX_SUGGESTIONS = 3
+# A model that says its documentation does not cover the question (as the prompt's rules ask
+# it to), in the words models use for it.
+_DECLINES = re.compile(
+    r"\b(documentation|docs|passages?|context|sources?|information)\b[^.\n]{0,60}?"
+    r"\b(do(es)?\s+not|don't|doesn't|isn't|aren't|is\s+not|are\s+not|never)\s+"
+    r"(cover|answer|mention|contain|include|address|say|describe|explain|provide|discuss)",
+    re.IGNORECASE,
+)
+
+
+def model_declined(text: str, cited: list[int]) -> bool:
+    """Whether a model's answer is an abstention: it cites no passage, or it says the
+    documentation does not cover the question."""
+    return not cited or _DECLINES.search(text) is not None
+
+
+def capped(confidence: float, threshold: float) -> float:
+    """The confidence of an answer that abstained for a reason the retrieval score did not
+    see (the model declined, no passage was close enough): below the threshold, so the two
+    fields never disagree."""
+    return min(confidence, threshold / 2)
+
+
+def abstaining_text(suggestions: int, lead: str = NOT_COVERED) -> str:
+    """What the asker reads: the docs do not cover it, then where to look (the suggestions
+    are listed under it by each platform's renderer)."""
+    return f"{lead} {MIGHT_HELP if suggestions else NOTHING_CLOSE}"
