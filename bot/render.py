@@ -28,11 +28,38 @@ def answer_text(answer: Answer) -> str:
 
 
 def sources_text(answer: Answer) -> str:
-    """The block of numbered sources that follows an answer ("" when it cites none)."""
-    if not answer.citations:
+    """The numbered sources that follow an answer, or the pages that might help when it
+    abstained, and the confidence note ("" when there is nothing to add)."""
+    listed = answer.suggestions if answer.abstained else answer.citations
+    title = "Might help" if answer.abstained else "Sources"
+    block = ""
+    if listed:
+        lines = "\n".join(f"  [{c.n}] {c.label} — {c.location}" for c in listed)
+        block = f"\n\n{title}:\n{lines}"
+    note = confidence_note(answer)
+    return block + (f"\n\n{note}" if note else "")
+
+
+def listed_pages(answer: Answer) -> tuple[str, list[Citation]]:
+    """The heading and the pages a platform lists under an answer: its sources, or, when it
+    abstained, the closest pages as "Might help"."""
+    if answer.abstained:
+        return "Might help", answer.suggestions
+    return "Sources", answer.citations
+
+
+def confidence_note(answer: Answer) -> str:
+    """A quiet footnote: how sure teambot is, in a word and the number ("" when unknown)."""
+    if answer.confidence is None:
         return ""
-    sources = "\n".join(f"  [{c.n}] {c.label} — {c.location}" for c in answer.citations)
-    return f"\n\nSources:\n{sources}"
+    if answer.abstained:
+        return f"Not covered by the indexed docs (confidence {answer.confidence:.2f})"
+    level = next(word for floor, word in CONFIDENCE_WORDS if answer.confidence >= floor)
+    return f"Confidence: {level} ({answer.confidence:.2f})"
+
+
+# The word for a confidence: the first whose floor it reaches.
+CONFIDENCE_WORDS = ((0.8, "high"), (0.5, "medium"), (0.0, "low"))
 
 
 def citation_url(citation: Citation) -> str | None:

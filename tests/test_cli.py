@@ -16,7 +16,7 @@ from knowledge.embed.embedder import Embedder
 from knowledge.ingest.local import ingest_folder
 from knowledge.storage.db import make_engine, make_session_factory
 from knowledge.storage.documents import Chunk
-from knowledge.storage.schema import upgrade
+from knowledge.storage.schema import bundled_head, upgrade
 from tests.conftest import postgres_schema_url, sqlite_url
 from tests.fakes.docsite import DocSite
 from tests.fakes.slack import BOT_TOKEN, FakeSlack
@@ -246,7 +246,7 @@ def test_postgres_needs_db_upgrade_then_works_end_to_end(
     assert_clean_failure(run("sources", "list", db_url=url, cwd=tmp_path), "teambot db upgrade")
 
     upgraded = run("db", "upgrade", db_url=url, cwd=tmp_path)
-    assert upgraded.returncode == 0 and "Database at revision 0007" in upgraded.stdout
+    assert upgraded.returncode == 0 and f"Database at revision {bundled_head()}" in upgraded.stdout
 
     assert run("ingest", str(corpus), "--name", "zephyr", db_url=url, cwd=tmp_path).returncode == 0
     asked = run("ask", "--json", "How do I restore a backup?", db_url=url, cwd=tmp_path)

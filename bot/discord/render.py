@@ -16,7 +16,7 @@ import discord
 from sqlalchemy.exc import DBAPIError
 
 from bot.errors import user_message
-from bot.render import citation_url
+from bot.render import citation_url, confidence_note, listed_pages
 from bot.split import split_message
 from bot.streaming import DATABASE_DOWN
 from bot.types import Answer, Citation
@@ -30,18 +30,22 @@ THINKING = "*Thinking…*"
 def answer_messages(answer: Answer) -> list[tuple[str, dict[str, Any]]]:
     """(content, further message fields) for each message the answer needs, in order: the
     sources embed and the feedback buttons go with the last."""
-    messages: list[tuple[str, dict[str, Any]]] = [
-        (piece, {}) for piece in split_message(answer.text, MESSAGE_CHARS)
-    ]
-    messages[-1] = (
-        messages[-1][0],
-        {"embed": sources_embed(answer.citations), "view": feedback_view(answer)},
-    )
+    title, pages = listed_pages(answer)
+    embed = sources_embed(pages, title)
+    note = confidence_note(answer)
+    # With no embed to carry it, the note is Discord's small text under the answer, so the
+    # last piece keeps room for it.
+    subtext = f"\n-# {note}" if note and embed is None else ""
+    pieces = split_message(answer.text, MESSAGE_CHARS - len(subtext))
+    if embed is not None and note:
+        embed.set_footer(text=note)
+    messages: list[tuple[str, dict[str, Any]]] = [(piece, {}) for piece in pieces[:-1]]
+    messages.append((pieces[-1] + subtext, {"embed": embed, "view": feedback_view(answer)}))
     return messages
 
 
-def sources_embed(citations: list[Citation]) -> discord.Embed | None:
-    """The numbered sources as links, in one embed (None when the answer cites nothing)."""
+def sources_embed(citations: list[Citation], title: str = "Sources") -> discord.Embed | None:
+    """The numbered pages as links, in one embed under ``title`` (None when there are none)."""
     if not citations:
         return None
     lines = []
@@ -49,7 +53,7 @@ def sources_embed(citations: list[Citation]) -> discord.Embed | None:
         url = citation_url(c)
         lines.append(f"[{c.n}] [{c.label}]({url})" if url is not None
                      else f"[{c.n}] {c.label} — `{c.location}`")  # fmt: skip
-    return discord.Embed(title="Sources", description="\n".join(lines)[:EMBED_CHARS])
+    return discord.Embed(title=title, description="\n".join(lines)[:EMBED_CHARS])
 
 
 def feedback_view(answer: Answer) -> discord.ui.View | None:

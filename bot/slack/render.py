@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.render import citation_url
+from bot.render import citation_url, confidence_note, listed_pages
 from bot.split import split_message
 from bot.types import Answer, Citation
 
@@ -46,15 +46,22 @@ def answer_messages(answer: Answer) -> list[tuple[str, list[dict[str, Any]]]]:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": piece}})
     messages.append((text, blocks))
     last_blocks = messages[-1][1]
-    if answer.citations:
-        last_blocks.append(sources_block(answer.citations))
+    title, pages = listed_pages(answer)
+    if pages:
+        last_blocks.append(sources_block(pages, None if title == "Sources" else title))
+    note = confidence_note(answer)
+    if note:
+        last_blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"_{escape(note)}_"}]}
+        )
     if answer.turn_id is not None:
         last_blocks.append(feedback_block(answer.turn_id))
     return messages
 
 
-def sources_block(citations: list[Citation]) -> dict[str, Any]:
-    lines = [f"[{c.n}] {_link(c)}" for c in citations]
+def sources_block(citations: list[Citation], title: str | None = None) -> dict[str, Any]:
+    """The numbered pages as links, under ``title`` when one is given ("Might help")."""
+    lines = ([f"*{title}:*"] if title else []) + [f"[{c.n}] {_link(c)}" for c in citations]
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": "\n".join(lines)}]}
 
 
