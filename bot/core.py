@@ -136,7 +136,7 @@ class Assistant:
         rewritten = self.router.rewrite(plan, rewrite_messages(text, history))
         if rewritten:
             return rewritten, "model"
-        return search_query(text, history), "heuristic"
+        return search_query(text, history, self._retriever.embed_texts), "heuristic"
 
     def _generate(
         self,

@@ -19,7 +19,7 @@ quality is measured by `teambot eval` and bench/retrieval.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Literal, TypeVar
 
@@ -60,6 +60,11 @@ class Retriever:
         self._embedder = embedder
         self._index = index
         self._lexical = lexical or LexicalIndex(sessions, index.model)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts → unit vectors from the index's embedder, one row each (the follow-up
+        rewrite compares words of questions with them)."""
+        return self._embedder.embed_texts(texts)
 
     def indexed_chunks(self) -> int:
         """How many chunks can be searched (after catching up with the database)."""
