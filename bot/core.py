@@ -177,7 +177,9 @@ class Assistant:
         citations = [citation(n, p) for n, p in enumerate(passages, start=1)]
         label = limited or outcome.unavailable
         label = label or (extractive.ROUTED_LABEL if self.router.providers else extractive.LABEL)
-        return extractive.compose(query, passages, [c.label for c in citations], label), citations
+        before = [self._retriever.section_before(p.chunk_id) for p in passages]
+        headings = [c.label for c in citations]
+        return extractive.compose(query, passages, headings, label, before=before), citations
 
 
 def validate_question(text: str, max_chars: int) -> str:

@@ -14,7 +14,10 @@ the first item of a marked list (``1.``, ``-``) the hit belongs to, the hit's
 paragraph or list item, the hit's sentence. It then grows forwards, and
 backwards only when the passage ends, by whole units. Extraction keeps each
 HTML/Markdown list item as its own paragraph (without its number), so a
-procedure quoted from the passage's start begins at step 1 either way.
+procedure quoted from the passage's start begins at step 1 either way. The
+passage is the cited section, not only the retrieved chunk: bot.core passes
+the section's text before the chunk (Retriever.section_before), so a
+procedure cut into several chunks is still quoted from its first step.
 
 The whole answer stays within ``ANSWER_CHARS`` (one Discord message, 2,000
 characters; a Slack section holds 3,000), so no platform ever splits it and a
@@ -158,13 +161,18 @@ def _cut(text: str, limit: int) -> str:
     return text[:room] + ELLIPSIS
 
 
-def quote(passage: str, query: str, limit: int = MAX_QUOTE_CHARS) -> str:
+def quote(passage: str, query: str, limit: int = MAX_QUOTE_CHARS, *, before: str = "") -> str:
     """The passage cut to whole sentences (and whole blocks) around the one most like the
-    query, within ``limit`` characters; "… " and " …" mark what was left out."""
-    passage = passage.strip()
-    if len(passage) <= limit:
-        return passage
-    parts = units(passage)
+    query, within ``limit`` characters; "… " and " …" mark what was left out.
+
+    ``before`` is the text of the passage's section that precedes it (the section's earlier
+    chunks): the quote is taken from the section the citation names, so a procedure cut
+    into two chunks is quoted from its first step."""
+    before, passage = before.strip(), passage.strip()
+    text = f"{before}\n\n{passage}" if before else passage
+    if len(text) <= limit:
+        return text
+    parts = units(text)
     wanted = keywords(query)
     best = max(range(len(parts)), key=lambda i: (len(keywords(parts[i].text) & wanted), -i))
     hit = parts[best]
@@ -197,11 +205,11 @@ def quoted_block(n: int, heading: str, text: str) -> str:
     return f"[{n}] {heading}\n{quoted}"
 
 
-def _fitted_block(n: int, heading: str, passage: str, query: str, room: int) -> str:
+def _fitted_block(n: int, heading: str, passage: str, query: str, room: int, before: str) -> str:
     """The passage's quoted block in at most ``room`` characters (quote marks included)."""
     limit = max(MIN_QUOTE_CHARS, room - len(f"[{n}] {heading}\n"))
     while True:
-        block = quoted_block(n, heading, quote(passage, query, limit))
+        block = quoted_block(n, heading, quote(passage, query, limit, before=before))
         if len(block) <= room or limit <= MIN_QUOTE_CHARS:
             return block
         limit = max(MIN_QUOTE_CHARS, limit - (len(block) - room))
@@ -215,17 +223,19 @@ def compose(
     *,
     max_chars: int = ANSWER_CHARS,
     first_share: float = FIRST_SHARE,
+    before: list[str] | None = None,
 ) -> str:
     """The answer text: a label, then each passage as a numbered quote under its heading,
-    all within ``max_chars`` (when that leaves each quote ``MIN_QUOTE_CHARS``)."""
+    all within ``max_chars`` (when that leaves each quote ``MIN_QUOTE_CHARS``). ``before``
+    holds, for each passage, the text of its section that precedes it (see ``quote``)."""
     parts = [label]
     room = max_chars - len(label)
-    pairs = list(zip(passages, headings, strict=True))
-    for n, (passage, heading) in enumerate(pairs, start=1):
+    pairs = list(zip(passages, headings, before or [""] * len(passages), strict=True))
+    for n, (passage, heading, earlier) in enumerate(pairs, start=1):
         room -= 2  # the blank line before this block
         left = len(pairs) - n + 1
         share = max(room * first_share, room / left) if n == 1 else room / left
-        block = _fitted_block(n, heading, passage.text, query, int(share))
+        block = _fitted_block(n, heading, passage.text, query, int(share), earlier)
         parts.append(block)
         room -= len(block)
     return "\n\n".join(parts)

@@ -99,3 +99,13 @@ def test_a_sentence_longer_than_the_limit_is_cut_at_a_word() -> None:
     quoted = extractive.quote(f"{text.strip()}. Next sentence.", "word", limit=100)
     assert len(quoted) <= 100 and quoted.endswith("…")
     assert re.fullmatch(r"(word )*word…", quoted)
+
+
+def test_a_procedure_cut_into_chunks_is_quoted_from_the_sections_first_step() -> None:
+    *earlier, last = STEPS
+    quoted = extractive.quote(last, "How do I run it?", limit=400, before="\n\n".join(earlier))
+    assert quoted.startswith("Create the app.")
+    text = extractive.compose(
+        "How do I run it?", [passage(last)], ["Guide"], before=["\n\n".join(earlier)]
+    )
+    assert "[1] Guide\n> Create the app." in text
