@@ -145,7 +145,7 @@ class Assistant:
         rewritten = self.router.rewrite(plan, rewrite_messages(text, history))
         if rewritten:
             return rewritten, "model"
-        return search_query(text, history), "heuristic"
+        return search_query(text, history, self._retriever.embed_texts), "heuristic"
 
     def _generate(
         self,
@@ -208,7 +208,9 @@ class Assistant:
         citations = [citation(n, p) for n, p in enumerate(passages, start=1)]
         label = limited or outcome.unavailable
         label = label or (extractive.ROUTED_LABEL if self.router.providers else extractive.LABEL)
-        text = extractive.compose(query, passages, [c.label for c in citations], label)
+        before = [self._retriever.section_before(p.chunk_id) for p in passages]
+        headings = [c.label for c in citations]
+        text = extractive.compose(query, passages, headings, label, before=before)
         return Composed(text, citations, verdict.confidence, False)
 
 

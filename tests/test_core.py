@@ -100,6 +100,15 @@ def test_a_follow_up_is_searched_with_the_previous_question(assistant: Assistant
     assert follow.citations[0].anchor == "tls-certificates"
 
 
+def test_a_topic_switch_is_searched_as_asked(assistant: Assistant) -> None:
+    ask(assistant, "How do I configure TLS certificates for Zephyr?")
+    switch = ask(assistant, "what about the listening port?")
+
+    assert switch.search_query == "what about the listening port?"
+    assert switch.rewrite == "heuristic"
+    assert switch.citations[0].anchor == "listening-port"
+
+
 def test_threads_are_separate_conversations(assistant: Assistant) -> None:
     ask(assistant, "How do I configure TLS certificates for Zephyr?", thread="a")
     other = ask(assistant, "and where do they go?", thread="b")

@@ -163,3 +163,31 @@ def test_a_page_both_methods_find_outranks_a_passage_both_rank_second() -> None:
 
     assert scored[1] == scored[2] == pytest.approx(1.0)
     assert scored[1] > scored[3] > scored[4] == 0.0
+
+
+def test_section_before_is_the_sections_earlier_chunks_without_repeats(
+    sessions: sessionmaker[Session], embedder: Embedder, tmp_path: Path
+) -> None:
+    steps = [f"Step {n}: check the thing number {n} twice." for n in range(1, 151)]
+    (tmp_path / "guide.md").write_text(
+        "# Guide\n\n## Setup\n\n" + "\n\n".join(steps) + "\n\n## Other\n\nShort section.\n"
+    )
+    ingest_folder(sessions, embedder, tmp_path, name="guide")
+    retriever = Retriever(sessions, embedder, VectorIndex(sessions, embedder.model_name, 384))
+    with sessions() as session:
+        chunks = session.execute(
+            select(Chunk.id, Chunk.anchor, Chunk.text).order_by(Chunk.ordinal)
+        ).all()
+    setup = [c for c in chunks if c.anchor == "setup"]
+    assert len(setup) > search.SECTION_CONTEXT_CHUNKS + 1  # the section spans many chunks
+    repeated = setup[1].text.split("\n\n")[0]
+    assert setup[0].text.endswith(repeated)  # chunks overlap by a step
+
+    assert retriever.section_before(setup[0].id) == ""
+    assert retriever.section_before(setup[1].id).startswith("Step 1: ")
+    third = retriever.section_before(setup[2].id) + "\n\n" + setup[2].text
+    last = int(setup[2].text.split("\n\n")[-1].split(":")[0].removeprefix("Step "))
+    assert [third.count(f"Step {n}: ") for n in range(1, last + 1)] == [1] * last
+    # A start further back than SECTION_CONTEXT_CHUNKS cannot be quoted: nothing is read.
+    assert retriever.section_before(setup[search.SECTION_CONTEXT_CHUNKS + 1].id) == ""
+    assert retriever.section_before(chunks[-1].id) == ""  # the first chunk of "Other"

@@ -19,7 +19,7 @@ quality is measured by `teambot eval` and bench/retrieval.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Literal, TypeVar
 
@@ -45,6 +45,11 @@ FILTERED_OVERFETCH = 20
 # Weight of the dense score in the fused one (BM25 gets the rest). Equal weights: the
 # paper's advice without tuning data, and what was measured.
 DENSE_WEIGHT = 0.5
+# Earlier chunks of a section read to quote it from its start: a quote holds about 1,000
+# characters, a chunk up to about as many, so a start further back could not be quoted anyway.
+SECTION_CONTEXT_CHUNKS = 3
+# A chunk that was cut repeats the last piece of the one before; a repeat is at least this long.
+MIN_OVERLAP_CHARS = 20
 
 
 class Retriever:
@@ -61,6 +66,41 @@ class Retriever:
         self._embedder = embedder
         self._index = index
         self._lexical = lexical or LexicalIndex(sessions, index.model)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts → unit vectors from the index's embedder, one row each (the follow-up
+        rewrite compares words of questions with them)."""
+        return self._embedder.embed_texts(texts)
+
+    def section_before(self, chunk_id: int) -> str:
+        """The text of the chunk's section before it: its earlier chunks, joined without what
+        each repeats of the one before. "" for a section's first chunk, and when the section
+        starts more than SECTION_CONTEXT_CHUNKS chunks earlier (its start is not quotable)."""
+        with self._sessions() as session:
+            this = session.execute(
+                select(
+                    Chunk.document_id, Chunk.ordinal, Chunk.anchor, Chunk.heading_path, Chunk.text
+                ).where(Chunk.id == chunk_id)
+            ).one_or_none()
+            if this is None or this.ordinal == 0:
+                return ""
+            earlier = session.execute(
+                select(Chunk.ordinal, Chunk.anchor, Chunk.heading_path, Chunk.text)
+                .where(
+                    Chunk.document_id == this.document_id,
+                    Chunk.ordinal < this.ordinal,
+                    Chunk.ordinal >= this.ordinal - SECTION_CONTEXT_CHUNKS - 1,
+                )
+                .order_by(Chunk.ordinal.desc())
+            ).all()
+        texts: list[str] = []
+        for row in earlier:  # nearest first
+            if (row.anchor, row.heading_path) != (this.anchor, this.heading_path):
+                break
+            if len(texts) == SECTION_CONTEXT_CHUNKS:
+                return ""
+            texts.insert(0, row.text)
+        return _without_repeats(texts, this.text) if texts else ""
 
     def indexed_chunks(self) -> int:
         """How many chunks can be searched (after catching up with the database)."""
@@ -237,6 +277,22 @@ def _filtered(
     if keep is not None:
         chunks = [c for c in chunks if keep(c)]
     return chunks
+
+
+def _without_repeats(texts: list[str], following: str) -> str:
+    """Consecutive chunk texts joined, each without the tail the next one starts with."""
+    nexts = [*texts[1:], following]
+    kept = [_drop_repeated_tail(text, after) for text, after in zip(texts, nexts, strict=True)]
+    return "\n\n".join(t for t in kept if t)
+
+
+def _drop_repeated_tail(text: str, following: str) -> str:
+    """``text`` without its end when ``following`` starts with that end as a whole piece."""
+    for size in range(min(len(text), len(following)), MIN_OVERLAP_CHARS - 1, -1):
+        is_whole = size == len(following) or following[size] in " \n"
+        if is_whole and text.endswith(following[:size]):
+            return text[:-size].rstrip()
+    return text
 
 
 def _convex(rankings: list[list[tuple[Key, float]]]) -> dict[Key, float]:
