@@ -8,7 +8,8 @@ set to the checkout it is measured for (so an editable install pointing elsewher
 not matter). With --baseline, the two checkouts take turns within each
 round, so both see the same machine load. `teambot ask` runs on a demo database that
 `teambot demo` builds first in a temporary folder; no language model is configured, so
-its answer is extractive: the time is teambot's own.
+its answer is extractive: the time is teambot's own. Each checkout builds its own demo
+database, so one whose schema is newer does not stop the other.
 """
 
 from __future__ import annotations
@@ -55,8 +56,10 @@ def build_demo(folder: Path, env: dict[str, str]) -> None:
         sys.exit(f"`teambot demo` failed, so there is nothing to ask:\n{done.stderr}")
 
 
-def run_rounds(trees: dict[str, Path], folder: Path, env: dict[str, str]) -> dict[str, Medians]:
-    """Each case ROUNDS times for each tree, the trees taking turns; medians per tree."""
+def run_rounds(trees: dict[str, Path], folders: dict[str, Path], env: dict[str, str]
+               ) -> dict[str, Medians]:  # fmt: skip
+    """Each case ROUNDS times for each tree (in its own folder and database), the trees
+    taking turns; medians per tree."""
     samples: dict[str, dict[str, list[dict[str, float]]]] = {
         tree: {name: [] for name, _, _ in CASES} for tree in trees
     }
@@ -64,7 +67,9 @@ def run_rounds(trees: dict[str, Path], folder: Path, env: dict[str, str]) -> dic
         print(f"round {round_number}/{ROUNDS}", file=sys.stderr)
         for name, command, extra in CASES:
             for tree, path in trees.items():
-                result = measure(command, folder, {**env, **extra, "PYTHONPATH": str(path)})
+                database = {"DATABASE_URL": f"sqlite:///{folders[tree]}/teambot.db"}
+                result = measure(command, folders[tree],
+                                 {**env, **database, **extra, "PYTHONPATH": str(path)})  # fmt: skip
                 if result["exit"] != 0:
                     sys.exit(f"{name} failed on {tree} ({path}) with exit code {result['exit']}")
                 samples[tree][name].append(result)
@@ -105,9 +110,13 @@ def main() -> None:
     if args.baseline:
         trees = {"baseline": args.baseline.resolve(), **trees}
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, **NO_LLM, "DATABASE_URL": f"sqlite:///{tmp}/teambot.db"}
-        build_demo(Path(tmp), {**env, "PYTHONPATH": str(ROOT)})
-        medians = run_rounds(trees, Path(tmp), env)
+        env = {**os.environ, **NO_LLM}
+        folders = {tree: Path(tmp, tree) for tree in trees}
+        for tree, path in trees.items():
+            folders[tree].mkdir()
+            database = f"sqlite:///{folders[tree]}/teambot.db"
+            build_demo(folders[tree], {**env, "DATABASE_URL": database, "PYTHONPATH": str(path)})
+        medians = run_rounds(trees, folders, env)
     print(f"Median of {ROUNDS} runs each ({os.cpu_count()} cores).\n")
     print(table(medians))
 

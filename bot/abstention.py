@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 
 NOT_COVERED = "The indexed docs don't seem to cover this, so I won't guess."
-MIGHT_HELP = "The closest pages I found might help:"
 NOTHING_CLOSE = (
     "Nothing indexed comes close. Check what is indexed with `teambot sources list`, "
     "or ask an admin to add the docs that answer it."
@@ -41,7 +40,7 @@ def capped(confidence: float, threshold: float) -> float:
     return min(confidence, threshold / 2)
 
 
-def abstaining_text(suggestions: int, lead: str = NOT_COVERED) -> str:
-    """What the asker reads: the docs do not cover it, then where to look (the suggestions
-    are listed under it by each platform's renderer)."""
-    return f"{lead} {MIGHT_HELP if suggestions else NOTHING_CLOSE}"
+def abstaining_text(suggestions: int) -> str:
+    """What the asker reads: the docs do not cover it, and where to look when no page is
+    close (the closest pages are listed under it, as "Might help", by each renderer)."""
+    return NOT_COVERED if suggestions else f"{NOT_COVERED} {NOTHING_CLOSE}"

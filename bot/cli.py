@@ -192,7 +192,7 @@ def ask(
         typer.Option(
             "--json",
             help="Print one JSON object: answer, citations, model, provider, route, timings, "
-            "tokens, search_query, rewrite.",
+            "tokens, search_query, rewrite, confidence, abstained, might_help.",
         ),
     ] = False,
     thread: Annotated[
@@ -219,6 +219,27 @@ def ask(
         typer.echo(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
     else:
         _print_streamed(runtime, asked)
+
+
+@app.command()
+def why(
+    ctx: typer.Context,
+    question: Annotated[str, typer.Argument(help="The question to explain, in quotes.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show what teambot would do with a question, without answering it: the passages it
+    considers, each method's score and rank, the confidence, and why it would answer or say
+    the docs do not cover it."""
+    from bot.core import validate_question
+    from bot.why import explanation_text
+
+    runtime = runtime_of(ctx)
+    validate_question(question, runtime.settings.max_question_chars)  # before loading the model
+    explained = runtime.assistant.explain(_question(question, uuid.uuid4().hex))
+    if as_json:
+        typer.echo(json.dumps(explained.to_json(), ensure_ascii=False, indent=2))
+    else:
+        typer.echo(explanation_text(explained))
 
 
 def _print_streamed(runtime: Runtime, question: Question, prefix: str = "") -> None:

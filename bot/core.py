@@ -32,6 +32,7 @@ from bot.llm.router import EXTRACTIVE, Outcome, Plan, Router
 from bot.memory import ConversationMemory, PastTurn
 from bot.metrics import Metrics
 from bot.types import Answer, AnswerEvent, Citation, Delta, Question, Restart
+from bot.why import Explanation
 from knowledge.retrieval.confidence import THRESHOLD, Confidence, assess
 from knowledge.retrieval.search import Method, Retriever
 from knowledge.types import ScoredChunk
@@ -95,12 +96,9 @@ class Assistant:
             timings["rewrite"] = _ms_since(mark)
 
         mark = time.perf_counter()
-        results, evidence = self._retriever.search_with_evidence(
-            query, self._top_k, method=self._method, sources=prefs.sources
-        )
-        threshold = self._threshold(prefs)
-        verdict = assess(query, results, evidence, threshold=threshold)
-        passages = [p for p in results if p.similarity >= self._min_relevance]
+        explained = self._explain(query, prefs)
+        verdict, threshold = explained.verdict, explained.threshold
+        passages = [p for p in explained.results if p.similarity >= self._min_relevance]
         timings["retrieve"] = _ms_since(mark)
 
         mark = time.perf_counter()
@@ -171,9 +169,23 @@ class Assistant:
             yield event
         raise AssertionError("Router.answer() always ends with an Outcome")
 
-    def _threshold(self, prefs: ChannelPrefs) -> float:
-        """The channel's own abstention threshold if an admin set one, else MIN_CONFIDENCE."""
-        return self._min_confidence if prefs.min_confidence is None else prefs.min_confidence
+    def explain(self, question: Question) -> Explanation:
+        """What answering ``question`` in its channel would retrieve, and whether teambot would
+        answer or abstain (`teambot why`); nothing is stored and no model is asked."""
+        text = validate_question(question.text, self._max_question_chars)
+        prefs = channel_prefs(self._memory.sessions, question.platform, question.channel)
+        return self._explain(text, prefs)
+
+    def _explain(self, query: str, prefs: ChannelPrefs) -> Explanation:
+        """Search ``query`` within the channel's sources and judge the evidence, at the
+        channel's own abstention threshold if an admin set one, else MIN_CONFIDENCE."""
+        results, evidence = self._retriever.search_with_evidence(
+            query, self._top_k, method=self._method, sources=prefs.sources
+        )
+        threshold = self._min_confidence if prefs.min_confidence is None else prefs.min_confidence
+        verdict = assess(query, results, evidence, threshold=threshold)
+        return Explanation(query, self._method, prefs.sources, self._min_relevance, threshold,
+                           results, evidence, verdict)  # fmt: skip
 
     def _compose(
         self,

@@ -18,8 +18,11 @@ REDACTED = "***"
 # Libraries whose routine chatter is kept at WARNING unless teambot itself is quieter.
 NOISY_LOGGERS = (
     "httpx", "httpx2", "openai", "sentence_transformers", "transformers", "filelock",
-    "alembic", "bm25s",
+    "alembic", "bm25s", "faiss",
 )  # fmt: skip
+# Libraries whose loggers chatter below WARNING however their level is set: bm25s resets its
+# level when imported, and faiss's loader says which CPU build it picked at INFO.
+IMPORT_CHATTER = ("bm25s", "faiss")
 
 
 def _rewrite(record: logging.LogRecord, change: Callable[[str], str]) -> None:
@@ -67,8 +70,18 @@ def configure_logging(level: str, secrets: list[str]) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactSecrets(secrets))
     handler.addFilter(MaskUrls())
+    handler.addFilter(QuietLibraries())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+class QuietLibraries(logging.Filter):
+    """Drops IMPORT_CHATTER below WARNING at the handler: a library imported after logging is
+    set up can undo its logger's level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        package = record.name.partition(".")[0]
+        return record.levelno >= logging.WARNING or package not in IMPORT_CHATTER

@@ -202,3 +202,18 @@ def test_source_urls_printed_by_the_cli_are_masked(tmp_path: Path, db_url: str) 
     assert "error: http://127.0.0.1:1/docs/?token=***: robots.txt" in status.stdout
     for result in (added, refreshed, as_json, status):
         assert QUERY_KEY not in result.stdout + result.stderr
+
+
+def test_libraries_that_reset_their_log_level_stay_quiet(
+    teambot_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("INFO", [])
+    logging.getLogger("bm25s").setLevel(logging.DEBUG)  # as importing bm25s does
+
+    logging.getLogger("bm25s").debug("Building index from IDs objects")
+    logging.getLogger("faiss.loader").info("Loading faiss with AVX512 support.")
+    logging.getLogger("faiss.loader").warning("no faiss build for this CPU")
+
+    logged = capsys.readouterr().err
+    assert "Building index" not in logged and "AVX512" not in logged
+    assert "no faiss build for this CPU" in logged

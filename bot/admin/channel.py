@@ -1,4 +1,5 @@
-"""Per-channel settings admins choose: sources, model route, persona, thread following.
+"""Per-channel settings admins choose: sources, model route, persona, thread following, and the
+confidence below which teambot says the docs do not cover a question.
 
 Values are checked all together before any is stored, so a typo changes nothing.
 """
@@ -41,7 +42,8 @@ def update(session: Session, where: Actor, words: list[str], by: Actor) -> str:
 
 
 CHANNEL_KEYS = {"sources": "sources", "route": "llm_route", "persona": "persona",
-                "follow_threads": "follow_threads"}  # fmt: skip
+                "follow_threads": "follow_threads",
+                "min_confidence": "min_confidence"}  # fmt: skip
 
 
 def _pairs(words: list[str]) -> list[tuple[str, str]]:
@@ -67,9 +69,23 @@ def _channel_value(session: Session, key: str, value: str) -> tuple[str, Any]:
         if value not in SWITCHES:
             raise AdminError(f"follow_threads={value}: use on, off or default.")
         return column, SWITCHES[value]
+    if key == "min_confidence":
+        return column, _confidence(value)
     if key == "persona" and len(value) > MAX_PERSONA_CHARS:
         raise AdminError(f"persona is {len(value)} characters; the most is {MAX_PERSONA_CHARS}.")
     return column, value
+
+
+def _confidence(value: str) -> float:
+    try:
+        threshold = float(value)
+    except ValueError:
+        threshold = -1.0
+    if not 0 <= threshold <= 1:
+        raise AdminError(
+            f"min_confidence={value}: use a number from 0 to 1 (0 never abstains), or default."
+        )
+    return threshold
 
 
 def _known_sources(session: Session, value: str) -> list[str]:
@@ -105,6 +121,7 @@ def _channel_text(where: Actor, row: ChannelSetting | None) -> str:
         ("route", shown(row and row.llm_route, "default (LLM_ROUTE)")),
         ("persona", shown(row and row.persona, "default")),
         ("follow_threads", shown(row.follow_threads if row else None, "default")),
+        ("min_confidence", shown(row.min_confidence if row else None, "default (MIN_CONFIDENCE)")),
     ]
     if row is not None and row.updated_by:
         rows.append(("updated_by", row.updated_by))

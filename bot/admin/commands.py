@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +24,8 @@ from bot.errors import AdminError, TeambotError
 from bot.llm.health import model_health_lines
 from bot.llm.router import ROUTES, Router
 from bot.settings import Settings
+from bot.types import Question
+from bot.why import explanation_text
 from knowledge.crawl.crawler import CrawlLimits
 from knowledge.crawl.urls import mask_url, mask_urls_in
 from knowledge.embed.embedder import TextEmbedder
@@ -32,6 +34,9 @@ from knowledge.ingest.sources import SourceSpec, add_source, remove_source
 from knowledge.storage import coordination, store
 from knowledge.storage.documents import Chunk, Document, Source
 from knowledge.storage.processes import Heartbeat
+
+if TYPE_CHECKING:
+    from bot.core import Assistant
 
 REFUSED = (
     "Only teambot admins can run admin commands; "
@@ -57,6 +62,9 @@ class AdminDeps(Protocol):
 
     @property
     def router(self) -> Router: ...
+
+    @property
+    def assistant(self) -> Assistant: ...
 
 
 @dataclass(frozen=True)
@@ -112,7 +120,7 @@ def run_admin(
     permission); ``reply_to``: where in chat it was asked. Every run is audited: refused,
     failed or done."""
     try:
-        words = shlex.split(argv) if isinstance(argv, str) else list(argv)
+        words = _words(argv)
     except ValueError as exc:  # an unclosed quote in chat text
         words, unparsable = [argv] if isinstance(argv, str) else [], str(exc)
     else:
@@ -152,6 +160,17 @@ def find_command(words: list[str]) -> Command | None:
 
 def help_text() -> str:
     return "Admin commands:\n" + "\n".join(f"  {c.usage}" for c in COMMANDS.values())
+
+
+def _words(argv: list[str] | str) -> list[str]:
+    """The command's words: chat text shlex-split, except a question after ``why``, taken
+    as typed (its apostrophes are not quotes)."""
+    if not isinstance(argv, str):
+        return list(argv)
+    first, _, rest = argv.strip().partition(" ")
+    if first == "why" and rest.strip():
+        return [first, rest.strip()]
+    return shlex.split(argv)
 
 
 def _execute(
@@ -401,6 +420,16 @@ def channel_set(deps: AdminDeps, actor: Actor, args: Args) -> str:
         return "Saved.\n" + channel.update(session, where, args.words[1:], by=actor)
 
 
+def why(deps: AdminDeps, actor: Actor, args: Args) -> str:
+    """What teambot would do with a question where it was asked: passages, scores, confidence
+    and the reason it would answer or abstain (bot.why)."""
+    where = args.reply_to
+    question = Question(platform=where.platform if where else actor.platform,
+                        channel=where.channel if where else "terminal", thread="why",
+                        user=actor.user_id, text=args.words[0])  # fmt: skip
+    return explanation_text(deps.assistant.explain(question))
+
+
 # --- people ----------------------------------------------------------------------------------
 
 
@@ -470,9 +499,11 @@ COMMANDS: dict[str, Command] = {
             "channel set",
             "channel set PLATFORM:CHANNEL KEY=VALUE...\n"
             f"    KEY=VALUE: sources=NAME,NAME|all  route={'|'.join(ROUTES)}\n"
-            "    persona=TEXT  follow_threads=on|off  (KEY=default restores the global setting)",
-            channel_set, (2, 5),
+            "    persona=TEXT  follow_threads=on|off  min_confidence=0..1\n"
+            "    (KEY=default restores the global setting)",
+            channel_set, (2, 6),
         ),
+        Command("why", 'why "QUESTION"', why, (1, 1)),
         Command("stats", "stats [--days 7]", stats, (0, 0), ("days",)),
         Command("forget", "forget PLATFORM:USER", forget, (1, 1)),
         Command("admins list", "admins list", admins_list, (0, 0)),
