@@ -65,17 +65,20 @@ def _watch(
 ) -> str:
     """Wait for ``process``; kill its group when a cap is passed and say which one."""
     deadline = time.monotonic() + max_seconds if max_seconds else None
-    while process.poll() is None:
+    while True:
+        try:  # returns the moment the command ends, so short commands are timed exactly
+            process.wait(timeout=POLL_SECONDS)
+            return ""
+        except subprocess.TimeoutExpired:
+            pass
         if deadline is not None and time.monotonic() > deadline:
             stopped = f"stopped at {max_seconds:g} s"
         elif max_mb is not None and _group_rss_mb(process.pid) > max_mb:
             stopped = f"stopped at {max_mb:g} MB RSS"
         else:
-            time.sleep(POLL_SECONDS)
             continue
         _kill_command(process)
         return stopped
-    return ""
 
 
 def _kill_command(process: subprocess.Popen[bytes]) -> None:

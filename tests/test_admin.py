@@ -307,7 +307,8 @@ def test_channel_show_and_set_with_validation(sessions: sessionmaker[Session]) -
         "  sources         all (default)\n"
         "  route           default (LLM_ROUTE)\n"
         "  persona         default\n"
-        "  follow_threads  default"
+        "  follow_threads  default\n"
+        "  min_confidence  default (MIN_CONFIDENCE)"
     )
     for words, error in [
         (["route=fastest"], "route=fastest: use one of local-first, cloud-first, local-only, "
@@ -316,16 +317,20 @@ def test_channel_show_and_set_with_validation(sessions: sessionmaker[Session]) -
                                  "see `admin sources list`, or use sources=all."),
         (["follow_threads=maybe"], "follow_threads=maybe: use on, off or default."),
         (["colour=red"], "'colour=red' is not KEY=VALUE with KEY one of sources, route, "
-                         "persona, follow_threads."),
+                         "persona, follow_threads, min_confidence."),
         (["route=local-only", "persona"], "'persona' is not KEY=VALUE with KEY one of sources, "
-                                          "route, persona, follow_threads."),
+                                          "route, persona, follow_threads, min_confidence."),
+        (["min_confidence=high"], "min_confidence=high: use a number from 0 to 1 (0 never "
+                                  "abstains), or default."),
+        (["min_confidence=1.5"], "min_confidence=1.5: use a number from 0 to 1 (0 never "
+                                 "abstains), or default."),
     ]:  # fmt: skip
         assert admin(sessions, "channel", "set", "slack:C1", *words) == AdminResult(False, error)
     with sessions() as session:
         assert session.scalar(select(func.count(ChannelSetting.id))) == 0  # all or nothing
 
     chat_text = 'channel set discord:9 sources=guide route=local-only "persona=Be brief." '
-    chat_text += "follow_threads=off"
+    chat_text += "follow_threads=off min_confidence=0.4"
     saved = run_admin(deps(sessions), ALICE, chat_text)
     assert saved.text == (
         "Saved.\nChannel discord:9:\n"
@@ -333,6 +338,7 @@ def test_channel_show_and_set_with_validation(sessions: sessionmaker[Session]) -
         "  route           local-only\n"
         "  persona         Be brief.\n"
         "  follow_threads  off\n"
+        "  min_confidence  0.4\n"
         "  updated_by      slack:UALICE"
     )
     reset = admin(sessions, "channel", "set", "discord:9", "sources=all", "route=default")
@@ -342,6 +348,7 @@ def test_channel_show_and_set_with_validation(sessions: sessionmaker[Session]) -
         assert (row.sources, row.llm_route, row.persona, row.follow_threads, row.updated_by) == (
             None, None, "Be brief.", False, "cli:ops",
         )  # fmt: skip
+        assert row.min_confidence == 0.4
 
 
 def test_admins_add_list_remove(sessions: sessionmaker[Session]) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from knowledge.embed.embedder import Embedder
 from knowledge.ingest.local import ingest_folder
+from knowledge.storage.conversations import Turn
 from knowledge.storage.db import make_engine, make_session_factory
 from knowledge.storage.documents import Chunk
 from knowledge.storage.schema import bundled_head, upgrade
@@ -97,6 +98,40 @@ def test_plain_answers_print_numbered_sources(ingested: str, tmp_path: Path) -> 
     assert asked.returncode == 0, asked.stderr
     assert "Sources:\n  [1] Backups" in asked.stdout
     assert "guide/backups.html#" in asked.stdout
+
+
+def test_a_question_the_docs_do_not_cover_says_so_and_lists_what_might_help(
+    ingested: str, tmp_path: Path
+) -> None:
+    asked = run("ask", "Does Zephyr support Microsoft Teams?", db_url=ingested, cwd=tmp_path)
+    as_json = run("ask", "--json", "Does Zephyr support Microsoft Teams?", db_url=ingested,
+                  cwd=tmp_path)  # fmt: skip
+
+    assert asked.returncode == 0, asked.stderr
+    assert asked.stdout.startswith("The indexed docs don't seem to cover this, so I won't guess.")
+    assert "\nMight help:\n  [1] " in asked.stdout and "Sources:" not in asked.stdout
+    assert "Not covered by the indexed docs (confidence 0." in asked.stdout
+    answer = json.loads(as_json.stdout)
+    assert answer["abstained"] is True and answer["citations"] == []
+    assert 0 <= answer["confidence"] < 0.14 and answer["might_help"][0]["path"]
+
+
+def test_why_shows_scores_ranks_and_the_verdict(ingested: str, tmp_path: Path) -> None:
+    shown = run("why", "Which TCP port does Zephyr listen on?", db_url=ingested, cwd=tmp_path)
+    as_json = run("why", "--json", "Is Kafka supported?", db_url=ingested, cwd=tmp_path)
+    in_admin = run("admin", "why", "what's Zephyr's port?", db_url=ingested, cwd=tmp_path)
+
+    assert shown.returncode == 0, shown.stderr
+    assert "[1] Network settings › Listening port — guide/network.md#listening-port" in shown.stdout
+    assert "dense  cosine  BM25 rank" in shown.stdout and "would answer." in shown.stdout
+    explained = json.loads(as_json.stdout)
+    assert explained["abstained"] is True and explained["confidence"] < explained["threshold"]
+    assert any("kafka" in reason for reason in explained["reasons"])
+    assert in_admin.returncode == 0 and "Confidence " in in_admin.stdout
+    engine = make_engine(ingested)
+    with make_session_factory(engine)() as session:  # explaining answers nothing, stores nothing
+        assert session.scalar(select(func.count(Turn.id))) == 0
+    engine.dispose()
 
 
 def test_chat_keeps_one_conversation_for_follow_ups(ingested: str, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import extractive
+from bot import abstention, extractive
 from bot.core import Assistant
 from bot.errors import QuestionError
 from bot.followup import is_follow_up, search_query
@@ -14,11 +14,13 @@ from bot.llm.limits import RateLimits, UsageLedger
 from bot.llm.router import Router
 from bot.memory import ConversationMemory, PastTurn
 from bot.types import Question
+from bot.why import explanation_text
 from knowledge.embed.embedder import Embedder
 from knowledge.ingest.local import ingest_folder
+from knowledge.retrieval.confidence import THRESHOLD
 from knowledge.retrieval.index import VectorIndex
 from knowledge.retrieval.search import Retriever
-from knowledge.storage.conversations import Conversation, Turn
+from knowledge.storage.conversations import ChannelSetting, Conversation, Turn
 
 
 def make_assistant(sessions: sessionmaker[Session], embedder: Embedder) -> Assistant:
@@ -186,3 +188,80 @@ def test_quote_keeps_the_sentences_that_match_the_question() -> None:
     assert "The retry limit defaults to five attempts." in quoted
     assert len(quoted) <= 204 and quoted.startswith("… ") and quoted.endswith(" …")
     assert extractive.quote("Short passage.", "anything") == "Short passage."
+
+
+# --- confidence and abstention (issue #18) ---------------------------------------------------
+
+
+def test_an_answer_carries_its_confidence_and_both_are_stored(
+    assistant: Assistant, sessions: sessionmaker[Session]
+) -> None:
+    answer = ask(assistant, "Which TCP port does Zephyr listen on?")
+
+    assert not answer.abstained and answer.confidence is not None and answer.confidence >= 0.8
+    assert answer.to_json()["confidence"] == answer.confidence
+    assert answer.to_json()["abstained"] is False and answer.to_json()["might_help"] == []
+    with sessions() as session:
+        stored = session.get_one(Turn, answer.turn_id)
+        assert (stored.confidence, stored.abstained) == (answer.confidence, False)
+
+
+def test_a_question_about_another_product_abstains_and_offers_the_closest_pages(
+    assistant: Assistant, sessions: sessionmaker[Session]
+) -> None:
+    answer = ask(assistant, "Does Zephyr support Microsoft Teams?")
+
+    assert answer.abstained and answer.citations == []
+    assert answer.confidence is not None and answer.confidence < THRESHOLD
+    assert answer.text == abstention.NOT_COVERED
+    assert 1 <= len(answer.suggestions) <= abstention.MAX_SUGGESTIONS
+    assert "> " not in answer.text  # no passage is quoted as if it answered
+    assert answer.to_json()["might_help"][0]["title"] == answer.suggestions[0].title
+    with sessions() as session:
+        assert session.get_one(Turn, answer.turn_id).abstained is True
+
+
+def test_a_channel_threshold_overrides_min_confidence(
+    assistant: Assistant, sessions: sessionmaker[Session]
+) -> None:
+    question = "Which TCP port does Zephyr listen on?"
+    with sessions.begin() as session:
+        session.add(ChannelSetting(platform="slack", channel="strict", min_confidence=0.999))
+
+    strict, default = ask(assistant, question, channel="strict"), ask(assistant, question)
+
+    assert strict.abstained and not default.abstained
+    assert strict.confidence == default.confidence  # the evidence is the same; the bar is not
+
+
+def test_why_explains_without_answering_or_storing(
+    assistant: Assistant, sessions: sessionmaker[Session]
+) -> None:
+    covered = assistant.explain(Question("slack", "c1", "t", "U1", "Which port does Zephyr use?"))
+    other = assistant.explain(Question("slack", "c1", "t", "U1", "Is Kafka supported by Zephyr?"))
+
+    assert covered.would_answer and not other.would_answer
+    text = explanation_text(covered)
+    assert "guide/network.md#listening-port" in text and "would answer" in text
+    assert "Kafka".lower() in explanation_text(other) and "do not cover" in explanation_text(other)
+    assert covered.to_json()["passages"][0]["url"] == "guide/network.md"
+    assert set(covered.to_json()) >= {"confidence", "threshold", "abstained", "reasons", "pages"}
+    with sessions() as session:
+        assert session.scalar(select(func.count(Turn.id))) == 0
+
+
+@pytest.mark.parametrize(
+    ("written", "cited", "declined"),
+    [
+        ("Zephyr listens on port 8731 [1].", [1], False),
+        ("Zephyr listens on port 8731.", [], True),  # cites nothing
+        ("The documentation I have does not cover this.", [], True),
+        ("The passages don't mention Kafka [2].", [2], True),
+        ("These docs do not explain retries; see the FAQ [1].", [1], True),
+        ("The worker does not restart by itself; run `zephyr work` again [1].", [1], False),
+    ],
+)
+def test_a_model_answer_is_an_abstention_when_it_is_not_grounded(
+    written: str, cited: list[int], declined: bool
+) -> None:
+    assert abstention.model_declined(written, cited) is declined

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
+from bot.abstention import NOT_COVERED
 from bot.discord.app import TeambotClient
 from bot.discord.render import FEEDBACK_PREFIX
 from bot.feedback import NOT_NOW
@@ -110,10 +111,24 @@ def test_a_mention_gets_a_streamed_reply_with_sources_and_buttons(
     assert answer["message_reference"]["message_id"] == question["id"]
     assert answer["embeds"][0]["title"] == "Sources"
     assert "[1] Network settings › Listening port" in answer["embeds"][0]["description"]
+    assert answer["embeds"][0]["footer"]["text"].startswith("Confidence: high (")
     buttons = answer["components"][0]["components"]
     assert [b["custom_id"].split(":")[2] for b in buttons] == ["up", "down"]
     [post] = fake.calls_to("POST", MESSAGES)
     assert post.json["content"] == "*Thinking…*"  # then edited into the answer
+
+
+def test_a_question_the_docs_do_not_cover_says_so_with_what_might_help(
+    fake: FakeDiscord, bot: RunningClient, model: FakeOpenAI
+) -> None:
+    ask_by_mention(fake, "Does Zephyr support Microsoft Teams?")
+
+    [answer] = fake.wait_for(lambda: finished(fake))
+    assert answer["content"] == NOT_COVERED
+    [embed] = answer["embeds"]
+    assert embed["title"] == "Might help" and embed["description"].startswith("[1] ")
+    assert embed["footer"]["text"].startswith("Not covered by the indexed docs (confidence 0.")
+    assert model.chat_requests() == []  # no model is asked to dress the passages up
 
 
 def test_ask_command_defers_then_answers(fake: FakeDiscord, bot: RunningClient) -> None:

@@ -390,6 +390,37 @@ def test_an_answer_that_cites_nothing_returns_no_citations(
     assert answer.provider == "local" and answer.citations == []
 
 
+@pytest.mark.parametrize(
+    "written",
+    ["The documentation I have does not cover this.",
+     "The passages don't mention a limit on jobs [1].",
+     "Zephyr probably supports that."],
+    ids=["says not covered", "says not covered, citing", "cites nothing"],
+)  # fmt: skip
+def test_a_model_answer_that_is_not_grounded_is_an_abstention(
+    kb: tuple, local: FakeOpenAI, cloud: FakeOpenAI, written: str
+) -> None:
+    local.always(Reply(written))
+
+    answer = ask(make(kb, local, cloud))
+
+    assert answer.abstained and answer.citations == []
+    assert answer.text == written.replace(" [1]", " [1]")  # the model's words are kept
+    assert (
+        answer.confidence is not None and answer.confidence < make(kb, local, cloud)._min_confidence
+    )
+    assert [s.path for s in answer.suggestions][:1] == ["guide/network.md"]  # closest pages
+
+
+def test_a_grounded_model_answer_keeps_the_retrieval_confidence(
+    kb: tuple, local: FakeOpenAI, cloud: FakeOpenAI
+) -> None:
+    answer = ask(make(kb, local, cloud))
+
+    assert not answer.abstained and answer.citations and answer.suggestions == []
+    assert answer.confidence is not None and answer.confidence >= 0.8
+
+
 def test_the_answer_streams_in_pieces_that_add_up_to_the_answer(
     kb: tuple, local: FakeOpenAI, cloud: FakeOpenAI
 ) -> None:

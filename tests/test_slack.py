@@ -20,6 +20,7 @@ import uvicorn
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.abstention import NOT_COVERED
 from bot.delivery.inbox import MAX_ATTEMPTS
 from bot.delivery.replica import ReplicaDuties
 from bot.runtime import Runtime
@@ -180,10 +181,28 @@ def test_a_signed_mention_gets_one_threaded_streamed_answer_with_citations(
     sources = next(b for b in answer["blocks"] if b["type"] == "context")
     assert "[1] Network settings › Listening port" in sources["elements"][0]["text"]
     assert "guide/network.md#listening-port" in sources["elements"][0]["text"]
+    note = [b for b in answer["blocks"] if b["type"] == "context"][-1]["elements"][0]["text"]
+    assert note.startswith("_Confidence: high (")
     posts = slack.calls_to("chat.postMessage")
     assert len(posts) == 1 and posts[0].params["text"] == "_Thinking…_"  # then edited in place
     assert [c.params["name"] for c in slack.calls_to("reactions.add")] == ["eyes"]
     slack.wait_for(lambda: slack.calls_to("reactions.remove"))
+
+
+def test_a_question_the_docs_do_not_cover_says_so_with_what_might_help(
+    bot: Bot, slack: FakeSlack, model: FakeOpenAI
+) -> None:
+    bot.event(mention("Does Zephyr support Microsoft Teams?"))
+
+    [answer] = wait_for_answers(slack, "C1")
+    sections = [b["text"]["text"] for b in answer["blocks"] if b["type"] == "section"]
+    assert sections == [NOT_COVERED]
+    notes = [b["elements"][0]["text"] for b in answer["blocks"] if b["type"] == "context"]
+    assert notes[0].startswith("*Might help:*\n[1] ")
+    assert notes[1].startswith("_Not covered by the indexed docs (confidence 0.")
+    assert model.chat_requests() == []  # no model is asked to dress the passages up
+    metrics = httpx.get(f"http://127.0.0.1:{bot.port}/metrics").text
+    assert 'teambot_answers_abstained_total{platform="slack"} 1.0' in metrics
 
 
 def test_retries_of_one_event_are_answered_once(bot: Bot, slack: FakeSlack) -> None:
