@@ -1,4 +1,5 @@
-"""A small logistic regression and AUROC, in numpy, for fitting knowledge/retrieval/confidence.py.
+"""A small logistic regression in numpy, for fitting knowledge/retrieval/confidence.py (AUROC is
+knowledge.evaluation.answerability's, the one `teambot eval --answerability` prints).
 
 Why not scikit-learn: it is not a dependency, and a model of three or four coefficients
 needs twenty lines of Newton's method, which anyone can read and re-run.
@@ -9,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+from knowledge.evaluation import answerability
 
 NEWTON_STEPS = 50
 # A little L2 on the coefficients (not the intercept): keeps them finite when the classes
@@ -47,19 +50,6 @@ def predict(intercept: float, coefficients: np.ndarray, x: np.ndarray) -> np.nda
 
 
 def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
-    """The probability that a random positive scores above a random negative (ties count
-    half): the Mann–Whitney U statistic over both class sizes. NaN with one class only."""
-    s = np.asarray(scores, dtype=float)
-    y = np.asarray(labels, dtype=bool)
-    positives, negatives = s[y], s[~y]
-    if len(positives) == 0 or len(negatives) == 0:
-        return float("nan")
-    order = np.argsort(np.concatenate([positives, negatives]), kind="mergesort")
-    ranks = np.empty(len(order))
-    ranks[order] = np.arange(1, len(order) + 1)
-    combined = np.concatenate([positives, negatives])
-    for value in np.unique(combined):  # average ranks of ties
-        tied = combined == value
-        ranks[tied] = ranks[tied].mean()
-    u = ranks[: len(positives)].sum() - len(positives) * (len(positives) + 1) / 2
-    return float(u / (len(positives) * len(negatives)))
+    """AUROC as `teambot eval --answerability` computes it; NaN with one class only."""
+    value = answerability.auroc([float(s) for s in scores], [bool(y) for y in labels])
+    return float("nan") if value is None else value

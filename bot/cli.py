@@ -30,6 +30,7 @@ from knowledge.errors import TeambotError
 if TYPE_CHECKING:
     from bot.admin import Actor
     from bot.types import Question
+    from knowledge.evaluation.scoring import EvalQuestion
 
 CLI_PLATFORM = "cli"
 CLI_CHANNEL = "terminal"
@@ -505,9 +506,19 @@ def eval_command(
         ),
     ] = False,
     method: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
+    answerability: Annotated[
+        bool,
+        typer.Option(
+            "--answerability",
+            help="Score confidence and abstention instead: each line needs `answerable` "
+            "(true/false); prints auroc, answer_rate, abstain_rate, n_answerable, "
+            "n_unanswerable at MIN_CONFIDENCE. --exclude-prefix applies to answerable questions.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Score retrieval on a question file: recall@1/5/10, MRR and nDCG@10."""
+    """Score retrieval on a question file: recall@1/5/10, MRR and nDCG@10 (or, with
+    --answerability, how well teambot tells questions its docs answer from the rest)."""
     from knowledge.evaluation.run import evaluate_retrieval
     from knowledge.evaluation.scoring import load_questions
     from knowledge.retrieval.search import METHODS
@@ -520,6 +531,10 @@ def eval_command(
         fail(f"--method {method!r}: use one of {', '.join(METHODS)}.")
     asked = load_questions(questions)  # a bad file fails before the model is loaded
     runtime = runtime_of(ctx)
+    if answerability:
+        _eval_answerability(runtime, asked, source, exclude_prefix, exclude_own_page, method,
+                            as_json=as_json)  # fmt: skip
+        return
     result = evaluate_retrieval(
         runtime.retriever,
         runtime.sessions,
@@ -535,6 +550,35 @@ def eval_command(
         typer.echo(json.dumps(result.to_json(), indent=2))
     else:
         typer.echo(result.table())
+
+
+def _eval_answerability(
+    runtime: Runtime,
+    asked: list[EvalQuestion],
+    source: list[str] | None,
+    exclude_prefix: list[str] | None,
+    exclude_own_page: bool,
+    method: str,
+    *,
+    as_json: bool,
+) -> None:
+    """`eval --answerability`: questions judged as the bot would, at MIN_CONFIDENCE."""
+    from knowledge.evaluation.answerability import evaluate_answerability
+
+    settings = runtime.settings
+    result = evaluate_answerability(
+        runtime.retriever,
+        runtime.sessions,
+        asked,
+        sources=source or None,
+        k=settings.top_k,
+        exclude_prefixes=tuple(exclude_prefix or ()),
+        method=method,  # type: ignore[arg-type]
+        threshold=settings.min_confidence,
+        min_relevance=settings.min_relevance,
+        exclude_own_page=exclude_own_page,
+    )
+    typer.echo(json.dumps(result.to_json()) if as_json else result.table(settings.min_confidence))
 
 
 @app.command()

@@ -193,6 +193,49 @@ def test_eval_scores_the_real_search_against_hand_computed_metrics(
     assert table.returncode == 0 and "recall@1" in table.stdout and "0.667" in table.stdout
 
 
+def test_eval_answerability_matches_the_metrics_computed_by_hand(
+    ingested: str, tmp_path: Path
+) -> None:
+    # Labels chosen so that the metrics are not all 1: the port question is called
+    # unanswerable and the banana bread one answerable.
+    labelled = {
+        "How do I restore a backup?": True, "Why is my job stuck?": True,
+        "What is the recipe for banana bread?": True,
+        "Which TCP port does Zephyr listen on?": False,
+        "Does Zephyr support Microsoft Teams?": False,
+        "How do I configure Kafka partitions?": False,
+    }  # fmt: skip
+    questions = tmp_path / "answerability.jsonl"
+    questions.write_text("".join(json.dumps({"question": q, "answerable": a}) + "\n"
+                                 for q, a in labelled.items()))  # fmt: skip
+    judged = {}
+    for question in labelled:
+        explained = json.loads(run("why", "--json", question, db_url=ingested, cwd=tmp_path).stdout)
+        judged[question] = (explained["confidence"], not explained["abstained"])
+    positives = [judged[q][0] for q, a in labelled.items() if a]
+    negatives = [judged[q][0] for q, a in labelled.items() if not a]
+    pairs = [(p > n) + (p == n) / 2 for p in positives for n in negatives]
+
+    result = run("eval", str(questions), "--answerability", "--json", db_url=ingested,
+                 cwd=tmp_path)  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    scored = json.loads(result.stdout)
+    assert list(scored) == ["auroc", "answer_rate", "abstain_rate", "n_answerable",
+                            "n_unanswerable"]  # fmt: skip
+    assert scored["n_answerable"] == 3 and scored["n_unanswerable"] == 3
+    assert scored["auroc"] == pytest.approx(sum(pairs) / len(pairs), abs=1e-3)
+    assert 0 < scored["auroc"] < 1
+    answered = [judged[q][1] for q, a in labelled.items() if a]
+    refused = [not judged[q][1] for q, a in labelled.items() if not a]
+    assert scored["answer_rate"] == pytest.approx(sum(answered) / 3, abs=1e-4)
+    assert scored["abstain_rate"] == pytest.approx(sum(refused) / 3, abs=1e-4)
+    unlabelled = tmp_path / "plain.jsonl"
+    unlabelled.write_text(json.dumps({"question": "Why is my job stuck?"}) + "\n")
+    refused_file = run("eval", str(unlabelled), "--answerability", db_url=ingested, cwd=tmp_path)
+    assert_clean_failure(refused_file, "lack `answerable`")
+
+
 def test_eval_hard_modes_leave_pages_out_of_the_candidates(ingested: str, tmp_path: Path) -> None:
     questions = write_questions(tmp_path / "port.jsonl", PORT_QUESTION)
     own = evaluated(str(questions), "--level", "page", "--k", "1", db_url=ingested, cwd=tmp_path)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from knowledge.errors import KnowledgeError
+from knowledge.evaluation.answerability import Judged, summarise
 from knowledge.evaluation.scoring import (
     EvalQuestion,
     Metrics,
@@ -358,3 +359,28 @@ def test_load_questions_names_file_and_line(tmp_path: Path, bad_line: str, messa
 def test_load_questions_missing_file(tmp_path: Path) -> None:
     with pytest.raises(KnowledgeError, match="Cannot read"):
         load_questions(tmp_path / "absent.jsonl")
+
+
+def test_answerability_metrics_by_hand() -> None:
+    judged = [
+        Judged(True, 0.9, True), Judged(True, 0.4, True), Judged(True, 0.1, False),
+        Judged(False, 0.4, True), Judged(False, 0.05, False),
+    ]  # fmt: skip
+    result = summarise(judged)
+    # pairs (answerable, unanswerable): 0.9 beats both; 0.4 ties 0.4 and beats 0.05; 0.1
+    # loses to 0.4 and beats 0.05: (2 + 1.5 + 1) / 6.
+    assert result.auroc == pytest.approx(4.5 / 6)
+    assert result.answer_rate == pytest.approx(2 / 3)
+    assert result.abstain_rate == pytest.approx(1 / 2)
+    assert (result.n_answerable, result.n_unanswerable) == (3, 2)
+    assert summarise([Judged(True, 0.5, True)]).to_json() == {
+        "auroc": None, "answer_rate": 1.0, "abstain_rate": None,
+        "n_answerable": 1, "n_unanswerable": 0,
+    }  # fmt: skip
+
+
+def test_answerable_must_be_a_boolean(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"question": "Why?", "answerable": "yes"}\n')
+    with pytest.raises(KnowledgeError, match=r"q.jsonl:1: `answerable` must be true or false"):
+        load_questions(path)

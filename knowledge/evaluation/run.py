@@ -55,6 +55,18 @@ class EvalResult:
         )
 
 
+def source_roots(sessions: sessionmaker[Session], sources: list[str] | None) -> dict[str, str]:
+    """Each source's location by name (to make page paths), after checking that every source
+    asked for exists."""
+    with sessions() as session:
+        roots = dict(session.execute(select(Source.name, Source.location)).all())
+    unknown = set(sources or ()) - set(roots)
+    if unknown:
+        names = ", ".join(sorted(unknown))
+        raise SourceError(f"No source named {names}; see `teambot sources list`.")
+    return roots
+
+
 def evaluate_retrieval(
     retriever: Retriever,
     sessions: sessionmaker[Session],
@@ -72,13 +84,7 @@ def evaluate_retrieval(
     ``exclude_own_page`` leaves each question's own page out of its candidates, so that
     its ``linked_pages`` are the gold: hard mode for questions written from the indexed
     pages themselves, such as bench/hard_questions.py's section headings."""
-    with sessions() as session:
-        roots = dict(session.execute(select(Source.name, Source.location)).all())
-    unknown = set(sources or ()) - set(roots)
-    if unknown:
-        names = ", ".join(sorted(unknown))
-        raise SourceError(f"No source named {names}; see `teambot sources list`.")
-
+    roots = source_roots(sessions, sources)
     shared_keep = excluding_pages(exclude_prefixes, roots)
     rankings, golds, latencies = [], [], []
     for question in questions:

@@ -50,6 +50,8 @@ class EvalQuestion:
     page: str | None
     anchor: str | None
     linked_pages: tuple[str, ...]
+    # Whether the indexed docs answer it (`teambot eval --answerability`); None: not said.
+    answerable: bool | None = None
 
 
 def load_questions(path: Path) -> list[EvalQuestion]:
@@ -87,7 +89,10 @@ def _parse_question(line: str, where: str) -> EvalQuestion:
     linked = record.get("linked_pages") or []
     if not isinstance(linked, list) or not all(isinstance(p, str) and p for p in linked):
         raise KnowledgeError(f"{where}: `linked_pages` must be a list of page paths.")
-    return EvalQuestion(question, page, anchor, tuple(linked))
+    answerable = record.get("answerable")
+    if answerable is not None and not isinstance(answerable, bool):
+        raise KnowledgeError(f"{where}: `answerable` must be true or false.")
+    return EvalQuestion(question, page, anchor, tuple(linked), answerable)
 
 
 def _optional_text(record: dict[str, Any], name: str, where: str) -> str | None:
