@@ -525,7 +525,7 @@ def eval_command(
 
     if level not in ("section", "page"):
         fail(f"--level {level!r}: use section or page.")
-    if exclude_own_page and level != "page":
+    if exclude_own_page and level != "page" and not answerability:
         fail("--exclude-own-page scores the linked pages, which name no section: add --level page.")
     if method not in METHODS:
         fail(f"--method {method!r}: use one of {', '.join(METHODS)}.")

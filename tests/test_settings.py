@@ -6,6 +6,7 @@ import pytest
 
 from bot.logs import RedactSecrets
 from bot.settings import Settings, mask_url, normalize_database_url
+from knowledge.retrieval.confidence import THRESHOLD
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
@@ -77,3 +78,10 @@ def test_every_url_setting_is_masked_and_its_password_redacted_from_logs() -> No
     assert shown["OPENAI_BASE_URL"] == "https://proxy.example.com/v1?api_key=***"
     assert shown["DISCORD_GATEWAY_URL"] == "wss://gw:***@gateway.example.com/"
     assert {"llm-pw", "gw-pw"} <= set(settings.secret_values())
+
+
+def test_min_confidence_defaults_to_the_fitted_threshold() -> None:
+    """Settings cannot import the model (every command would pay for it), so the fitted
+    threshold is written twice; this keeps the two the same."""
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.min_confidence == THRESHOLD
