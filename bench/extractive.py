@@ -41,13 +41,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import re
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.paired import paired
 from bot import extractive
 from bot.core import citation
 from bot.runtime import Runtime
@@ -55,7 +55,6 @@ from bot.settings import Settings
 from knowledge.types import ScoredChunk
 
 EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval" / "django-faq.jsonl"
-BOOTSTRAP_ROUNDS = 5000
 _TOKEN = re.compile(r"\w+")
 # query, passages, headings, each passage's section text before it → the answer text
 Composer = Callable[[str, list[ScoredChunk], list[str], list[str]], str]
@@ -134,15 +133,6 @@ def recall_f1(quoted: str, reference: str) -> tuple[float, float]:
         return 0.0, 0.0
     recall, precision = overlap / sum(want.values()), overlap / sum(got.values())
     return recall, 2 * precision * recall / (precision + recall)
-
-
-def paired(a: list[float], b: list[float]) -> tuple[float, float, float]:
-    """Mean of a − b per question, with a paired bootstrap 95% interval (seeded)."""
-    diffs = [x - y for x, y in zip(a, b, strict=True)]
-    pick = random.Random(0).choices
-    means = sorted(sum(pick(diffs, k=len(diffs))) / len(diffs) for _ in range(BOOTSTRAP_ROUNDS))
-    low, high = means[int(0.025 * BOOTSTRAP_ROUNDS)], means[int(0.975 * BOOTSTRAP_ROUNDS) - 1]
-    return sum(diffs) / len(diffs), low, high
 
 
 def main() -> None:

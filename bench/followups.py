@@ -62,12 +62,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.paired import paired
 from bot import followup
 from bot.memory import PastTurn
 from bot.runtime import Runtime
@@ -80,7 +80,6 @@ PAIRS = Path(__file__).with_name("data") / "followups.jsonl"
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 DJANGO_ROOT = "http://127.0.0.1:8766/"
 K = 4
-BOOTSTRAP_ROUNDS = 5000
 Search = Callable[[str], list[ScoredChunk]]
 # (previous question, follow-up, search, embed) → the passages found
 Variant = Callable[[str, str, Search, followup.Embed], list[ScoredChunk]]
@@ -197,15 +196,6 @@ def docs_runtime(path: Path, backend: str) -> Runtime:
     if runtime.retriever.indexed_chunks() == 0:
         ingest_folder(runtime.sessions, runtime.embedder, DOCS, name="docs")
     return runtime
-
-
-def paired(a: list[float], b: list[float]) -> tuple[float, float, float]:
-    """Mean of a − b per pair, with a paired bootstrap 95% interval (seeded)."""
-    diffs = [x - y for x, y in zip(a, b, strict=True)]
-    pick = random.Random(0).choices
-    means = sorted(sum(pick(diffs, k=len(diffs))) / len(diffs) for _ in range(BOOTSTRAP_ROUNDS))
-    low, high = means[int(0.025 * BOOTSTRAP_ROUNDS)], means[int(0.975 * BOOTSTRAP_ROUNDS) - 1]
-    return sum(diffs) / len(diffs), low, high
 
 
 def main() -> None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from sqlalchemy import select
 
 from bench.hard_questions import Stats, build
 from bench.measure import measure
+from bench.paired import paired
 from bench.refresh_site import DJANGO_DOCS, DJANGO_EXCLUDES, TEAMBOT, serve
 from bot.runtime import Runtime
 from bot.settings import Settings
@@ -63,7 +63,6 @@ from knowledge.storage.documents import Document, Source
 
 EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval" / "django-faq.links.jsonl"
 FAQ = "faq/"
-BOOTSTRAP_ROUNDS = 5000
 # A pipeline: question and the page-path prefixes to leave out → pages, best first.
 Ranker = Callable[[str, tuple[str, ...]], list[str]]
 
@@ -146,12 +145,8 @@ def evaluate(mode: Mode, rank: Ranker) -> Result:
 
 
 def paired_difference(a: Result, b: Result, key: str) -> tuple[float, float, float]:
-    """Mean of a − b per question, with a paired bootstrap 95% interval (seeded)."""
-    diffs = [x[key] - y[key] for x, y in zip(a.per_question, b.per_question, strict=True)]
-    pick = random.Random(0).choices
-    means = sorted(sum(pick(diffs, k=len(diffs))) / len(diffs) for _ in range(BOOTSTRAP_ROUNDS))
-    low, high = means[int(0.025 * BOOTSTRAP_ROUNDS)], means[int(0.975 * BOOTSTRAP_ROUNDS) - 1]
-    return sum(diffs) / len(diffs), low, high
+    """Mean of a − b per question of ``key``, with a paired bootstrap 95% interval."""
+    return paired([x[key] for x in a.per_question], [y[key] for y in b.per_question])
 
 
 def teambot_ranker(runtime: Runtime, roots: dict[str, str], method: Method) -> Ranker:
