@@ -265,3 +265,13 @@ def test_a_model_answer_is_an_abstention_when_it_is_not_grounded(
     written: str, cited: list[int], declined: bool
 ) -> None:
     assert abstention.model_declined(written, cited) is declined
+
+
+def test_a_link_in_the_question_is_not_taken_for_another_product(assistant: Assistant) -> None:
+    """Slack shows links whole; their pieces (docs, example, com) are in no passage and look
+    like names, but they say where the asker looked, not what the question is about."""
+    plain = ask(assistant, "Which port does Zephyr listen on?")
+    linked = ask(assistant, "Which port does Zephyr listen on, as https://docs.example.com/a says?")
+
+    assert not linked.abstained
+    assert linked.confidence == pytest.approx(plain.confidence, abs=0.1)

@@ -91,7 +91,15 @@ class Evidence:
 
 
 _WORD = re.compile(r"[A-Za-z][\w.+-]*[\w+]|[A-Za-z]")
+# A link quoted in a question (Slack and Discord show them whole): a reference to where the
+# asker looked, not words of the topic, so its pieces are neither terms nor names.
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://\S+")
 _SENTENCE_END = (".", "?", "!", ":")
+
+
+def without_links(text: str) -> str:
+    """``text`` with every ``scheme://…`` link removed."""
+    return _URL.sub(" ", text)
 
 
 def name_words(text: str) -> list[str]:

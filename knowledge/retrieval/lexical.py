@@ -15,7 +15,7 @@ import Stemmer
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge.retrieval.evidence import TermStat, name_words
+from knowledge.retrieval.evidence import TermStat, name_words, without_links
 from knowledge.storage import store
 from knowledge.storage.documents import Chunk, Document
 
@@ -122,9 +122,10 @@ class LexicalIndex:
         return list(tokens[0])
 
     def term_stats(self, query: str) -> tuple[tuple[TermStat, ...], int]:
-        """Each distinct term of ``query`` with the number of indexed passages that hold it,
-        and the number of indexed passages (as of the last ``sync``)."""
+        """Each distinct term of ``query`` (links left out) with the number of indexed passages
+        that hold it, and the number of indexed passages (as of the last ``sync``)."""
         frequencies, indexed = self._frequencies, len(self._ids)
+        query = without_links(query)
         distinct = dict.fromkeys(self.terms(query))
         names = set(self.terms(" ".join(name_words(query))))
         stats = tuple(TermStat(t, frequencies.get(t, 0), t in names) for t in distinct)
