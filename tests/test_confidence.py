@@ -186,6 +186,19 @@ def test_features_are_scale_free_shares_and_cosines() -> None:
     assert set(values) == set(confidence.FEATURES)
 
 
+def test_rare_words_are_told_from_everyday_ones_by_the_wordpiece_vocabulary() -> None:
+    # Stems, as BM25 indexes them; "file" and "database" are whole pieces, so not rare.
+    rare = confidence.rare_terms("Where is the sourdough file? Ask SQLAlchemy's database.")
+    assert {"sourdough", "sqlalchemi"} <= rare and not {"file", "databas"} & rare
+    e = evidence({"sourdough": 0, "file": 0, "port": 10}, {"port"})
+    values = features([chunk(1, "a", 0.62)], e, "Sourdough file port?")
+    assert 0 < values["unseen_rare"] < values["unseen"]  # only sourdough counts
+    assert values["unseen_specific"] == values["unseen_rare"]  # no name-like word here
+    assert values["rarest_held"] == 1.0  # port is the only seen term, and the top holds it
+    assert values["agree_top5"] == pytest.approx(2 / 5)  # pages a and b in both top fives
+    assert features([chunk(1, "a", 0.62)], e)["unseen_rare"] == 0.0  # no question text
+
+
 def test_weighted_share_weighs_rare_terms_more() -> None:
     assert weighted_share({"rare": 3.0, "common": 1.0}, frozenset({"rare"})) == 0.75
     assert weighted_share({}, frozenset({"x"})) == 0.0
