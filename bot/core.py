@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bot import abstention, extractive
+from bot import abstention, extractive, gaps
 from bot.channels import ChannelPrefs, channel_prefs
 from bot.errors import QuestionError
 from bot.followup import is_follow_up, search_query
@@ -129,7 +129,12 @@ class Assistant:
             abstained=composed.abstained,
             suggestions=composed.suggestions,
         )
-        turn_id = self._memory.record(question, answer, first_token_ms=outcome.first_token_ms)
+        considered = explained.results[: abstention.MAX_SUGGESTIONS]
+        turn_id = self._memory.record(
+            question, answer, first_token_ms=outcome.first_token_ms,
+            considered=gaps.passages_of([citation(n, p) for n, p in enumerate(considered, 1)],
+                                        [p.similarity for p in considered]),
+        )  # fmt: skip
         if self._metrics is not None:
             self._metrics.answered(question.platform, answer.provider, timings["total"] / 1000)
             self._metrics.judged(question.platform, answer.confidence or 0.0, answer.abstained)

@@ -1,5 +1,6 @@
 """Thumbs up or down on an answer, one vote per person and answer (the latest wins), and what
-the voter is told (the same words on every platform)."""
+the voter is told (the same words on every platform). An answer with a 👎 standing is a gap
+(bot.gaps)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import gaps
 from knowledge.storage.conversations import Feedback, Turn
 from knowledge.storage.db import utcnow
 
@@ -45,6 +47,8 @@ def record_feedback(
                     )
                 else:
                     vote.value, vote.comment, vote.created_at = value, comment, utcnow()
+                session.flush()
+                gaps.follow_vote(session, turn_id)  # a 👎 answer is a gap while a 👎 stands
             return True
         except IntegrityError:
             continue

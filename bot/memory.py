@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import gaps
 from bot.types import Answer, Question
 from knowledge.storage.conversations import Conversation, Turn
 from knowledge.storage.db import utcnow
@@ -60,10 +62,16 @@ class ConversationMemory:
             return [PastTurn(role, text) for role, text in reversed(list(rows))]
 
     def record(
-        self, question: Question, answer: Answer, *, first_token_ms: float | None = None
+        self,
+        question: Question,
+        answer: Answer,
+        *,
+        first_token_ms: float | None = None,
+        considered: list[dict[str, Any]] | None = None,
     ) -> int:
         """Store the question and its answer as two turns, in one transaction; returns the
-        answer turn's id."""
+        answer turn's id. An answer that abstained is a gap (bot.gaps) in the same
+        transaction, with ``considered``, the passages teambot weighed."""
         with self.sessions.begin() as session:
             reply = Turn(
                 conversation_id=answer.conversation_id,
@@ -97,4 +105,7 @@ class ConversationMemory:
             conversation = session.get_one(Conversation, answer.conversation_id)
             conversation.updated_at = utcnow()
             session.flush()
+            if answer.abstained:
+                gaps.add_gap(session, gaps.ABSTAINED, reply, question.text, question.platform,
+                             question.channel, considered or [])  # fmt: skip
             return reply.id

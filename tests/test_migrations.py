@@ -16,7 +16,7 @@ from knowledge.storage.schema import (
 
 TABLES = {
     "sources", "documents", "chunks", "ingestion_runs", "index_state", "conversations",
-    "turns", "feedback", "channel_settings", "processed_events", "admins", "audit_log",
+    "turns", "feedback", "channel_settings", "processed_events", "admins", "audit_log", "gaps",
 }  # fmt: skip
 
 

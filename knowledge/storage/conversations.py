@@ -159,3 +159,28 @@ class LlmUsage(Base):
     requests: Mapped[int] = mapped_column(Integer, default=0)
     tokens_in: Mapped[int] = mapped_column(Integer, default=0)
     tokens_out: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Gap(Base):
+    """A question the docs did not answer well: teambot abstained, someone voted 👎, or a
+    person answered it in the thread after teambot. One row per answer and kind; it goes with
+    its answer turn (retention, ``admin forget``). The question is kept as asked; its embedding
+    is made when gaps are listed (bot.gap_topics), so a change of model needs no migration."""
+
+    __tablename__ = "gaps"
+    __table_args__ = (UniqueConstraint("turn_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30))  # abstained | downvoted | answered_by_person
+    platform: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(200))
+    question: Mapped[str] = mapped_column(Text)
+    turn_id: Mapped[int | None] = mapped_column(
+        ForeignKey("turns.id", ondelete="CASCADE"), index=True
+    )
+    # The passages teambot weighed: title, url, anchor and cosine (None where not known).
+    passages: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
