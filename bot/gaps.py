@@ -53,8 +53,10 @@ def add_gap(session: Session, kind: str, answer: Turn, question: str, platform: 
         select(Gap.id).where(Gap.turn_id == answer.id, Gap.kind == kind)
     ):
         return False
-    session.add(Gap(kind=kind, platform=platform, channel=channel, question=question,
-                    turn_id=answer.id, passages=passages, confidence=answer.confidence))  # fmt: skip
+    session.add(
+        Gap(kind=kind, platform=platform, channel=channel, question=question, turn_id=answer.id,
+            passages=passages, confidence=answer.confidence)
+    )  # fmt: skip
     return True
 
 

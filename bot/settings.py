@@ -94,6 +94,17 @@ class Settings(BaseSettings):
         validation_alias="TEAMBOT_RETENTION_DAYS",
         description="Forget conversations idle and feedback older than this; unset: keep.",
     )
+    digest_channel: str = Field(
+        default="",
+        validation_alias="TEAMBOT_DIGEST_CHANNEL",
+        description="Where the worker posts the gaps digest: slack:CHANNEL_ID or "
+        "discord:CHANNEL_ID; empty: no digest.",
+    )
+    digest_schedule: str = Field(
+        default="0 9 * * mon",
+        validation_alias="TEAMBOT_DIGEST_SCHEDULE",
+        description="When the gaps digest is posted: a crontab line, in UTC (Monday 09:00).",
+    )
     refresh_interval_minutes: int = Field(
         default=360, ge=1, description="How often the worker re-ingests each source."
     )
@@ -252,6 +263,27 @@ class Settings(BaseSettings):
         if not all(p.isdigit() for p in parts):
             raise ValueError("use comma-separated numeric guild ids, e.g. 123,456")
         return value
+
+    @field_validator("digest_channel")
+    @classmethod
+    def _digest_channel_is_platform_channel(cls, value: str) -> str:
+        platform, _, channel = value.strip().partition(":")
+        if value.strip() and (platform.lower() not in ("slack", "discord") or not channel):
+            raise ValueError("use slack:CHANNEL_ID or discord:CHANNEL_ID, or leave it empty")
+        return value.strip()
+
+    @field_validator("digest_schedule")
+    @classmethod
+    def _digest_schedule_is_cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value.strip())
+        except ValueError as exc:
+            raise ValueError(
+                f"use a crontab line (minute hour day month weekday), e.g. '0 9 * * mon': {exc}"
+            ) from None
+        return value.strip()
 
     @property
     def admin_entries(self) -> list[tuple[str, str]]:

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import retention
-from bot.admin import access, activity, channel
+from bot.admin import access, activity, channel, gaps
 from bot.admin.access import Actor
 from bot.admin.text import columns
 from bot.errors import AdminError, TeambotError
@@ -104,6 +104,7 @@ class Command:
     run: Handler
     words: tuple[int, int]  # least and most positional words
     options: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()  # options without a value (``--json``)
 
 
 def run_admin(
@@ -202,6 +203,9 @@ def parse_args(command: Command, words: list[str]) -> Args:
             positional.append(word)
             continue
         key, has_value, value = word[2:].partition("=")
+        if key in command.flags and not has_value:
+            options[key] = "yes"
+            continue
         if key not in command.options:
             raise usage
         if not has_value:
@@ -450,6 +454,16 @@ def forget(deps: AdminDeps, actor: Actor, args: Args) -> str:
     )
 
 
+def gaps_list(deps: AdminDeps, actor: Actor, args: Args) -> str:
+    """The questions teambot could not answer well, grouped by topic (bot.admin.gaps)."""
+    return gaps.gaps_listing(deps.sessions, deps.embedder, args.options.get("since", "7d"),
+                             args.options.get("channel"), "json" in args.options)  # fmt: skip
+
+
+def digest_now(deps: AdminDeps, actor: Actor, args: Args) -> str:
+    return gaps.digest_now(deps.sessions, deps.embedder, deps.settings.digest_channel)
+
+
 def admins_list(deps: AdminDeps, actor: Actor, args: Args) -> str:
     configured = access.configured_admins(deps.settings.admin_entries)
     rows = [(str(a), "TEAMBOT_ADMINS") for a in sorted(configured, key=str)]
@@ -506,6 +520,11 @@ COMMANDS: dict[str, Command] = {
         Command("why", 'why "QUESTION"', why, (1, 1)),
         Command("stats", "stats [--days 7]", stats, (0, 0), ("days",)),
         Command("forget", "forget PLATFORM:USER", forget, (1, 1)),
+        Command(
+            "gaps", "gaps [--since 7d] [--channel PLATFORM:CHANNEL] [--json]", gaps_list, (0, 0),
+            ("since", "channel"), ("json",),
+        ),
+        Command("digest now", "digest now", digest_now, (0, 0)),
         Command("admins list", "admins list", admins_list, (0, 0)),
         Command("admins add", "admins add PLATFORM:USER", admins_add, (1, 1)),
         Command("admins remove", "admins remove PLATFORM:USER", admins_remove, (1, 1)),
