@@ -614,10 +614,11 @@ def worker(ctx: typer.Context) -> None:
     Several workers can share one PostgreSQL: each run goes to one of them.
 
     `teambot admin status` lists the running workers and each source's next run."""
+    from bot.digest import post_digest
     from bot.retention import forget_expired
     from workers.scheduler import run_forever
 
-    run_forever(runtime_of(ctx), forget_expired)
+    run_forever(runtime_of(ctx), forget_expired, post_digest)
 
 
 @app.command()

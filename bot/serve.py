@@ -147,10 +147,11 @@ def serve(runtime: Runtime, *, with_worker: bool = False) -> None:
         if with_worker:
             from apscheduler.schedulers.background import BackgroundScheduler
 
+            from bot.digest import post_digest
             from bot.retention import forget_expired
             from workers.scheduler import start_worker
 
-            worker = start_worker(runtime, forget_expired, BackgroundScheduler)
+            worker = start_worker(runtime, forget_expired, BackgroundScheduler, post_digest)
             worker.scheduler.start()
             adapters.callback(worker.leave)
             adapters.callback(worker.scheduler.shutdown, wait=False)

@@ -30,6 +30,11 @@ def forget_expired() -> None:
     _bound().forget_expired()
 
 
+def post_digest() -> None:
+    """The gaps digest, on TEAMBOT_DIGEST_SCHEDULE."""
+    _bound().post_digest()
+
+
 def _bound() -> Worker:
     if _worker is None:
         raise RuntimeError("workers.jobs: no worker bound in this process; call bind() first")

@@ -12,10 +12,13 @@ sources take effect within seconds), runs refreshes admins asked for, and
 takes over sources whose refresh was abandoned by a worker that died (its
 lease expired). Two refreshes of one source never overlap: the refresh takes
 the source's lease. A failing refresh is logged and retried at the next run.
-Once a day one worker forgets what is older than TEAMBOT_RETENTION_DAYS.
+Once a day one worker forgets what is older than TEAMBOT_RETENTION_DAYS. When
+TEAMBOT_DIGEST_CHANNEL is set, one worker posts the gaps digest there on
+TEAMBOT_DIGEST_SCHEDULE (a shared job too, so once per tick however many workers run).
 
 workers/ never imports bot/: what a worker needs from the process that runs it is
-``WorkerDeps`` (bot.runtime.Runtime is one) and the retention function it is handed.
+``WorkerDeps`` (bot.runtime.Runtime is one) and the retention and digest functions it is
+handed.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from workers.jobstore import SharedJobStore
 log = logging.getLogger(__name__)
 
 RETENTION_JOB = "retention"
+DIGEST_JOB = "digest"
 RETENTION_HOURS = 24
 SHARED = "shared"  # the SQL job store every worker reads
 LOCAL = "default"  # this process's own housekeeping and one-off runs
@@ -61,12 +65,16 @@ REFRESH_THREADS = 2  # embedding is CPU-bound: more at once only slows each down
 
 # Deletes what is older than its days (None: keep) and says what it deleted.
 Retention = Callable[[sessionmaker[Session], int | None], object]
+# Leaves the gaps digest for the chat target ``slack:C…``/``discord:…`` and says what it left.
+Digest = Callable[[sessionmaker[Session], TextEmbedder, str], object]
 
 
 class WorkerSettings(Protocol):
     refresh_lease_seconds: int
     refresh_interval_minutes: int
     retention_days: int | None
+    digest_channel: str
+    digest_schedule: str
 
 
 class WorkerDeps(Protocol):
@@ -110,10 +118,17 @@ def build_scheduler(
 class Worker:
     """One worker process: its scheduler, its identity and the refreshes it is running."""
 
-    def __init__(self, runtime: WorkerDeps, scheduler: BaseScheduler, retention: Retention) -> None:
+    def __init__(
+        self,
+        runtime: WorkerDeps,
+        scheduler: BaseScheduler,
+        retention: Retention,
+        digest: Digest | None = None,
+    ) -> None:
         self.runtime = runtime
         self.scheduler = scheduler
         self._retention = retention
+        self._digest = digest
         self.id = new_owner()
         self._lock = threading.Lock()
         self._active: set[str] = set()  # submitted here and not finished
@@ -153,6 +168,15 @@ class Worker:
         days = self.runtime.settings.retention_days
         result = self._retention(self.runtime.sessions, days)
         log.info("retention (%s): %s", f"{days} days" if days else "keep", result)
+
+    def post_digest(self) -> None:
+        """Leave the gaps digest for TEAMBOT_DIGEST_CHANNEL (nothing when it is not set)."""
+        target = self.runtime.settings.digest_channel
+        if not target or self._digest is None:
+            log.info("digest: no TEAMBOT_DIGEST_CHANNEL, nothing posted")
+            return
+        result = self._digest(self.runtime.sessions, self.runtime.embedder, target)
+        log.info("digest left for %s: %s", target, str(result).splitlines()[0])
 
     def poll(self) -> None:
         """Heartbeat, follow the sources table, run what admins asked for, adopt orphans."""
@@ -221,6 +245,7 @@ class Worker:
                 coalesce=True,
                 misfire_grace_time=None,
             )
+        sync_digest_job(self.scheduler, self.runtime.settings)
 
     def leave(self) -> None:
         with self.runtime.sessions.begin() as session:
@@ -271,13 +296,41 @@ def sync_jobs(scheduler: BaseScheduler, runtime: WorkerDeps, jobstore: str = SHA
         log.info("unscheduled %s (removed or disabled)", name)
 
 
+def sync_digest_job(
+    scheduler: BaseScheduler, settings: WorkerSettings, jobstore: str = SHARED
+) -> None:
+    """The digest's shared job on TEAMBOT_DIGEST_SCHEDULE while TEAMBOT_DIGEST_CHANNEL is set,
+    rescheduled when the schedule changes, removed when the channel is unset."""
+    job = scheduler.get_job(DIGEST_JOB, jobstore)
+    if not settings.digest_channel:
+        if job is not None:
+            scheduler.remove_job(DIGEST_JOB, jobstore)
+            log.info("unscheduled the gaps digest (no TEAMBOT_DIGEST_CHANNEL)")
+        return
+    label = "cron " + settings.digest_schedule
+    trigger = trigger_for(label, 0)
+    if job is None:
+        with contextlib.suppress(ConflictingIdError):  # another worker added it a moment ago
+            scheduler.add_job(jobs.post_digest, trigger, id=DIGEST_JOB, name=label,
+                              jobstore=jobstore, coalesce=True, max_instances=1,
+                              misfire_grace_time=3600)  # fmt: skip
+            log.info("scheduled the gaps digest: %s", label)
+    elif job.name != label:
+        scheduler.modify_job(DIGEST_JOB, jobstore, name=label)
+        scheduler.reschedule_job(DIGEST_JOB, jobstore, trigger=trigger)
+        log.info("rescheduled the gaps digest: %s", label)
+
+
 def start_worker(
-    runtime: WorkerDeps, retention: Retention, kind: type[BaseScheduler] = BlockingScheduler
+    runtime: WorkerDeps,
+    retention: Retention,
+    kind: type[BaseScheduler] = BlockingScheduler,
+    digest: Digest | None = None,
 ) -> Worker:
     """A worker whose scheduler is set up and bound; ``worker.scheduler.start()`` runs it
     (blocking for `teambot worker`, on a thread for `teambot serve --worker`)."""
     runtime.sessions  # noqa: B018 - upgrades an SQLite schema before the job store reads it
-    worker = Worker(runtime, build_scheduler(runtime, kind), retention)
+    worker = Worker(runtime, build_scheduler(runtime, kind), retention, digest)
     jobs.bind(worker)
     worker.scheduler.add_job(
         worker.poll,
@@ -293,9 +346,9 @@ def start_worker(
     return worker
 
 
-def run_forever(runtime: WorkerDeps, retention: Retention) -> None:
+def run_forever(runtime: WorkerDeps, retention: Retention, digest: Digest | None = None) -> None:
     """Block, refreshing sources on schedule, until interrupted."""
-    worker = start_worker(runtime, retention)
+    worker = start_worker(runtime, retention, digest=digest)
     log.info("Ctrl-C stops the worker")
     try:
         worker.scheduler.start()

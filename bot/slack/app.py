@@ -9,6 +9,8 @@ Where teambot answers:
 
 - ``app_mention``: in the thread of the mentioning message;
 - a reply in a thread teambot answered (no mention needed; SLACK_FOLLOW_THREADS);
+  such a reply by someone other than the asker that is not a question is also recorded
+  as a gap: a person answered after teambot (bot.gaps);
 - a direct message: in the DM;
 - ``/ask QUESTION``: in the channel (or only to the asker: SLACK_ASK_VISIBILITY).
 
@@ -36,6 +38,7 @@ from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
+from bot import gaps
 from bot.admin import Actor, ReplyTarget, run_admin
 from bot.channels import channel_prefs
 from bot.chat_deps import ChatDeps
@@ -242,10 +245,26 @@ class SlackAdapter:
             question = self._question(event, conversation, client, context.bot_user_id)
             self._answer(client, question, channel, thread, react_to=event["ts"],
                          event=_event_ref(body))  # fmt: skip
-        elif thread and self._follows_threads(channel) and self._answered_in(channel, thread):
+        elif thread:
+            self._note_person_answer(event, channel, thread, context.bot_user_id)
+            if not (self._follows_threads(channel) and self._answered_in(channel, thread)):
+                return
             question = self._question(event, thread, client, context.bot_user_id)
             self._answer(client, question, channel, thread, react_to=event["ts"],
                          event=_event_ref(body))  # fmt: skip
+
+    def _note_person_answer(
+        self, event: dict[str, Any], channel: str, thread: str, bot_user: str | None
+    ) -> None:
+        """Someone other than the asker replied in a thread teambot answered, and not with a
+        question of their own: teambot's last answer there is a gap (bot.gaps)."""
+        if plain_text(event.get("text", ""), bot_user).rstrip().endswith("?"):
+            return  # a question of their own, not an answer
+        try:
+            gaps.record_person_answer(self.runtime.sessions, PLATFORM, channel, thread,
+                                      event.get("user", ""))  # fmt: skip
+        except DBAPIError as exc:  # a lost gap is not worth failing the event
+            log.warning("cannot record a person's answer in %s: %s", thread, exc)
 
     def on_ask(self, ack: Any, command: dict[str, Any], client: WebClient, respond: Any) -> None:
         text = plain_text(command.get("text", ""))
