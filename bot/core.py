@@ -129,7 +129,8 @@ class Assistant:
             abstained=composed.abstained,
             suggestions=composed.suggestions,
         )
-        considered = explained.results[: abstention.MAX_SUGGESTIONS]
+        # What a gap keeps: the pages offered, else the closest ones, too far to offer.
+        considered = (passages or explained.results)[: abstention.MAX_SUGGESTIONS]
         turn_id = self._memory.record(
             question, answer, first_token_ms=outcome.first_token_ms,
             considered=gaps.passages_of([citation(n, p) for n, p in enumerate(considered, 1)],
