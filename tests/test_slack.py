@@ -17,12 +17,15 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.abstention import NOT_COVERED
 from bot.delivery.inbox import MAX_ATTEMPTS
 from bot.delivery.replica import ReplicaDuties
+from bot.digest import post_digest
+from bot.retention import forget_expired
 from bot.runtime import Runtime
 from bot.serve import asgi_app, health
 from bot.settings import Settings
@@ -31,7 +34,7 @@ from bot.slack.app import THINKING, build_app, post_notice, redeliver
 from knowledge.embed.embedder import Embedder
 from knowledge.ingest.local import ingest_folder
 from knowledge.storage import coordination
-from knowledge.storage.conversations import AuditEntry, ChannelSetting, Feedback
+from knowledge.storage.conversations import AuditEntry, ChannelSetting, Feedback, Gap
 from knowledge.storage.db import utcnow
 from knowledge.storage.lease import HOST
 from knowledge.storage.processes import Heartbeat, ProcessedEvent
@@ -52,6 +55,8 @@ from tests.fakes.slack import (
     slash_command_form,
 )
 from tests.processes import free_port
+from workers import jobs
+from workers.scheduler import Worker
 
 
 def make_runtime(
@@ -626,3 +631,58 @@ def test_a_refresh_asked_for_by_mention_is_handed_to_a_worker_and_its_result_pos
     assert request.notify == {"platform": "slack", "channel": "C1", "thread": thread}
     done = slack.wait_for(lambda: slack.thread("C1", thread)[1:])
     assert [m["text"] for m in done] == ["```\nRefreshed. Source 'zephyr': …\n```"]
+
+
+def test_a_teammates_answer_in_a_thread_teambot_answered_is_a_gap(
+    start_bot: Any, slack: FakeSlack
+) -> None:
+    bot = start_bot(slack_follow_threads=False)  # so teambot answers only the mention
+    first = mention()
+    bot.event(first)
+    wait_for_answers(slack, "C1")
+    thread = first["event"]["ts"]
+
+    def reply(text: str, user: str) -> None:
+        bot.event(message_event(text, "C1", user, f"{time.time():.6f}", thread_ts=thread))
+
+    reply("thanks, and does it log?", "U1")  # the asker: no gap
+    reply("anyone know about TLS too?", "U2")  # a question of their own: no gap
+    reply("It listens on 7070, set ZEPHYR_PORT to change it.", "U2")  # a teammate's answer
+    reply("Also see the runbook.", "U3")  # the same answer again: still one gap
+
+    gaps = slack.wait_for(lambda: len(g := stored_gaps(bot)) == 1 and g, timeout=5)
+    time.sleep(0.5)
+    assert len(stored_gaps(bot)) == 1
+    [(kind, question, channel)] = [(g.kind, g.question, g.channel) for g in gaps]
+    assert (kind, question, channel) == ("answered_by_person", "Which port does Zephyr listen on?",
+                                         "C1")  # fmt: skip
+
+
+def stored_gaps(bot: Bot) -> list[Gap]:
+    with bot.runtime.sessions() as session:
+        return list(session.scalars(select(Gap).order_by(Gap.id)))
+
+
+def test_the_digest_is_posted_to_the_configured_channel_with_the_expected_groups(
+    start_bot: Any, slack: FakeSlack
+) -> None:
+    bot = start_bot(digest_channel="slack:CDIGEST")
+    teams = ["Does Zephyr support Microsoft Teams?", "Is there a Microsoft Teams integration?"]
+    for n, asked in enumerate([*teams, "How much does a Zephyr license cost?"]):
+        bot.event(mention(asked, channel=f"C{n + 1}"))
+    for n in range(3):
+        wait_for_answers(slack, f"C{n + 1}")
+    scheduler = BackgroundScheduler()
+    worker = Worker(bot.runtime, scheduler, forget_expired, post_digest)
+    jobs.bind(worker)
+
+    jobs.post_digest()  # what the shared digest job runs, on any worker
+    duties(bot).tick()  # a serve replica posts the notice
+
+    [posted] = slack.wait_for(lambda: slack.messages("CDIGEST"))
+    lines = posted["text"].strip("`\n").splitlines()
+    assert lines[0] == ("teambot gaps, last 7 days: 3 questions the docs did not answer well, "
+                        "in 2 topics. Top 2:")  # fmt: skip
+    assert lines[1].startswith("• 2× “") and "slack:C1, slack:C2" in lines[1]
+    assert any(q in lines[1] for q in teams)
+    assert lines[2].startswith("• 1× “How much does a Zephyr license cost?” (slack:C3; last ")
