@@ -38,6 +38,7 @@ from bot.delivery.replica import ReplicaDuties
 from bot.errors import SettingsError
 from bot.metrics import CONTENT_TYPE
 from bot.runtime import Runtime
+from knowledge.storage.processes import Notice
 
 if TYPE_CHECKING:
     from slack_sdk.signature import SignatureVerifier
@@ -128,10 +129,11 @@ def serve(runtime: Runtime, *, with_worker: bool = False) -> None:
     from bot.slack.app import build_app, post_notice, redeliver
 
     slack = build_app(runtime) if has_slack else None
+    posters: dict[str, Callable[[Notice], None]] = {}  # who posts a worker's notices
+    if slack:
+        posters["slack"] = functools.partial(post_notice, slack)
     duties = ReplicaDuties(
-        runtime,
-        {"slack": functools.partial(redeliver, slack)} if slack else {},
-        {"slack": functools.partial(post_notice, slack)} if slack else {},
+        runtime, {"slack": functools.partial(redeliver, slack)} if slack else {}, posters
     )
     adapters = contextlib.ExitStack()  # closed on shutdown, whatever stopped the server
     app = asgi_app(None if app_token else slack, lambda: health(runtime), runtime.metrics.render,
@@ -167,6 +169,7 @@ def serve(runtime: Runtime, *, with_worker: bool = False) -> None:
                      SLACK_PATH)  # fmt: skip
         if has_discord:
             discord = _DiscordThread(runtime, server)
+            posters["discord"] = discord.post_notice
             adapters.callback(discord.stop)
             log.info("Discord: gateway client started")
         base = f"http://{settings.host}:{settings.port}"
@@ -198,6 +201,9 @@ class _DiscordThread:
         self._server = server
         self._thread = threading.Thread(target=self._run, name="discord", daemon=True)
         self._thread.start()
+
+    def post_notice(self, notice: Notice) -> None:
+        self._runner.post_notice(notice)
 
     def stop(self) -> None:
         """Close the client and wait for it (a while at most: the thread is a daemon)."""

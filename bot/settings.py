@@ -270,6 +270,8 @@ class Settings(BaseSettings):
         platform, _, channel = value.strip().partition(":")
         if value.strip() and (platform.lower() not in ("slack", "discord") or not channel):
             raise ValueError("use slack:CHANNEL_ID or discord:CHANNEL_ID, or leave it empty")
+        if platform.lower() == "discord" and not channel.isdigit():
+            raise ValueError("a Discord channel id is a number, e.g. discord:123456789012345678")
         return value.strip()
 
     @field_validator("digest_schedule")

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select, text
 
 from bot.abstention import NOT_COVERED
+from bot.delivery.replica import ReplicaDuties
 from bot.discord.app import TeambotClient
 from bot.discord.render import FEEDBACK_PREFIX
 from bot.feedback import NOT_NOW
@@ -20,7 +21,8 @@ from bot.settings import Settings
 from bot.streaming import DATABASE_DOWN, STILL_WORKING
 from knowledge.embed.embedder import Embedder
 from knowledge.ingest.local import ingest_folder
-from knowledge.storage.conversations import AuditEntry, Feedback, Turn
+from knowledge.storage import coordination
+from knowledge.storage.conversations import AuditEntry, Feedback, Gap, Turn
 from tests.corpus import ANSWER, write_corpus
 from tests.fakes.discord import (
     BOT_USER_ID,
@@ -355,3 +357,41 @@ def test_a_click_the_database_cannot_record_is_asked_to_click_again(
     assert callback.json["data"]["flags"] & 64  # ephemeral
     with bot.client.runtime.sessions() as session:
         assert session.scalars(select(Feedback)).all() == []
+
+
+def test_someone_elses_reply_to_an_answered_question_is_a_gap(
+    fake: FakeDiscord, bot: RunningClient
+) -> None:
+    fake.add_member(MIA, "mia", manage_guild=True)
+    question = ask_by_mention(fake)
+    fake.wait_for(lambda: finished(fake))
+
+    for said, author in [("ok, and TLS?", MIA), ("thanks!", ALICE),
+                         ("It is 7070; ZEPHYR_PORT changes it.", MIA)]:  # fmt: skip
+        reply = fake.message_create(CHANNEL_ID, said, author, message_reference=question["id"])
+        fake.dispatch("MESSAGE_CREATE", reply)
+
+    def stored() -> list[Gap]:
+        with bot.client.runtime.sessions() as session:
+            return list(session.scalars(select(Gap)))
+
+    [gap] = fake.wait_for(stored)
+    time.sleep(0.3)
+    assert len(stored()) == 1 and len(finished(fake)) == 1  # teambot did not answer them
+    assert (gap.kind, gap.platform, gap.channel, gap.question) == (
+        "answered_by_person", "discord", str(CHANNEL_ID), "Which port does Zephyr listen on?")
+
+
+def test_a_workers_notice_is_posted_in_its_discord_channel(
+    fake: FakeDiscord, bot: RunningClient
+) -> None:
+    runtime = bot.client.runtime
+    with runtime.sessions.begin() as session:
+        notify = {"platform": "discord", "channel": str(CHANNEL_ID)}
+        coordination.leave_notice(session, notify, "teambot gaps, last 7 days: none.")
+    duties = ReplicaDuties(runtime, {}, {"discord": bot.client.post_notice})
+
+    duties.tick()
+
+    [posted] = bot_messages(fake)
+    assert posted["content"] == "```\nteambot gaps, last 7 days: none.\n```"

@@ -50,7 +50,7 @@ class ReplicaDuties:
     ) -> None:
         self._runtime = runtime
         self._redeliver = redeliver
-        self._notices = notices or {}
+        self._notices = notices if notices is not None else {}  # may gain platforms later
         self._every = every
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="replica-duties", daemon=True)

@@ -7,8 +7,10 @@ blocks), while the client's event loop keeps the gateway alive. A conversation
 is a reply chain: a mention starts one, and a reply to one of teambot's
 answers continues it (its root message names it), so SQL memory follows the
 chain; when teambot has no memory of a chain, the chain's messages are read
-back as context. Replicas sharing one bot token all receive every message; the
-first to record a message's id answers it.
+back as context. Someone else's reply to a question put to teambot, after teambot
+answered it, is a gap: a person answered after teambot (bot.gaps). Replicas
+sharing one bot token all receive every message; the first to record a message's
+id answers it.
 
 When the database is unreachable nothing is answered without it, as on Slack
 (which answers 503 and retries). Discord never delivers a message twice, so
@@ -36,6 +38,7 @@ import yarl
 from discord import app_commands
 from sqlalchemy.exc import DBAPIError
 
+from bot import gaps
 from bot.admin import Actor, run_admin
 from bot.chat_deps import ChatDeps
 from bot.discord.render import (
@@ -50,11 +53,13 @@ from bot.errors import SettingsError
 from bot.feedback import NOT_NOW, feedback_reply, record_feedback
 from bot.streaming import DATABASE_DOWN, STILL_WORKING, relay
 from bot.types import Answer, Question
+from knowledge.storage.processes import Notice
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
 MAX_CHAIN = 20  # messages read back along a reply chain
+NOTICE_SECONDS = 30.0  # longest a replica waits for a worker's notice to be posted
 # Waits before each retry while the database is unreachable (about 17 s in all: "briefly").
 DATABASE_RETRY_SECONDS = (2.0, 5.0, 10.0)
 
@@ -117,6 +122,8 @@ class TeambotClient(discord.Client):
         parent = await self._parent(message)
         replying_to_us = parent is not None and parent.author == self.user
         if not (mentioned or replying_to_us):
+            if parent is not None and self.user in parent.mentions:
+                await self._note_person_answer(message, parent)
             return
         first = await self._claim(message)
         if first is None:
@@ -143,6 +150,20 @@ class TeambotClient(discord.Client):
             await message.channel.send(content, **extra)
 
         await self._answer(question, edit, send)
+
+    async def _note_person_answer(self, message: discord.Message, asked: discord.Message) -> None:
+        """Someone replied to a question put to teambot, other than its asker and not with a
+        question of their own: if teambot answered it, a person answered after teambot, a gap
+        for teambot's last answer in that chain (bot.gaps)."""
+        if message.author == asked.author or message.content.rstrip().endswith("?"):
+            return
+        root = (await self._chain(asked))[0]
+        try:
+            await asyncio.to_thread(gaps.record_person_answer, self.runtime.sessions, PLATFORM,
+                                    str(message.channel.id), str(root.id),
+                                    str(message.author.id))  # fmt: skip
+        except DBAPIError as exc:  # a lost gap is not worth an error in the chat
+            log.warning("cannot record a person's answer to %s: %s", asked.id, exc)
 
     async def on_ask(self, interaction: discord.Interaction, text: str) -> None:
         await interaction.response.defer(thinking=True)  # at once: Discord waits 3 s at most
@@ -202,6 +223,21 @@ class TeambotClient(discord.Client):
             log.error("cannot record feedback on answer %s: %s", turn, exc)
             reply = NOT_NOW
         await interaction.response.send_message(reply, ephemeral=True)
+
+    def post_notice(self, notice: Notice) -> None:
+        """Post a worker's notice (the gaps digest) in its channel, from another thread (the
+        replica's duties): blocks until it is sent, or raises."""
+        sent = asyncio.run_coroutine_threadsafe(self.send_notice(notice), self.loop)
+        sent.result(timeout=NOTICE_SECONDS)
+
+    async def send_notice(self, notice: Notice) -> None:
+        await self.wait_until_ready()
+        where = int(notice.channel)
+        channel = self.get_channel(where) or await self.fetch_channel(where)
+        if not isinstance(channel, discord.abc.Messageable):
+            raise SettingsError(f"Discord channel {where} cannot take messages.")
+        for piece in admin_messages(notice.text):
+            await channel.send(piece)
 
     async def _claim(self, message: discord.Message) -> bool | None:
         """Whether this replica is the first to record ``message`` (so it answers it); None when
@@ -297,6 +333,10 @@ class DiscordRunner:
         point_at(settings.discord_api_url, settings.discord_gateway_url)
         self._client = TeambotClient(runtime)
         self._loop = asyncio.new_event_loop()  # made now, so stop() always has a loop to call
+
+    def post_notice(self, notice: Notice) -> None:
+        """Post a worker's notice through the running client (bot.delivery.replica)."""
+        self._client.post_notice(notice)
 
     def run(self) -> None:
         """Connect to Discord and answer until stopped (or until the connection fails)."""
