@@ -379,7 +379,11 @@ def test_someone_elses_reply_to_an_answered_question_is_a_gap(
     time.sleep(0.3)
     assert len(stored()) == 1 and len(finished(fake)) == 1  # teambot did not answer them
     assert (gap.kind, gap.platform, gap.channel, gap.question) == (
-        "answered_by_person", "discord", str(CHANNEL_ID), "Which port does Zephyr listen on?")
+        "answered_by_person",
+        "discord",
+        str(CHANNEL_ID),
+        "Which port does Zephyr listen on?",
+    )
 
 
 def test_a_workers_notice_is_posted_in_its_discord_channel(
