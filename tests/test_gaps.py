@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -225,3 +226,15 @@ def test_the_worker_schedules_the_digest_and_its_job_leaves_the_top_topics(
         assert scheduler.get_job(DIGEST_JOB, SHARED) is None
     finally:
         scheduler.shutdown()
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"TEAMBOT_DIGEST_CHANNEL": "C123"}, "slack:CHANNEL_ID"),
+    ({"TEAMBOT_DIGEST_CHANNEL": "teams:C1"}, "slack:CHANNEL_ID"),
+    ({"TEAMBOT_DIGEST_CHANNEL": "discord:general"}, "is a number"),
+    ({"TEAMBOT_DIGEST_SCHEDULE": "weekly"}, "crontab line"),
+])  # fmt: skip
+def test_digest_settings_are_checked_at_start(env: dict[str, str], says: str) -> None:
+    with pytest.raises(ValidationError, match=says):
+        Settings(_env_file=None, **env)  # type: ignore[call-arg]
+    assert Settings(_env_file=None).digest_schedule == "0 9 * * mon"  # type: ignore[call-arg]
