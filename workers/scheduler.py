@@ -172,8 +172,9 @@ class Worker:
     def post_digest(self) -> None:
         """Leave the gaps digest for TEAMBOT_DIGEST_CHANNEL (nothing when it is not set)."""
         target = self.runtime.settings.digest_channel
-        if not target or self._digest is None:
-            log.info("digest: no TEAMBOT_DIGEST_CHANNEL, nothing posted")
+        if not target or self._digest is None:  # unset here, or a worker started without one
+            log.info("gaps digest not posted: %s", "no digest function" if target else
+                     "no TEAMBOT_DIGEST_CHANNEL")  # fmt: skip
             return
         result = self._digest(self.runtime.sessions, self.runtime.embedder, target)
         log.info("digest left for %s: %s", target, str(result).splitlines()[0])
