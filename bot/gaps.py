@@ -6,9 +6,9 @@ Three things make a gap, stored once per answer and kind (knowledge.storage.conv
   bot.memory);
 - ``downvoted``: someone voted 👎 on the answer (bot.feedback); changing the vote to 👍
   removes it once no 👎 is left on that answer;
-- ``answered_by_person``: in a Slack thread teambot answered, someone other than the asker
-  replied after teambot's answer, without mentioning teambot and not with a question of
-  their own (bot.slack.app).
+- ``answered_by_person``: after teambot answered in a Slack thread or Discord reply chain,
+  someone who asked teambot nothing there replied, without mentioning teambot and not with
+  a question of their own (bot.slack.app, bot.discord.app).
 
 A gap goes with its answer turn: retention and ``admin forget`` delete both. Listing them by
 topic is bot.gap_topics; the digest, bot.digest.
@@ -91,7 +91,9 @@ def record_person_answer(
     sessions: sessionmaker[Session], platform: str, channel: str, thread: str, replier: str
 ) -> bool:
     """A person replied in a thread teambot answered: a gap for teambot's last answer there,
-    unless the replier asked that question (or it is recorded already). True if recorded."""
+    unless the replier has asked teambot anything in that thread (with follow-ups answered, a
+    teammate's answer becomes a question too, and the asker's "thanks" would count against
+    it), or it is recorded already. True if recorded."""
     try:
         with sessions.begin() as session:
             answer = session.scalar(
@@ -104,8 +106,13 @@ def record_person_answer(
             )  # fmt: skip
             if answer is None:
                 return False
-            question = _question_before(session, answer)
-            if question is None or question.user_id == replier:
+            asked = session.scalar(
+                select(Turn.id)
+                .where(Turn.conversation_id == answer.conversation_id, Turn.role == "user",
+                       Turn.user_id == replier)
+                .limit(1)
+            )  # fmt: skip
+            if asked is not None:
                 return False
             return add_gap_for_answer(session, ANSWERED_BY_PERSON, answer)
     except IntegrityError:  # recorded a moment ago by another replica

@@ -645,7 +645,7 @@ def test_a_teammates_answer_in_a_thread_teambot_answered_is_a_gap(
     def reply(text: str, user: str) -> None:
         bot.event(message_event(text, "C1", user, f"{time.time():.6f}", thread_ts=thread))
 
-    reply("thanks, and does it log?", "U1")  # the asker: no gap
+    reply("thanks, that works", "U1")  # the asker: no gap
     reply("anyone know about TLS too?", "U2")  # a question of their own: no gap
     reply("It listens on 7070, set ZEPHYR_PORT to change it.", "U2")  # a teammate's answer
     reply("Also see the runbook.", "U3")  # the same answer again: still one gap
@@ -656,6 +656,24 @@ def test_a_teammates_answer_in_a_thread_teambot_answered_is_a_gap(
     [(kind, question, channel)] = [(g.kind, g.question, g.channel) for g in gaps]
     assert (kind, question, channel) == ("answered_by_person", "Which port does Zephyr listen on?",
                                          "C1")  # fmt: skip
+
+
+def test_with_follow_ups_answered_the_askers_thanks_is_not_a_gap(
+    bot: Bot, slack: FakeSlack
+) -> None:
+    first = mention()
+    bot.event(first)
+    wait_for_answers(slack, "C1")
+    thread = first["event"]["ts"]
+
+    teammate = message_event("It is 7070.", "C1", "U2", f"{time.time():.6f}", thread_ts=thread)
+    bot.event(teammate)
+    wait_for_answers(slack, "C1", 2)  # teambot answers it too, as a follow-up
+    bot.event(message_event("thanks both", "C1", "U1", f"{time.time():.6f}", thread_ts=thread))
+    wait_for_answers(slack, "C1", 3)
+
+    [gap] = stored_gaps(bot)
+    assert (gap.kind, gap.question) == ("answered_by_person", "Which port does Zephyr listen on?")
 
 
 def stored_gaps(bot: Bot) -> list[Gap]:
