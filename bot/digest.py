@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import SettingsError
-from bot.gap_topics import Topic, topics
+from bot.gap_topics import Topic, shown, topics
 from bot.gaps import read_gaps
 from knowledge.embed.embedder import TextEmbedder
 from knowledge.storage import coordination
@@ -45,9 +45,8 @@ def digest_text(grouped: list[Topic], days: int = DIGEST_DAYS, top: int = TOP_TO
         f"in {len(grouped)} topics. Top {min(top, len(grouped))}:"
     ]
     for t in grouped[:top]:
-        lines.append(
-            f"• {t.count}× “{t.label}” ({', '.join(t.channels[:3])}; last {t.last_seen:%Y-%m-%d})"
-        )
+        where = ", ".join(t.channels[:3])
+        lines.append(f"• {t.count}× “{shown(t.label)}” ({where}; last {t.last_seen:%Y-%m-%d})")
     lines.append(f"Details: `admin gaps --since {days}d`.")
     return "\n".join(lines)
 

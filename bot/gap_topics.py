@@ -30,6 +30,7 @@ from bot.gaps import GapRecord
 
 SAME_TOPIC = 0.35
 EXAMPLES = 3
+SHOWN_CHARS = 150  # a question shown in a listing or digest line is cut here
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 
@@ -54,6 +55,12 @@ class Topic:
             "last_seen": self.last_seen.isoformat(),
             "kinds": self.kinds,
         }
+
+
+def shown(question: str, limit: int = SHOWN_CHARS) -> str:
+    """A question as a listing shows it: on one line, cut at ``limit`` characters."""
+    text = " ".join(question.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def cluster(vectors: np.ndarray, threshold: float = SAME_TOPIC) -> list[list[int]]:

@@ -12,7 +12,7 @@ from bot.admin import channel
 from bot.admin.access import parse_actor
 from bot.digest import DIGEST_DAYS, post_digest
 from bot.errors import AdminError
-from bot.gap_topics import Topic, topics
+from bot.gap_topics import Topic, shown, topics
 from bot.gaps import read_gaps
 from knowledge.embed.embedder import TextEmbedder
 from knowledge.storage import coordination
@@ -72,10 +72,10 @@ def gaps_text(grouped: list[Topic], start: datetime, where: str | None = None) -
     for rank, t in enumerate(grouped, start=1):
         kinds = ", ".join(f"{n} {KIND_WORDS.get(kind, kind)}" for kind, n in t.kinds.items())
         lines += [
-            f"{rank}. {t.label}",
+            f"{rank}. {shown(t.label)}",
             f"   {t.count} questions ({kinds}); last seen {t.last_seen:%Y-%m-%d %H:%M} UTC",
             f"   channels: {', '.join(t.channels)}",
-            *(f"   - {q}" for q in t.questions[1:]),
+            *(f"   - {shown(q)}" for q in t.questions[1:]),
         ]
     return "\n".join(lines)
 
