@@ -58,7 +58,9 @@ def start_replica(
 
 
 def mention(i: int) -> dict:
-    text = f"<@{BOT_USER_ID}> How do I use PostgreSQL? ({i})"
+    # A question the corpus answers, so the model is asked and answers are in flight when a
+    # replica dies (one the docs do not cover is answered at once, without a model).
+    text = f"<@{BOT_USER_ID}> Which port does Zephyr listen on? ({i})"
     return app_mention_event(text, f"C{i % 5}", f"U{i}", f"{1_700_000_000 + i}.000100")
 
 
