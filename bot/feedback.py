@@ -31,6 +31,11 @@ REASON_TITLE = "What was wrong?"
 REASON_KIND_LABEL = "What was wrong with the answer?"
 REASON_TEXT_LABEL = "Anything to add? (optional)"
 REASON_RECORDED = "Thanks, that helps us improve the docs."
+REASON_GONE = "Your 👎 on that answer no longer stands, so the reason was not recorded."
+REASON_NOT_NOW = (
+    "teambot's database is briefly unavailable, so the reason was not recorded. "
+    "Please try again in a minute."
+)
 MAX_REASON_CHARS = 500  # what a voter may type, and the most a stored reason keeps
 # The choices a voter picks from: value → label (the same on every platform).
 REASONS = {

@@ -21,17 +21,13 @@ from bot.slack.app import build_app
 from bot.slack.feedback import REASON_CALLBACK
 from knowledge.embed.embedder import Embedder
 from knowledge.storage.conversations import Feedback
+from tests import test_slack
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack import block_action, block_action_payload
 from tests.fakes.slack_views import FakeSlackViews, view_submission, view_submission_form
-from tests.test_slack import (  # noqa: F401  (fixtures, used by name)
-    Bot,
-    make_runtime,
-    mention,
-    sqlite_db,
-    start_bot,
-    wait_for_answers,
-)
+from tests.test_slack import Bot, make_runtime, mention, wait_for_answers
+
+sqlite_db, start_bot = test_slack.sqlite_db, test_slack.start_bot  # fixtures, used by name
 
 MARKUP = "<!channel> <@U2> *bold* ```code``` &amp; <https://evil.example|click> "
 
@@ -43,7 +39,7 @@ def slack() -> Iterator[FakeSlackViews]:
 
 
 @pytest.fixture
-def bot(start_bot: Any) -> Bot:  # noqa: F811
+def bot(start_bot: Any) -> Bot:
     return start_bot()
 
 
@@ -118,7 +114,7 @@ def test_an_expired_trigger_gets_the_ephemeral_thanks_and_an_upvote_no_modal(
 
 
 def test_socket_mode_opens_the_modal_and_stores_the_reason(
-    sqlite_db: str,  # noqa: F811
+    sqlite_db: str,
     tmp_path: Path,
     embedder: Embedder,
     slack: FakeSlackViews,

@@ -23,6 +23,7 @@ from bot.feedback import (
     MAX_REASON_CHARS,
     NOT_NOW,
     REASON_KIND_LABEL,
+    REASON_NOT_NOW,
     REASON_TEXT_LABEL,
     REASON_TITLE,
     REASONS,
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 REASON_CALLBACK = "teambot_feedback_reason"
 KIND_BLOCK, KIND_ACTION = "teambot_reason_kind", "kind"
 TEXT_BLOCK, TEXT_ACTION = "teambot_reason_text", "text"
-REASON_NOT_NOW = "teambot's database is briefly unavailable. Please send it again in a minute."
 
 
 def reason_modal(turn_id: int) -> dict[str, Any]:
