@@ -12,13 +12,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.feedback import MAX_REASON_CHARS, RECORDED
+from bot.feedback import MAX_REASON_CHARS, NOT_NOW, REASON_NOT_NOW, RECORDED
 from bot.slack import render
 from bot.slack.app import build_app
-from bot.slack.feedback import REASON_CALLBACK
+from bot.slack.feedback import REASON_CALLBACK, TEXT_BLOCK
 from knowledge.embed.embedder import Embedder
 from knowledge.storage.conversations import Feedback
 from tests import test_slack
@@ -143,3 +143,28 @@ def test_socket_mode_opens_the_modal_and_stores_the_reason(
         slack.stop()
         handler.close()
         runtime.close()
+
+
+def test_while_the_database_is_away_the_click_is_told_and_the_modal_stays_open_saying_so(
+    bot: Bot, slack: FakeSlackViews
+) -> None:
+    ts, turn = answered(bot, slack)
+    bot.form(block_action_payload(render.FEEDBACK_DOWN, turn, "U1", "C1", ts))
+    [view] = slack.wait_for(lambda: slack.opened_views)
+    rename_table(bot, "feedback", "away")
+    try:
+        submitted = bot.form(view_submission_form(view, "U1", {"text": "the port moved"}))
+        bot.form(block_action_payload(render.FEEDBACK_DOWN, turn, "U2", "C1", ts))
+        [told] = slack.wait_for(lambda: slack.calls_to("chat.postEphemeral"))
+    finally:
+        rename_table(bot, "away", "feedback")
+
+    assert submitted.json() == {"response_action": "errors",
+                                "errors": {TEXT_BLOCK: REASON_NOT_NOW}}  # fmt: skip
+    assert told.params["text"] == NOT_NOW
+    assert votes(bot.runtime.sessions) == [(int(turn), "U1", -1, None)]
+
+
+def rename_table(bot: Bot, table: str, to: str) -> None:
+    with bot.runtime.engine.begin() as connection:
+        connection.execute(text(f"ALTER TABLE {table} RENAME TO {to}"))
