@@ -93,6 +93,9 @@ def test_a_blank_submission_keeps_the_vote_and_a_forged_turn_stores_nothing(
     assert bot.form(view_submission_form(forged, "U1", {"kind": "other"})).text == ""
     someone_else = bot.form(view_submission_form(view, "U2", {"text": "not my vote"}))
     assert someone_else.text == ""
+    nobody = view_submission(view, "U1", {"text": "who am I?"})
+    del nobody["user"]  # dropped by the gates, as a click without a user is
+    assert bot.form(urlencode({"payload": json.dumps(nobody)}).encode()).status_code == 200
     assert votes(bot.runtime.sessions) == [(int(turn), "U1", -1, None)]
 
 
