@@ -393,6 +393,10 @@ def test_stats_counts_questions_answers_votes_and_lists_slow_and_unanswered(
     assert lines[5:] == [
         "Answered: 2 of 3 answers (67%) (cited at least one passage)",
         "Feedback: 👍 1  👎 1",
+        "Satisfaction by channel (👍 share of votes):",
+        "  slack:C1  50%  👍 1  👎 1",
+        "Pages most often cited in 👎 answers:",
+        "  1  Setup  file:///docs/setup.md",
         "Slowest questions:",
         "     4.2 s  And for PostgreSQL?",
         "     0.9 s  How do I set up the database?",

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.admin.satisfaction import feedback_lines, read_votes
 from knowledge.storage.conversations import Conversation, Feedback, Turn
 from knowledge.storage.db import utcnow
 
@@ -34,7 +35,8 @@ class Exchange:
 
 
 def stats_text(sessions: sessionmaker[Session], days: int, now: datetime | None = None) -> str:
-    """Questions per UTC day, answer rate, votes, slowest and unanswered questions."""
+    """Questions per UTC day, answer rate, votes (and per channel, the pages 👎 answers cited,
+    the latest 👎 reasons: bot.admin.satisfaction), slowest and unanswered questions."""
     today = (now or utcnow()).date()
     first = today - timedelta(days=days - 1)
     since = datetime.combine(first, time.min, tzinfo=UTC)
@@ -58,11 +60,13 @@ def stats_text(sessions: sessionmaker[Session], days: int, now: datetime | None 
                 .group_by(Feedback.value)
             ).all()
         )
+        cast = read_votes(session, since)
     per_day = Counter(_utc_day(t.created_at) for t in turns if t.role == "user")
     exchanges = _exchanges(turns)
     lines = [f"Last {days} days (UTC, since {first}):", f"Questions: {sum(per_day.values())}"]
     lines += [f"  {day}  {per_day[day]}" for day in (first + timedelta(d) for d in range(days))]
     lines += [_answer_rate(exchanges), f"Feedback: 👍 {votes.get(1, 0)}  👎 {votes.get(-1, 0)}"]
+    lines += feedback_lines(cast)
     timed = sorted(
         (e for e in exchanges if e.latency_ms is not None),
         key=lambda e: e.latency_ms or 0.0,

@@ -8,7 +8,8 @@ is a reply chain: a mention starts one, and a reply to one of teambot's
 answers continues it (its root message names it), so SQL memory follows the
 chain; when teambot has no memory of a chain, the chain's messages are read
 back as context. Someone else's reply to a question put to teambot, after teambot
-answered it, is a gap: a person answered after teambot (bot.gaps). Replicas
+answered it, is a gap: a person answered after teambot (bot.gaps). Feedback clicks, and the
+"what was wrong?" modal a 👎 opens, are bot.discord.feedback. Replicas
 sharing one bot token all receive every message; the first to record a message's
 id answers it.
 
@@ -41,16 +42,15 @@ from sqlalchemy.exc import DBAPIError
 from bot import gaps
 from bot.admin import Actor, run_admin
 from bot.chat_deps import ChatDeps
+from bot.discord.feedback import FeedbackInteractions
 from bot.discord.render import (
     MESSAGE_CHARS,
     THINKING,
     admin_messages,
     answer_messages,
     failure_text,
-    feedback_vote,
 )
 from bot.errors import SettingsError
-from bot.feedback import NOT_NOW, feedback_reply, record_feedback
 from bot.streaming import DATABASE_DOWN, STILL_WORKING, relay
 from bot.types import Answer, Question
 from knowledge.storage.processes import Notice
@@ -92,6 +92,7 @@ class TeambotClient(discord.Client):
         self.tree = app_commands.CommandTree(self)
         self._workers = ThreadPoolExecutor(self.settings.answer_workers, "discord-answer")
         self._retry_seconds = tuple(database_retry_seconds)
+        self.feedback = FeedbackInteractions(runtime.sessions, self._workers)
 
         @self.tree.command(name="ask", description="Ask a question about the team's docs")
         @app_commands.describe(question="What you want to know")
@@ -207,22 +208,7 @@ class TeambotClient(discord.Client):
         return bool(role) and any(role in (r.name, str(r.id)) for r in roles)
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
-        if interaction.type is not discord.InteractionType.component:
-            return
-        vote = feedback_vote((interaction.data or {}).get("custom_id", ""))
-        if vote is None:
-            return
-        turn, value = vote
-        try:
-            stored = turn is not None and await asyncio.get_running_loop().run_in_executor(
-                self._workers, record_feedback, self.runtime.sessions, turn,
-                str(interaction.user.id), value,
-            )  # fmt: skip
-            reply = feedback_reply(stored)
-        except DBAPIError as exc:
-            log.error("cannot record feedback on answer %s: %s", turn, exc)
-            reply = NOT_NOW
-        await interaction.response.send_message(reply, ephemeral=True)
+        await self.feedback.on_interaction(interaction)  # 👍 / 👎 and why (bot.discord.feedback)
 
     def post_notice(self, notice: Notice) -> None:
         """Post a worker's notice (the gaps digest) in its channel, from another thread (the

@@ -14,7 +14,8 @@ Where teambot answers:
 - a direct message: in the DM;
 - ``/ask QUESTION``: in the channel (or only to the asker: SLACK_ASK_VISIBILITY).
 
-``@teambot admin …`` and ``/teambot admin …`` run the admin commands (bot.admin).
+``@teambot admin …`` and ``/teambot admin …`` run the admin commands (bot.admin); the 👍 / 👎
+buttons and the "what was wrong?" modal are bot.slack.feedback.
 Before any of that, bot.slack.gates drops what is not for us (other workspaces and apps,
 bots, incomplete payloads) and bot.slack.text decodes Slack's formatting of what is.
 """
@@ -43,8 +44,8 @@ from bot.admin import Actor, ReplyTarget, run_admin
 from bot.channels import channel_prefs
 from bot.chat_deps import ChatDeps
 from bot.errors import user_message
-from bot.feedback import feedback_reply, record_feedback
 from bot.slack import gates, render
+from bot.slack.feedback import REASON_CALLBACK, FeedbackListeners
 from bot.slack.identity import RATE_LIMIT_RETRIES, identify, start_up_client
 from bot.slack.text import plain_text
 from bot.streaming import STILL_WORKING, relay
@@ -107,8 +108,10 @@ def build_app(runtime: ChatDeps) -> SlackApp:
     app.event("message")(slack.on_message)
     app.command("/ask")(slack.on_ask)
     app.command("/teambot")(slack.on_teambot)
-    app.action(render.FEEDBACK_UP)(slack.on_feedback)
-    app.action(render.FEEDBACK_DOWN)(slack.on_feedback)
+    feedback = FeedbackListeners(runtime.sessions)
+    app.action(render.FEEDBACK_UP)(feedback.on_vote)
+    app.action(render.FEEDBACK_DOWN)(feedback.on_vote)
+    app.view_submission(REASON_CALLBACK)(feedback.on_reason)
     return app
 
 
@@ -309,23 +312,6 @@ class SlackAdapter:
             log.exception("admin command %r failed", command)
             return user_message(exc)
         return f"```\n{render.escape(result.text)}\n```"
-
-    def on_feedback(self, ack: Any, body: dict[str, Any], action: dict[str, Any],
-                    client: WebClient) -> None:  # fmt: skip
-        ack()
-        user = body["user"]["id"]
-        value = 1 if action["action_id"] == render.FEEDBACK_UP else -1
-        try:
-            stored = record_feedback(self.runtime.sessions, int(action["value"]), user, value)
-        except ValueError:
-            stored = False
-        channel = (body.get("channel") or {}).get("id")
-        if channel:
-            client.chat_postEphemeral(
-                channel=channel,
-                user=user,
-                text=feedback_reply(stored),
-            )
 
     def _answer(
         self,

@@ -85,7 +85,7 @@ def _missing_fields(body: dict[str, Any]) -> list[str]:
     """The fields teambot's listeners read that ``body`` lacks (only for what they handle)."""
     if "command" in body:
         return [f for f in NEEDED_COMMAND_FIELDS if not isinstance(body.get(f), str)]
-    if body.get("type") == "block_actions":
+    if body.get("type") in ("block_actions", "view_submission"):
         user = body.get("user")
         return [] if isinstance(user, dict) and isinstance(user.get("id"), str) else ["user.id"]
     if body.get("type") != "event_callback":
