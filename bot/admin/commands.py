@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import retention
-from bot.admin import access, activity, channel, gaps
+from bot.admin import access, activity, answers, channel, gaps
 from bot.admin.access import Actor
 from bot.admin.text import columns
 from bot.errors import AdminError, TeambotError
@@ -513,9 +513,9 @@ COMMANDS: dict[str, Command] = {
             "channel set",
             "channel set PLATFORM:CHANNEL KEY=VALUE...\n"
             f"    KEY=VALUE: sources=NAME,NAME|all  route={'|'.join(ROUTES)}\n"
-            "    persona=TEXT  follow_threads=on|off  min_confidence=0..1\n"
+            "    persona=TEXT  follow_threads=on|off  min_confidence=0..1  teach=on|off\n"
             "    (KEY=default restores the global setting)",
-            channel_set, (2, 6),
+            channel_set, (2, 7),
         ),
         Command("why", 'why "QUESTION"', why, (1, 1)),
         Command("stats", "stats [--days 7]", stats, (0, 0), ("days",)),
@@ -525,6 +525,9 @@ COMMANDS: dict[str, Command] = {
             ("since", "channel"), ("json",),
         ),
         Command("digest now", "digest now", digest_now, (0, 0)),
+        Command("answers add", 'answers add "QUESTION" "ANSWER"', answers.answers_add, (2, 2)),
+        Command("answers list", "answers list", answers.answers_list, (0, 0)),
+        Command("answers remove", "answers remove ID", answers.answers_remove, (1, 1)),
         Command("admins list", "admins list", admins_list, (0, 0)),
         Command("admins add", "admins add PLATFORM:USER", admins_add, (1, 1)),
         Command("admins remove", "admins remove PLATFORM:USER", admins_remove, (1, 1)),
