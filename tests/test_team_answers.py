@@ -83,7 +83,7 @@ def test_a_private_answer_is_used_only_where_it_was_taught(
     assistant: Assistant, sessions: sessionmaker[Session], embedder: Embedder
 ) -> None:
     spec = AnswerSpec(question=ASKED, answer=TEAMS, author="UCAROL", author_name="carol",
-                      platform="slack", channel="GSECRET", channel_name="secret",
+                      platform="slack", channel="GSECRET", channel_name="#secret",
                       is_private=True, permalink="https://x.slack.com/archives/GSECRET/p1",
                       message_ref="1.000", saved_by="slack:UALICE")  # fmt: skip
     taught = teach(with_embedder(sessions, embedder), Actor("slack", "UALICE"), spec)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk import WebClient
@@ -45,6 +46,12 @@ NOT_A_REPLY = (
 OWN_ANSWER = "That is teambot's own answer; teach it a teammate's reply instead."
 NO_TEXT = "That message has no text to save."
 GONE = "That message is gone, so there is nothing to save."
+
+
+@dataclass(frozen=True)
+class Place:
+    name: str | None
+    is_private: bool
 
 
 class SlackTeacher:
@@ -130,11 +137,11 @@ class SlackTeacher:
             question = question or self._parent_text(client, channel, thread, bot_user)
             if not question:
                 return GONE
-            author = message.get("user", "")
+            author, place = message.get("user", ""), self._place(client, channel, channel_name)
             spec = AnswerSpec(question=question, answer=text, author=author, platform=PLATFORM,
                               channel=channel, saved_by=f"{PLATFORM}:{user}",
-                              author_name=self._name(client, author), channel_name=channel_name,
-                              is_private=self._is_private(client, channel),
+                              author_name=self._name(client, author), channel_name=place.name,
+                              is_private=place.is_private,
                               permalink=self._permalink(client, channel, ts), message_ref=ts,
                               thread=thread)  # fmt: skip
             return teach(self.runtime, Actor(PLATFORM, user), spec).text
@@ -156,14 +163,17 @@ class SlackTeacher:
         messages = replies.get("messages", [])
         return plain_text(messages[0].get("text", ""), bot_user) if messages else ""
 
-    def _is_private(self, client: WebClient, channel: str) -> bool:
-        """Private channels, DMs and group DMs; private too when Slack will not say."""
+    def _place(self, client: WebClient, channel: str, name: str | None) -> Place:
+        """How a credit names the channel, and whether it is private: private channels, DMs
+        and group DMs are, and so is a channel Slack will not describe."""
         try:
             info = client.conversations_info(channel=channel)["channel"]
         except (SlackApiError, KeyError) as exc:
             log.warning("cannot tell whether %s is private (taken as private): %s", channel, exc)
-            return True
-        return bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
+            return Place(f"#{name}" if name else None, True)
+        if info.get("is_im") or info.get("is_mpim"):
+            return Place("a direct message", True)
+        return Place(f"#{info.get('name') or name or channel}", bool(info.get("is_private")))
 
     def _permalink(self, client: WebClient, channel: str, ts: str) -> str | None:
         try:

@@ -38,7 +38,7 @@ class AnswerSpec:
     channel: str
     saved_by: str
     author_name: str | None = None
-    channel_name: str | None = None
+    channel_name: str | None = None  # as credits show it: "#general", "a direct message"
     is_private: bool = False
     permalink: str | None = None
     message_ref: str | None = None
@@ -51,7 +51,7 @@ def credit(answer: TeamAnswer) -> str:
     if answer.platform == "cli":
         where = "the terminal"
     else:
-        where = f"#{answer.channel_name or answer.channel}"
+        where = answer.channel_name or f"#{answer.channel}"
     return f"answered by @{who} in {where}, {as_utc(answer.created_at):%Y-%m-%d}"
 
 
