@@ -3,6 +3,7 @@ credit, private ones used only where they were taught, edits and deletions follo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,19 @@ from bot.admin.answers import teach
 from bot.admin.commands import REFUSED
 from bot.core import Assistant
 from bot.render import answer_text
+from bot.types import Answer, Citation, Question
 from knowledge.embed.embedder import Embedder
-from knowledge.ingest.answers import AnswerSpec, change_answer_text, remove_message_answer
+from knowledge.ingest.answers import (
+    AnswerSpec,
+    change_answer_text,
+    remove_message_answer,
+    save_answer,
+)
 from knowledge.ingest.local import ingest_folder
 from knowledge.storage import store
-from knowledge.storage.conversations import AuditEntry
-from knowledge.storage.documents import Source
+from knowledge.storage.answers import TeamAnswer, hidden_urls
+from knowledge.storage.conversations import AuditEntry, ChannelSetting
+from knowledge.storage.documents import Document, Source
 from tests.test_admin import Deps, deps
 from tests.test_core import make_assistant
 
@@ -43,13 +51,11 @@ def with_embedder(sessions: sessionmaker[Session], embedder: Embedder) -> Deps:
     return d
 
 
-def ask(assistant: Assistant, text: str, channel: str = "c1"):
-    from bot.types import Question
-
+def ask(assistant: Assistant, text: str, channel: str = "c1") -> Answer:
     return assistant.ask(Question("slack", channel, f"t-{channel}-{text[:5]}", "U9", text))
 
 
-def team_cited(answer) -> list:
+def team_cited(answer: Answer) -> list[Citation]:
     return [c for c in answer.citations if c.source == "team-answers"]
 
 
@@ -150,3 +156,38 @@ def test_the_built_in_source_is_never_refreshed(
     assert run_admin(d, TERMINAL, ["answers", "add", "Q?", "A."]).ok
     refreshed = run_admin(d, TERMINAL, ["sources", "refresh", "team-answers"])
     assert "nothing to refresh" in refreshed.text
+
+
+def test_team_answers_are_stored_found_and_removed_on_both_databases(
+    any_sessions: sessionmaker[Session], embedder: Embedder
+) -> None:
+    spec = AnswerSpec(question=ASKED, answer=TEAMS, author="U2", platform="slack",
+                      channel="GPRIV", is_private=True, message_ref="5.000",
+                      permalink="https://x.slack.com/archives/GPRIV/p5000",
+                      saved_by="slack:UALICE")  # fmt: skip
+    first = save_answer(any_sessions, embedder, spec)
+    again = save_answer(any_sessions, embedder, replace(spec, answer="Use the Teams bridge."))
+    assert again == first  # the same message: its answer replaced, not added
+
+    with any_sessions() as session:
+        assert hidden_urls(session, "slack", "C1") == {spec.permalink}
+        assert hidden_urls(session, "slack", "GPRIV") == set()
+        [document] = session.scalars(select(Document).join(Source)
+                                     .where(Source.name == "team-answers")).all()  # fmt: skip
+        assert document.url == spec.permalink
+    assert change_answer_text(any_sessions, embedder, "slack", "GPRIV", "5.000", "Edited.")
+    assert remove_message_answer(any_sessions, "slack", "GPRIV", "5.000")
+    with any_sessions() as session:
+        assert session.scalars(select(Document)).all() == []
+        assert session.scalars(select(TeamAnswer)).all() == []
+
+
+def test_a_channel_with_chosen_sources_still_uses_team_answers(
+    assistant: Assistant, sessions: sessionmaker[Session], embedder: Embedder
+) -> None:
+    with sessions.begin() as session:
+        session.add(ChannelSetting(platform="slack", channel="narrow", sources=["zephyr"]))
+    assert run_admin(with_embedder(sessions, embedder), TERMINAL,
+                     ["answers", "add", ASKED, TEAMS]).ok  # fmt: skip
+
+    assert team_cited(ask(assistant, PARAPHRASE, channel="narrow"))

@@ -98,6 +98,8 @@ def change_answer_text(
         row = _from_message(session, platform, channel, message_ref)
         if row is None or not text.strip():
             return False
+        if row.answer == text.strip():  # already says it (another replica got the edit too)
+            return True
         question = row.question
     vector = _embedding(embedder, question, text.strip())
     with sessions.begin() as session:
