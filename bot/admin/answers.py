@@ -9,7 +9,7 @@ Storing and indexing is knowledge.ingest.answers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -38,8 +38,9 @@ class Taught:
     answer_id: int | None = None
 
 
-def may_teach(deps: AdminDeps, actor: Actor, platform: str, channel: str,
-              platform_admin: bool = False) -> bool:  # fmt: skip
+def may_teach(
+    deps: AdminDeps, actor: Actor, platform: str, channel: str, platform_admin: bool = False
+) -> bool:
     """Admins may teach anywhere; others where the channel's ``teach`` is on."""
     with deps.sessions() as session:
         if platform_admin or access.is_admin(
@@ -54,27 +55,41 @@ def may_teach(deps: AdminDeps, actor: Actor, platform: str, channel: str,
     return bool(allowed)
 
 
-def teach(deps: AdminDeps, actor: Actor, spec: AnswerSpec, *, platform_admin: bool = False) -> (
-    Taught
-):  # fmt: skip
-    """Save ``spec`` as a team answer if ``actor`` may teach in its channel; audited."""
+def teach(
+    deps: AdminDeps, actor: Actor, spec: AnswerSpec, *, platform_admin: bool = False
+) -> Taught:
+    """Save ``spec`` as a team answer if ``actor`` may teach in its channel. Audited: saved,
+    refused or failed (an unexpected failure is audited, then raised)."""
     where = f"{spec.platform}:{spec.channel}"
     details = {"channel": where, "message": spec.message_ref, "question": spec.question[:200]}
+    try:
+        taught, outcome = _teach(deps, actor, spec, platform_admin, where)
+    except Exception as exc:
+        _audit(deps, actor, details, f"failed: {type(exc).__name__}: {exc}")
+        raise
+    _audit(deps, actor, details, outcome)
+    return taught
+
+
+def _teach(
+    deps: AdminDeps, actor: Actor, spec: AnswerSpec, platform_admin: bool, where: str
+) -> tuple[Taught, str]:
     if not may_teach(deps, actor, spec.platform, spec.channel, platform_admin):
-        taught = Taught(False, NOT_ALLOWED.format(where=where))
-        outcome = "refused: teaching is off here"
-    else:
-        try:
-            answer_id = save_answer(deps.sessions, deps.embedder, spec)
-        except TeambotError as exc:
-            taught, outcome = Taught(False, str(exc)), f"error: {exc}"
-        else:
-            taught = Taught(True, f"Saved as team answer {answer_id} to “{_cut(spec.question)}”. "
-                            "teambot will use it from now on.", answer_id)  # fmt: skip
-            outcome = f"ok: answer {answer_id}"
+        return Taught(False, NOT_ALLOWED.format(where=where)), "refused: teaching is off here"
+    try:
+        answer_id = save_answer(deps.sessions, deps.embedder, spec)
+    except TeambotError as exc:  # written to be read by the person teaching
+        return Taught(False, str(exc)), f"error: {exc}"
+    text = (
+        f"Saved as team answer {answer_id} to “{_cut(spec.question)}”. "
+        "teambot will use it from now on."
+    )
+    return Taught(True, text, answer_id), f"ok: answer {answer_id}"
+
+
+def _audit(deps: AdminDeps, actor: Actor, details: dict[str, Any], outcome: str) -> None:
     with deps.sessions.begin() as session:
         access.audit(session, actor, "teach", details, outcome)
-    return taught
 
 
 def answers_add(deps: AdminDeps, actor: Actor, args: Args) -> str:
