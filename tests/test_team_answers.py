@@ -191,3 +191,19 @@ def test_a_channel_with_chosen_sources_still_uses_team_answers(
                      ["answers", "add", ASKED, TEAMS]).ok  # fmt: skip
 
     assert team_cited(ask(assistant, PARAPHRASE, channel="narrow"))
+
+
+def test_forget_removes_the_team_answers_a_person_gave(
+    sessions: sessionmaker[Session], embedder: Embedder
+) -> None:
+    d = with_embedder(sessions, embedder)
+    for ref, author in (("6.000", "UCAROL"), ("7.000", "UDAVE")):
+        spec = AnswerSpec(question=ASKED, answer=TEAMS, author=author, platform="slack",
+                          channel="C1", message_ref=ref, saved_by="slack:UALICE")  # fmt: skip
+        save_answer(sessions, embedder, spec)
+
+    forgot = run_admin(d, TERMINAL, ["forget", "slack:UCAROL"])
+
+    assert forgot.text.endswith("0 emptied conversations, 1 team answers they gave.")
+    with sessions() as session:
+        assert session.scalars(select(TeamAnswer.author)).all() == ["UDAVE"]

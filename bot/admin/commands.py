@@ -29,6 +29,7 @@ from bot.why import explanation_text
 from knowledge.crawl.crawler import CrawlLimits
 from knowledge.crawl.urls import mask_url, mask_urls_in
 from knowledge.embed.embedder import TextEmbedder
+from knowledge.ingest.answers import remove_authored
 from knowledge.ingest.refresh import refresh
 from knowledge.ingest.sources import SourceSpec, add_source, remove_source
 from knowledge.storage import coordination, store
@@ -445,12 +446,16 @@ def stats(deps: AdminDeps, actor: Actor, args: Args) -> str:
 
 
 def forget(deps: AdminDeps, actor: Actor, args: Args) -> str:
-    """Erase a person's questions, the answers to them and their votes (on request)."""
+    """Erase a person's questions, the answers to them, their votes and the team answers
+    they gave (on request)."""
     who = access.parse_actor(args.words[0])
     gone = activity.forget_user(deps.sessions, who.platform, who.user_id)
+    with deps.sessions.begin() as session:
+        taught = remove_authored(session, who.platform, who.user_id)
+    said = f", {taught} team answers they gave" if taught else ""
     return (
         f"Forgot {who}: {gone.questions} questions, {gone.answers} answers, "
-        f"{gone.votes} feedback votes, {gone.conversations} emptied conversations."
+        f"{gone.votes} feedback votes, {gone.conversations} emptied conversations{said}."
     )
 
 

@@ -132,6 +132,16 @@ def remove_message_answer(
         return row is not None and remove_answer(session, row.id) is not None
 
 
+def remove_authored(session: Session, platform: str, author: str) -> int:
+    """Delete every answer ``author`` said on ``platform`` (``admin forget``); how many."""
+    rows = session.scalars(
+        select(TeamAnswer.id).where(TeamAnswer.platform == platform, TeamAnswer.author == author)
+    ).all()
+    for answer_id in rows:
+        remove_answer(session, answer_id)
+    return len(rows)
+
+
 def list_answers(session: Session) -> list[TeamAnswer]:
     return list(session.scalars(select(TeamAnswer).order_by(TeamAnswer.id)))
 
