@@ -156,6 +156,10 @@ def test_the_built_in_source_is_never_refreshed(
     assert run_admin(d, TERMINAL, ["answers", "add", "Q?", "A."]).ok
     refreshed = run_admin(d, TERMINAL, ["sources", "refresh", "team-answers"])
     assert "nothing to refresh" in refreshed.text
+    status = run_admin(d, TERMINAL, ["status"]).text
+    assert "team-answers (team-answers, built in: indexed as answers are taught): 1 documents" in (
+        status
+    )
 
 
 def test_team_answers_are_stored_found_and_removed_on_both_databases(

@@ -33,6 +33,7 @@ from knowledge.ingest.answers import remove_authored
 from knowledge.ingest.refresh import refresh
 from knowledge.ingest.sources import SourceSpec, add_source, remove_source
 from knowledge.storage import coordination, store
+from knowledge.storage.answers import TEAM_ANSWERS
 from knowledge.storage.documents import Chunk, Document, Source
 from knowledge.storage.processes import Heartbeat
 
@@ -382,6 +383,8 @@ def _workers_line(workers: list[Heartbeat]) -> str:
 
 
 def _schedule_text(summary: store.SourceSummary) -> str:
+    if summary.kind == TEAM_ANSWERS:
+        return "built in: indexed as answers are taught"
     if not summary.enabled:
         return "disabled"
     schedule = summary.schedule or ""
