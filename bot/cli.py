@@ -390,11 +390,14 @@ def refresh_command(
     from knowledge.errors import KnowledgeError
     from knowledge.ingest.progress import NullProgress
     from knowledge.ingest.refresh import refresh
+    from knowledge.storage.answers import TEAM_ANSWERS
     from knowledge.storage.documents import Source
 
     runtime = runtime_of(ctx)
     with runtime.sessions() as session:
-        names = [name] if name else list(session.scalars(select(Source.name).order_by(Source.name)))
+        built_in = Source.kind == TEAM_ANSWERS  # indexed as answers are saved
+        everything = select(Source.name).where(~built_in).order_by(Source.name)
+        names = [name] if name else list(session.scalars(everything))
     if not names:
         fail("No sources yet. Add one with `teambot sources add URL --name NAME`.")
     progress = NullProgress() if as_json else render.ProgressBar(err)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bot import abstention, extractive, gaps
+from bot import abstention, extractive, gaps, team_answers
 from bot.channels import ChannelPrefs, channel_prefs
 from bot.errors import QuestionError
 from bot.followup import is_follow_up, search_query
@@ -96,7 +96,7 @@ class Assistant:
             timings["rewrite"] = _ms_since(mark)
 
         mark = time.perf_counter()
-        explained = self._explain(query, prefs)
+        explained = self._explain(query, prefs, question)
         verdict, threshold = explained.verdict, explained.threshold
         passages = [p for p in explained.results if p.similarity >= self._min_relevance]
         timings["retrieve"] = _ms_since(mark)
@@ -180,14 +180,18 @@ class Assistant:
         answer or abstain (`teambot why`); nothing is stored and no model is asked."""
         text = validate_question(question.text, self._max_question_chars)
         prefs = channel_prefs(self._memory.sessions, question.platform, question.channel)
-        return self._explain(text, prefs)
+        return self._explain(text, prefs, question)
 
-    def _explain(self, query: str, prefs: ChannelPrefs) -> Explanation:
-        """Search ``query`` within the channel's sources and judge the evidence, at the
-        channel's own abstention threshold if an admin set one, else MIN_CONFIDENCE."""
+    def _explain(self, query: str, prefs: ChannelPrefs, question: Question) -> Explanation:
+        """Search ``query`` within the channel's sources and the team answers usable there,
+        and judge the evidence, at the channel's own abstention threshold if an admin set one,
+        else MIN_CONFIDENCE."""
+        keep = team_answers.usable_here(self._memory.sessions, question.platform,
+                                        question.channel)  # fmt: skip
         results, evidence = self._retriever.search_with_evidence(
-            query, self._top_k, method=self._method, sources=prefs.sources
-        )
+            query, self._top_k, method=self._method,
+            sources=team_answers.searchable_sources(prefs.sources), keep=keep,
+        )  # fmt: skip
         threshold = self._min_confidence if prefs.min_confidence is None else prefs.min_confidence
         verdict = assess(query, results, evidence, threshold=threshold)
         return Explanation(query, self._method, prefs.sources, self._min_relevance, threshold,
@@ -257,7 +261,10 @@ def validate_question(text: str, max_chars: int) -> str:
 
 
 def citation(n: int, passage: ScoredChunk) -> Citation:
-    """Where ``passage`` lives: a file path (and file URL) for folders, the page URL otherwise."""
+    """Where ``passage`` lives: a file path (and file URL) for folders, the page URL otherwise;
+    for a team answer, the message it was said in (bot.team_answers)."""
+    if team_answers.is_team_answer(passage):
+        return team_answers.team_citation(n, passage)
     is_file = passage.source_kind == "folder"
     url = (
         Path(passage.source_location, passage.document_url).as_uri()

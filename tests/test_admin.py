@@ -308,7 +308,8 @@ def test_channel_show_and_set_with_validation(sessions: sessionmaker[Session]) -
         "  route           default (LLM_ROUTE)\n"
         "  persona         default\n"
         "  follow_threads  default\n"
-        "  min_confidence  default (MIN_CONFIDENCE)"
+        "  min_confidence  default (MIN_CONFIDENCE)\n"
+        "  teach           off: admins only (default)"
     )
     for words, error in [
         (["route=fastest"], "route=fastest: use one of local-first, cloud-first, local-only, "
@@ -317,9 +318,10 @@ def test_channel_show_and_set_with_validation(sessions: sessionmaker[Session]) -
                                  "see `admin sources list`, or use sources=all."),
         (["follow_threads=maybe"], "follow_threads=maybe: use on, off or default."),
         (["colour=red"], "'colour=red' is not KEY=VALUE with KEY one of sources, route, "
-                         "persona, follow_threads, min_confidence."),
+                         "persona, follow_threads, min_confidence, teach."),
         (["route=local-only", "persona"], "'persona' is not KEY=VALUE with KEY one of sources, "
-                                          "route, persona, follow_threads, min_confidence."),
+                                          "route, persona, follow_threads, min_confidence, "
+                                          "teach."),
         (["min_confidence=high"], "min_confidence=high: use a number from 0 to 1 (0 never "
                                   "abstains), or default."),
         (["min_confidence=1.5"], "min_confidence=1.5: use a number from 0 to 1 (0 never "
@@ -330,7 +332,7 @@ def test_channel_show_and_set_with_validation(sessions: sessionmaker[Session]) -
         assert session.scalar(select(func.count(ChannelSetting.id))) == 0  # all or nothing
 
     chat_text = 'channel set discord:9 sources=guide route=local-only "persona=Be brief." '
-    chat_text += "follow_threads=off min_confidence=0.4"
+    chat_text += "follow_threads=off min_confidence=0.4 teach=on"
     saved = run_admin(deps(sessions), ALICE, chat_text)
     assert saved.text == (
         "Saved.\nChannel discord:9:\n"
@@ -339,6 +341,7 @@ def test_channel_show_and_set_with_validation(sessions: sessionmaker[Session]) -
         "  persona         Be brief.\n"
         "  follow_threads  off\n"
         "  min_confidence  0.4\n"
+        "  teach           on\n"
         "  updated_by      slack:UALICE"
     )
     reset = admin(sessions, "channel", "set", "discord:9", "sources=all", "route=default")

@@ -1,5 +1,6 @@
-"""Per-channel settings admins choose: sources, model route, persona, thread following, and the
-confidence below which teambot says the docs do not cover a question.
+"""Per-channel settings admins choose: sources, model route, persona, thread following, the
+confidence below which teambot says the docs do not cover a question, and whether people who
+are not admins may "Teach teambot" there.
 
 Values are checked all together before any is stored, so a typo changes nothing.
 """
@@ -43,7 +44,7 @@ def update(session: Session, where: Actor, words: list[str], by: Actor) -> str:
 
 CHANNEL_KEYS = {"sources": "sources", "route": "llm_route", "persona": "persona",
                 "follow_threads": "follow_threads",
-                "min_confidence": "min_confidence"}  # fmt: skip
+                "min_confidence": "min_confidence", "teach": "teach"}  # fmt: skip
 
 
 def _pairs(words: list[str]) -> list[tuple[str, str]]:
@@ -65,9 +66,9 @@ def _channel_value(session: Session, key: str, value: str) -> tuple[str, Any]:
         return column, _known_sources(session, value)
     if key == "route" and value not in ROUTES:
         raise AdminError(f"route={value}: use one of {', '.join(ROUTES)} or default.")
-    if key == "follow_threads":
+    if key in ("follow_threads", "teach"):
         if value not in SWITCHES:
-            raise AdminError(f"follow_threads={value}: use on, off or default.")
+            raise AdminError(f"{key}={value}: use on, off or default.")
         return column, SWITCHES[value]
     if key == "min_confidence":
         return column, _confidence(value)
@@ -122,6 +123,7 @@ def _channel_text(where: Actor, row: ChannelSetting | None) -> str:
         ("persona", shown(row and row.persona, "default")),
         ("follow_threads", shown(row.follow_threads if row else None, "default")),
         ("min_confidence", shown(row.min_confidence if row else None, "default (MIN_CONFIDENCE)")),
+        ("teach", shown(row.teach if row else None, "off: admins only (default)")),
     ]
     if row is not None and row.updated_by:
         rows.append(("updated_by", row.updated_by))

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import retention
-from bot.admin import access, activity, channel, gaps
+from bot.admin import access, activity, answers, channel, gaps
 from bot.admin.access import Actor
 from bot.admin.text import columns
 from bot.errors import AdminError, TeambotError
@@ -29,9 +29,11 @@ from bot.why import explanation_text
 from knowledge.crawl.crawler import CrawlLimits
 from knowledge.crawl.urls import mask_url, mask_urls_in
 from knowledge.embed.embedder import TextEmbedder
+from knowledge.ingest.answers import remove_authored
 from knowledge.ingest.refresh import refresh
 from knowledge.ingest.sources import SourceSpec, add_source, remove_source
 from knowledge.storage import coordination, store
+from knowledge.storage.answers import TEAM_ANSWERS
 from knowledge.storage.documents import Chunk, Document, Source
 from knowledge.storage.processes import Heartbeat
 
@@ -381,6 +383,8 @@ def _workers_line(workers: list[Heartbeat]) -> str:
 
 
 def _schedule_text(summary: store.SourceSummary) -> str:
+    if summary.kind == TEAM_ANSWERS:
+        return "built in: indexed as answers are taught"
     if not summary.enabled:
         return "disabled"
     schedule = summary.schedule or ""
@@ -445,12 +449,16 @@ def stats(deps: AdminDeps, actor: Actor, args: Args) -> str:
 
 
 def forget(deps: AdminDeps, actor: Actor, args: Args) -> str:
-    """Erase a person's questions, the answers to them and their votes (on request)."""
+    """Erase a person's questions, the answers to them, their votes and the team answers
+    they gave (on request)."""
     who = access.parse_actor(args.words[0])
     gone = activity.forget_user(deps.sessions, who.platform, who.user_id)
+    with deps.sessions.begin() as session:
+        taught = remove_authored(session, who.platform, who.user_id)
+    said = f", {taught} team answers they gave" if taught else ""
     return (
         f"Forgot {who}: {gone.questions} questions, {gone.answers} answers, "
-        f"{gone.votes} feedback votes, {gone.conversations} emptied conversations."
+        f"{gone.votes} feedback votes, {gone.conversations} emptied conversations{said}."
     )
 
 
@@ -513,9 +521,9 @@ COMMANDS: dict[str, Command] = {
             "channel set",
             "channel set PLATFORM:CHANNEL KEY=VALUE...\n"
             f"    KEY=VALUE: sources=NAME,NAME|all  route={'|'.join(ROUTES)}\n"
-            "    persona=TEXT  follow_threads=on|off  min_confidence=0..1\n"
+            "    persona=TEXT  follow_threads=on|off  min_confidence=0..1  teach=on|off\n"
             "    (KEY=default restores the global setting)",
-            channel_set, (2, 6),
+            channel_set, (2, 7),
         ),
         Command("why", 'why "QUESTION"', why, (1, 1)),
         Command("stats", "stats [--days 7]", stats, (0, 0), ("days",)),
@@ -525,6 +533,9 @@ COMMANDS: dict[str, Command] = {
             ("since", "channel"), ("json",),
         ),
         Command("digest now", "digest now", digest_now, (0, 0)),
+        Command("answers add", 'answers add "QUESTION" "ANSWER"', answers.answers_add, (2, 2)),
+        Command("answers list", "answers list", answers.answers_list, (0, 0)),
+        Command("answers remove", "answers remove ID", answers.answers_remove, (1, 1)),
         Command("admins list", "admins list", admins_list, (0, 0)),
         Command("admins add", "admins add PLATFORM:USER", admins_add, (1, 1)),
         Command("admins remove", "admins remove PLATFORM:USER", admins_remove, (1, 1)),

@@ -22,7 +22,8 @@ database is still away, the reply says so and to ask again; the question and
 answer are stored in one transaction, so no half-stored turn is left. Every
 replica that saw the message says so then: the database that decides which one
 answers is the one that is down. A feedback click cannot wait (Discord wants its
-reply within 3 s): it is told to click again.
+reply within 3 s): it is told to click again. "Teach teambot", the message context menu, is
+bot.discord.teach.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from sqlalchemy.exc import DBAPIError
 from bot import gaps
 from bot.admin import Actor, run_admin
 from bot.chat_deps import ChatDeps
+from bot.discord import teach
 from bot.discord.feedback import FeedbackInteractions
 from bot.discord.render import (
     MESSAGE_CHARS,
@@ -105,6 +107,8 @@ class TeambotClient(discord.Client):
         async def admin(interaction: discord.Interaction, command: str) -> None:
             await self.on_admin(interaction, command)
 
+        self.tree.add_command(teach.teach_menu(self))  # "Teach teambot" (bot.discord.teach)
+
     async def setup_hook(self) -> None:
         """Sync /ask: to the configured guilds at once, else globally (Discord may take an hour
         to show global commands)."""
@@ -151,6 +155,12 @@ class TeambotClient(discord.Client):
             await message.channel.send(content, **extra)
 
         await self._answer(question, edit, send)
+
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        await teach.on_edit(self, payload)  # a taught message follows its edits
+
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        await teach.on_delete(self, payload)
 
     async def _note_person_answer(self, message: discord.Message, asked: discord.Message) -> None:
         """Someone replied to a question put to teambot, other than its asker and not with a

@@ -14,6 +14,9 @@ Where teambot answers:
 - a direct message: in the DM;
 - ``/ask QUESTION``: in the channel (or only to the asker: SLACK_ASK_VISIBILITY).
 
+"Teach teambot" (the message shortcut, the offer after a person answered, edits and
+deletions of a taught message) is bot.slack.teach.
+
 ``@teambot admin …`` and ``/teambot admin …`` run the admin commands (bot.admin); the 👍 / 👎
 buttons and the "what was wrong?" modal are bot.slack.feedback.
 Before any of that, bot.slack.gates drops what is not for us (other workspaces and apps,
@@ -47,6 +50,7 @@ from bot.errors import user_message
 from bot.slack import gates, render
 from bot.slack.feedback import REASON_CALLBACK, FeedbackListeners
 from bot.slack.identity import RATE_LIMIT_RETRIES, identify, start_up_client
+from bot.slack.teach import TEACH_OFFER, TEACH_SHORTCUT, SlackTeacher
 from bot.slack.text import plain_text
 from bot.streaming import STILL_WORKING, relay
 from bot.types import Question
@@ -105,6 +109,7 @@ def build_app(runtime: ChatDeps) -> SlackApp:
     app.middleware(gates.ignore_incomplete)
     app.middleware(slack.claim_first_delivery)
     app.event("app_mention")(slack.on_mention)
+    _listen_for_teaching(app, slack.teacher)
     app.event("message")(slack.on_message)
     app.command("/ask")(slack.on_ask)
     app.command("/teambot")(slack.on_teambot)
@@ -113,6 +118,15 @@ def build_app(runtime: ChatDeps) -> SlackApp:
     app.action(render.FEEDBACK_DOWN)(feedback.on_vote)
     app.view_submission(REASON_CALLBACK)(feedback.on_reason)
     return app
+
+
+def _listen_for_teaching(app: App, teacher: SlackTeacher) -> None:
+    """Teaching (bot.slack.teach), registered before the catch-all message listener: bolt
+    runs only the first listener that matches."""
+    app.shortcut(TEACH_SHORTCUT)(teacher.on_shortcut)
+    app.action(TEACH_OFFER)(teacher.on_offer)
+    app.event({"type": "message", "subtype": "message_changed"})(teacher.on_message_changed)
+    app.event({"type": "message", "subtype": "message_deleted"})(teacher.on_message_deleted)
 
 
 def _may_answer(event: dict[str, Any]) -> bool:
@@ -190,6 +204,7 @@ class SlackAdapter:
         self.runtime = runtime
         self.settings = runtime.settings
         self.inbox = runtime.inbox
+        self.teacher = SlackTeacher(runtime)
 
     def claim_first_delivery(
         self, body: dict[str, Any], next: Callable[[], None]
@@ -249,7 +264,8 @@ class SlackAdapter:
             self._answer(client, question, channel, thread, react_to=event["ts"],
                          event=_event_ref(body))  # fmt: skip
         elif thread:
-            self._note_person_answer(event, channel, thread, context.bot_user_id)
+            if self._note_person_answer(event, channel, thread, context.bot_user_id):
+                self.teacher.offer(client, channel, thread, event.get("user", ""), event["ts"])
             if not (self._follows_threads(channel) and self._answered_in(channel, thread)):
                 return
             question = self._question(event, thread, client, context.bot_user_id)
@@ -258,16 +274,18 @@ class SlackAdapter:
 
     def _note_person_answer(
         self, event: dict[str, Any], channel: str, thread: str, bot_user: str | None
-    ) -> None:
+    ) -> bool:
         """Someone other than the asker replied in a thread teambot answered, and not with a
-        question of their own: teambot's last answer there is a gap (bot.gaps)."""
+        question of their own: teambot's last answer there is a gap (bot.gaps). False when
+        the reply is a question, not an answer."""
         if plain_text(event.get("text", ""), bot_user).rstrip().endswith("?"):
-            return  # a question of their own, not an answer
+            return False  # a question of their own, not an answer
         try:
             gaps.record_person_answer(self.runtime.sessions, PLATFORM, channel, thread,
                                       event.get("user", ""))  # fmt: skip
         except DBAPIError as exc:  # a lost gap is not worth failing the event
             log.warning("cannot record a person's answer in %s: %s", thread, exc)
+        return True
 
     def on_ask(self, ack: Any, command: dict[str, Any], client: WebClient, respond: Any) -> None:
         text = plain_text(command.get("text", ""))

@@ -23,6 +23,9 @@ Middleware = Callable[[dict[str, Any], Callable[[], None]], BoltResponse | None]
 # What a listener reads from each kind of payload; one lacking any is dropped, not a KeyError.
 NEEDED_EVENT_FIELDS = ("channel", "ts")
 NEEDED_COMMAND_FIELDS = ("user_id", "channel_id", "trigger_id")
+# Shortcut payloads carry no ``api_app_id``; a message shortcut needs these (``x.y``: y of x).
+SHORTCUT_TYPES = ("message_action", "shortcut")
+NEEDED_SHORTCUT_FIELDS = ("user.id", "channel.id", "message.ts")
 
 
 def ignore_other_workspaces(workspace: Workspace) -> Middleware:
@@ -30,6 +33,8 @@ def ignore_other_workspaces(workspace: Workspace) -> Middleware:
 
     def middleware(body: dict[str, Any], next: Callable[[], None]) -> BoltResponse | None:
         team, app_id = _team_of(body), body.get("api_app_id")
+        if app_id is None and body.get("type") in SHORTCUT_TYPES:
+            app_id = workspace.app_id  # shortcuts do not name the app; their signature does
         if (team, app_id) == (workspace.team_id, workspace.app_id):
             return next()
         log.info("ignored a Slack %s for team %s and app %s: teambot is %s in %s",
@@ -81,10 +86,18 @@ def _kind_of(body: dict[str, Any]) -> str:
     return str(body.get("type") or "request")
 
 
+def _field(body: dict[str, Any], path: str) -> Any:
+    outer, _, inner = path.partition(".")
+    value = body.get(outer)
+    return value.get(inner) if isinstance(value, dict) else None
+
+
 def _missing_fields(body: dict[str, Any]) -> list[str]:
     """The fields teambot's listeners read that ``body`` lacks (only for what they handle)."""
     if "command" in body:
         return [f for f in NEEDED_COMMAND_FIELDS if not isinstance(body.get(f), str)]
+    if body.get("type") == "message_action":
+        return [f for f in NEEDED_SHORTCUT_FIELDS if not isinstance(_field(body, f), str)]
     if body.get("type") in ("block_actions", "view_submission"):
         user = body.get("user")
         return [] if isinstance(user, dict) and isinstance(user.get("id"), str) else ["user.id"]

@@ -34,6 +34,7 @@ from knowledge.ingest.progress import NullProgress, Progress
 from knowledge.ingest.report import RunReport
 from knowledge.ingest.sources import source_rules
 from knowledge.storage import store
+from knowledge.storage.answers import TEAM_ANSWERS
 from knowledge.storage.db import utcnow
 from knowledge.storage.documents import IngestionRun, Source
 from knowledge.storage.lease import LEASE_SECONDS, Lease
@@ -61,6 +62,11 @@ def refresh(
         source = session.scalar(select(Source).where(Source.name == name))
         if source is None:
             raise SourceError(f"No source named {name!r}; see `teambot sources list`.")
+        if source.kind == TEAM_ANSWERS:
+            raise SourceError(
+                f"{name!r} holds the answers people taught teambot; it is indexed as they are "
+                "saved, so there is nothing to refresh (see `admin answers list`)."
+            )
         session.expunge(source)
     lease = Lease(sessions, source.id, lease_seconds)
     lease.acquire()

@@ -114,6 +114,8 @@ class ChannelSetting(Base):
     follow_threads: Mapped[bool | None] = mapped_column(Boolean)
     # Below this confidence teambot abstains here; None: MIN_CONFIDENCE.
     min_confidence: Mapped[float | None] = mapped_column(Float)
+    # Whether people who are not admins may "Teach teambot" here; None: off.
+    teach: Mapped[bool | None] = mapped_column(Boolean)
     updated_by: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

@@ -360,9 +360,10 @@ def _content_error(message: dict[str, Any]) -> dict[str, Any] | None:
 def _command_errors(command: dict[str, Any]) -> dict[str, Any] | None:
     """Invalid Form Body errors of one command of a sync, or None."""
     name = command.get("name")
-    if not isinstance(name, str) or not re.fullmatch(r"[-_\w]{1,32}", name):
-        return {"name": _field_error("APPLICATION_COMMAND_INVALID_NAME")}
     is_chat_input = command.get("type", 1) == 1
+    allowed = r"[-_\w]{1,32}" if is_chat_input else r"[-_\w ]{1,32}"  # menus may have spaces
+    if not isinstance(name, str) or not re.fullmatch(allowed, name):
+        return {"name": _field_error("APPLICATION_COMMAND_INVALID_NAME")}
     if is_chat_input and name != name.lower():
         return {"name": _field_error("APPLICATION_COMMAND_INVALID_NAME")}
     description = command.get("description") or ""

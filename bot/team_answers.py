@@ -1,0 +1,50 @@
+"""Team answers as the core sees them: where each may be used, and how it is cited.
+
+An answer saved in a private channel or a DM is used only there: searches elsewhere drop it.
+Every channel searches team answers, whatever sources an admin chose for it. A citation
+names the question and credits the person: "answered by @user in #channel, DATE", linked
+to the original message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.types import Citation
+from knowledge.storage.answers import TEAM_ANSWERS, hidden_urls
+from knowledge.types import ScoredChunk
+
+
+def searchable_sources(chosen: Collection[str] | None) -> tuple[str, ...] | None:
+    """The channel's sources (None: all of them) with the team answers added."""
+    if chosen is None:
+        return None
+    return tuple(dict.fromkeys([*chosen, TEAM_ANSWERS]))
+
+
+def usable_here(
+    sessions: sessionmaker[Session], platform: str, channel: str
+) -> Callable[[ScoredChunk], bool] | None:
+    """A search filter that drops private answers saved in other channels (None: nothing to
+    drop)."""
+    with sessions() as session:
+        hidden = hidden_urls(session, platform, channel)
+    if not hidden:
+        return None
+    return lambda c: c.source_kind != TEAM_ANSWERS or c.document_url not in hidden
+
+
+def is_team_answer(passage: ScoredChunk) -> bool:
+    return passage.source_kind == TEAM_ANSWERS
+
+
+def team_citation(n: int, passage: ScoredChunk) -> Citation:
+    """The question as the title, the credit as the heading, the message as the link."""
+    question = passage.heading_path[0] if passage.heading_path else passage.document_title
+    credit = passage.heading_path[-1] if len(passage.heading_path) > 1 else ""
+    url = passage.document_url
+    is_link = url.startswith(("http://", "https://"))
+    return Citation(n=n, title=question, url=url, path=None if is_link else url, anchor="",
+                    heading=credit, source=passage.source_name)  # fmt: skip
