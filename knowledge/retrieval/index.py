@@ -33,6 +33,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from knowledge.retrieval.revision import RevisionWatch
 from knowledge.retrieval.snapshot import SnapshotStore
 from knowledge.storage import store
 from knowledge.storage.documents import Chunk
@@ -136,8 +137,11 @@ class VectorIndex:
         snapshots: SnapshotStore | None = None,
         snapshot_min_vectors: int = SNAPSHOT_MIN_VECTORS,
         hnsw_min_chunks: int = HNSW_MIN_CHUNKS,
+        revisions: RevisionWatch | None = None,
     ) -> None:
         self._sessions = sessions
+        # Shared with the BM25 index by the Retriever: one read of the revision a second.
+        self.revisions = revisions or RevisionWatch(sessions)
         self.model = model
         self.dimension = dimension
         self.stamp: str | None = None
@@ -166,15 +170,14 @@ class VectorIndex:
     def _index(self) -> faiss.IndexIDMap2:
         return self._current[0]
 
-    def sync(self) -> bool:
-        """Rebuild if the database's index revision moved; True if it did.
+    def sync(self, stamp: str | None = None) -> bool:
+        """Rebuild if the index revision (``stamp``, else the watch's) moved; True if it did.
 
         While another thread rebuilds, an index that was already built keeps
         answering (a cache one revision behind) instead of making every
         question wait for the rebuild; only the very first build is waited for.
         """
-        with self._sessions() as session:
-            stamp = store.index_stamp(session)
+        stamp = stamp or self.revisions.stamp()
         if stamp == self.stamp:
             return False
         if not self._lock.acquire(blocking=self.stamp is None):
@@ -294,7 +297,30 @@ class VectorIndex:
                 if label & WINDOW_BIT and chunk_id in following:
                     best.setdefault(following[chunk_id], float(score))
             if len(best) >= k or fetch >= index.ntotal:
-                own = {c: float(index.reconstruct(c) @ query[0]) for c in best}
+                ids = np.fromiter(best, dtype=np.int64, count=len(best))
+                cosines = (index.reconstruct_batch(ids) @ query[0]).tolist()
+                own = dict(zip(best, cosines, strict=True))
                 ranked = sorted(best.items(), key=lambda item: (-item[1], -own[item[0]]))
                 return ranked[:k]
             fetch = min(2 * fetch, index.ntotal)
+
+    def similarities(self, chunk_ids: list[int], vector: np.ndarray) -> dict[int, float]:
+        """Each chunk's cosine to ``vector``, from the vectors the index holds (a chunk the
+        index does not hold yet, while it catches up with a new revision, is left out)."""
+        if not chunk_ids:
+            return {}
+        index = self._index
+        try:
+            vectors = index.reconstruct_batch(np.asarray(chunk_ids, dtype=np.int64))
+        except RuntimeError:  # an id it does not hold: the rare slow path, one by one
+            held = [c for c in chunk_ids if _holds(index, c)]
+            return self.similarities(held, vector) if len(held) < len(chunk_ids) else {}
+        return dict(zip(chunk_ids, (vectors @ vector).tolist(), strict=True))
+
+
+def _holds(index: faiss.IndexIDMap2, chunk_id: int) -> bool:
+    try:
+        index.reconstruct(chunk_id)
+    except RuntimeError:
+        return False
+    return True

@@ -1,6 +1,7 @@
 """BM25 keyword search over the stored chunks: finds exact names, settings and error codes
 that a small embedding model blurs. Like the FAISS index, it is a cache rebuilt from SQL
-whenever the database's index stamp moves.
+whenever the database's index stamp moves; the same read fills the in-memory ``Passages``
+(knowledge/retrieval/passages.py) that searches rank and cite from.
 """
 
 from __future__ import annotations
@@ -12,16 +13,13 @@ import time
 import bm25s
 import numpy as np
 import Stemmer
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.retrieval.evidence import TermStat, name_words
-from knowledge.storage import store
-from knowledge.storage.documents import Chunk, Document
+from knowledge.retrieval.passages import EMPTY, Passages, load_passages
+from knowledge.retrieval.revision import RevisionWatch
 
 log = logging.getLogger(__name__)
-
-LOAD_BATCH_ROWS = 5_000
 # bm25s's fuller English list: its plain "en" keeps how, do, my, which match everywhere.
 STOPWORDS = "en_plus"
 
@@ -34,23 +32,29 @@ def lexical_text(title: str, heading_path: list[str], text: str) -> str:
 class LexicalIndex:
     """BM25 (bm25s, English stopwords, Snowball stemming) over chunks of one embedding model."""
 
-    def __init__(self, sessions: sessionmaker[Session], model: str) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        model: str,
+        revisions: RevisionWatch | None = None,
+    ) -> None:
         self._sessions = sessions
         self._model = model
+        self._revisions = revisions or RevisionWatch(sessions)
         self._stemmer = Stemmer.Stemmer("english")
         self._bm25: bm25s.BM25 | None = None
         self._ids = np.zeros(0, dtype=np.int64)
         self._frequencies: dict[str, int] = {}
+        self.passages: Passages = EMPTY
         self._lock = threading.Lock()
         self.stamp: str | None = None
 
     def __len__(self) -> int:
         return len(self._ids)
 
-    def sync(self) -> bool:
-        """Rebuild if the database's index stamp moved; True if it did."""
-        with self._sessions() as session:
-            stamp = store.index_stamp(session)
+    def sync(self, stamp: str | None = None) -> bool:
+        """Rebuild if the index stamp (``stamp``, else the watch's) moved; True if it did."""
+        stamp = stamp or self._revisions.stamp()
         if stamp == self.stamp:
             return False
         with self._lock:
@@ -60,18 +64,12 @@ class LexicalIndex:
 
     def _rebuild(self, stamp: str) -> None:
         started = time.perf_counter()
-        ids: list[int] = []
-        texts: list[str] = []
-        with self._sessions() as session:
-            rows = session.execute(
-                select(Chunk.id, Document.title, Chunk.heading_path, Chunk.text)
-                .join(Document, Chunk.document_id == Document.id)
-                .where(Chunk.model == self._model)
-                .execution_options(yield_per=LOAD_BATCH_ROWS)
-            )
-            for chunk_id, title, heading_path, text in rows:
-                ids.append(chunk_id)
-                texts.append(lexical_text(title, heading_path, text))
+        passages = load_passages(self._sessions, self._model)
+        ids = list(passages.chunks)
+        texts = [
+            lexical_text(passages.pages[page].title, list(heading_path), text)
+            for page, heading_path, _, text in passages.chunks.values()
+        ]
         bm25 = None
         frequencies: dict[str, int] = {}
         if texts:
@@ -79,7 +77,12 @@ class LexicalIndex:
             bm25.index(self._tokenize(texts), show_progress=False)
             frequencies = _passage_frequencies(bm25)
         # One assignment, so a concurrent search never pairs one build's ids with another's.
-        self._bm25, self._ids, self._frequencies = bm25, np.asarray(ids, np.int64), frequencies
+        self._bm25, self._ids, self._frequencies, self.passages = (
+            bm25,
+            np.asarray(ids, np.int64),
+            frequencies,
+            passages,
+        )
         self.stamp = stamp
         log.debug(
             "BM25 index %s built: %d chunks in %.0f ms",

@@ -31,7 +31,7 @@ from knowledge.embed.embedder import TextEmbedder
 from knowledge.retrieval.evidence import Evidence, ResultTerms, page_evidence
 from knowledge.retrieval.index import VectorIndex
 from knowledge.retrieval.lexical import LexicalIndex, lexical_text
-from knowledge.storage.documents import Chunk, Document, Source
+from knowledge.storage.documents import Chunk
 from knowledge.types import ScoredChunk
 
 Method = Literal["hybrid", "dense", "bm25"]
@@ -65,7 +65,14 @@ class Retriever:
         self._sessions = sessions
         self._embedder = embedder
         self._index = index
-        self._lexical = lexical or LexicalIndex(sessions, index.model)
+        self._lexical = lexical or LexicalIndex(sessions, index.model, index.revisions)
+        self._revisions = index.revisions
+
+    def _sync(self) -> None:
+        """Bring both indexes to the current revision (read at most once a second)."""
+        stamp = self._revisions.stamp()
+        self._index.sync(stamp)
+        self._lexical.sync(stamp)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Texts → unit vectors from the index's embedder, one row each (the follow-up
@@ -104,7 +111,7 @@ class Retriever:
 
     def indexed_chunks(self) -> int:
         """How many chunks can be searched (after catching up with the database)."""
-        self._index.sync()
+        self._sync()
         return len(self._index)
 
     def search(
@@ -154,13 +161,12 @@ class Retriever:
         filtering = sources is not None or keep is not None
         wanted = max(CANDIDATES, k * (FILTERED_OVERFETCH if filtering else OVERFETCH))
         vector = self._embedder.embed_query(query)
+        self._sync()
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
         if method in ("hybrid", "dense") or with_evidence:
-            self._index.sync()
             dense = self._index.search(vector, wanted)
         if method in ("hybrid", "bm25") or with_evidence:
-            self._lexical.sync()
             lexical = self._lexical.search(query, wanted)
         rankings = [r for m, r in (("dense", dense), ("bm25", lexical)) if method in ("hybrid", m)]
         # With both methods, a chunk's score is their fused passage score and, one page per
@@ -221,50 +227,12 @@ class Retriever:
         return Evidence(page_evidence(pages), terms, indexed, held)
 
     def _load(self, scores: dict[int, float], vector: np.ndarray) -> list[ScoredChunk]:
-        """The chunks with these ids, with their cosine to the question from stored vectors.
-
-        A filtered search loads a few hundred candidates, so this reads plain columns (no
-        ORM entities) and scores all vectors in one product."""
-        if not scores:
-            return []
-        with self._sessions() as session:
-            rows = session.execute(
-                select(
-                    Chunk.id,
-                    Chunk.embedding,
-                    Chunk.text,
-                    Chunk.heading_path,
-                    Chunk.anchor,
-                    Document.title,
-                    Document.url,
-                    Source.name,
-                    Source.kind,
-                    Source.location,
-                )
-                .join(Document, Chunk.document_id == Document.id)
-                .join(Source, Document.source_id == Source.id)
-                .where(Chunk.id.in_(scores))
-            ).all()
-        if not rows:
-            return []
-        vectors = np.frombuffer(b"".join(row.embedding for row in rows), dtype="<f4")
-        similarities = vectors.reshape(len(rows), -1) @ vector
-        return [
-            ScoredChunk(
-                chunk_id=row.id,
-                score=scores[row.id],
-                similarity=float(similarity),
-                text=row.text,
-                heading_path=tuple(row.heading_path),
-                anchor=row.anchor,
-                document_title=row.title,
-                document_url=row.url,
-                source_name=row.name,
-                source_kind=row.kind,
-                source_location=row.location,
-            )
-            for row, similarity in zip(rows, similarities, strict=True)
-        ]
+        """The chunks with these ids, with their cosine to the question, from memory: the
+        passages held with the BM25 index and the vectors held by FAISS (no database)."""
+        passages = self._lexical.passages
+        ids = [i for i in scores if i in passages.chunks]
+        similarities = self._index.similarities(ids, vector)
+        return [passages.scored(i, scores[i], similarities[i]) for i in ids if i in similarities]
 
 
 def _filtered(
