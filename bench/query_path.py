@@ -184,8 +184,8 @@ def serve(db: Path, limit: int) -> None:
     print(json.dumps(report), flush=True)
     committed = float(sys.stdin.readline())  # the parent changed a page at this time.time()
     cpu = time.process_time()
-    while not retriever.search(CHANGE_TOKEN, 1, method="bm25"):
-        time.sleep(POLL_SECONDS)
+    while not any(CHANGE_TOKEN in r.text for r in retriever.search(CHANGE_TOKEN, K)):
+        time.sleep(POLL_SECONDS)  # hybrid: both indexes must have caught up
     searchable = time.time() - committed
     cpu = time.process_time() - cpu
     dense = retriever.search(CHANGE_TOKEN, 1, method="dense")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from knowledge.retrieval.changes import Change
 from knowledge.storage.documents import Chunk, Document, Source
 from knowledge.types import ScoredChunk
 
@@ -37,8 +38,8 @@ class PageInfo:
     source_location: str
 
 
-# A chunk: (its page's position in ``Passages.pages``, heading path, anchor, text). A plain
-# tuple: 100k of them cost a third of what dataclass instances would.
+# A chunk: (its document id, heading path, anchor, text). A plain tuple: 100k of them cost a
+# third of what dataclass instances would.
 PassageRow = tuple[int, tuple[str, ...], str, str]
 
 
@@ -46,7 +47,7 @@ PassageRow = tuple[int, tuple[str, ...], str, str]
 class Passages:
     """Chunk id → page and text, for every chunk of one model at one index revision."""
 
-    pages: tuple[PageInfo, ...]
+    pages: dict[int, PageInfo]
     chunks: dict[int, PassageRow]
 
     def __len__(self) -> int:
@@ -55,9 +56,20 @@ class Passages:
     def page_of(self, chunk_id: int) -> PageInfo:
         return self.pages[self.chunks[chunk_id][0]]
 
+    def changed(self, pages: dict[int, PageInfo], change: Change) -> Passages:
+        """A new snapshot: these pages, without the removed chunks, with the added ones (this
+        one is left as it is: searches may be reading it)."""
+        chunks = dict(self.chunks)
+        for chunk_id in change.removed.tolist():
+            chunks.pop(chunk_id, None)
+        for c in change.added:
+            if c.document_id in pages:
+                chunks[c.id] = (c.document_id, c.heading_path, c.anchor, c.text)
+        return Passages(pages, chunks)
+
     def scored(self, chunk_id: int, score: float, similarity: float) -> ScoredChunk:
-        page_index, heading_path, anchor, text = self.chunks[chunk_id]
-        page = self.pages[page_index]
+        document_id, heading_path, anchor, text = self.chunks[chunk_id]
+        page = self.pages[document_id]
         return ScoredChunk(
             chunk_id=chunk_id,
             score=score,
@@ -73,23 +85,26 @@ class Passages:
         )
 
 
-EMPTY = Passages((), {})
+EMPTY = Passages({}, {})
 
 
-def load_passages(sessions: sessionmaker[Session], model: str) -> Passages:
-    """Every chunk of ``model`` with its page, read in one pass (chunks in id order)."""
-    pages: list[PageInfo] = []
-    position: dict[int, int] = {}
-    chunks: dict[int, PassageRow] = {}
+def load_pages(sessions: sessionmaker[Session]) -> dict[int, PageInfo]:
+    """Every document as citations show it (a few thousand rows: read again on each change)."""
     with sessions() as session:
-        for row in session.execute(
+        rows = session.execute(
             select(
                 Document.id, Document.title, Document.url, Source.name, Source.kind,
                 Source.location,
             ).join(Source, Document.source_id == Source.id)
-        ):  # fmt: skip
-            position[row[0]] = len(pages)
-            pages.append(PageInfo(*row))
+        ).all()  # fmt: skip
+    return {row[0]: PageInfo(*row) for row in rows}
+
+
+def load_passages(sessions: sessionmaker[Session], model: str) -> Passages:
+    """Every chunk of ``model`` with its page, read in one pass (chunks in id order)."""
+    pages = load_pages(sessions)
+    chunks: dict[int, PassageRow] = {}
+    with sessions() as session:
         rows = session.execute(
             select(Chunk.id, Chunk.document_id, Chunk.heading_path, Chunk.anchor, Chunk.text)
             .where(Chunk.model == model)
@@ -97,9 +112,9 @@ def load_passages(sessions: sessionmaker[Session], model: str) -> Passages:
             .execution_options(yield_per=LOAD_BATCH_ROWS)
         )
         for chunk_id, document_id, heading_path, anchor, text in rows:
-            if document_id in position:  # a page added after the first query: next revision
-                chunks[chunk_id] = (position[document_id], tuple(heading_path), anchor, text)
-    return Passages(tuple(pages), chunks)
+            if document_id in pages:  # a page added after the pages were read: next revision
+                chunks[chunk_id] = (document_id, tuple(heading_path), anchor, text)
+    return Passages(pages, chunks)
 
 
 def known(passages: Passages, ids: Iterable[int]) -> list[int]:

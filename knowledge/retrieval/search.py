@@ -19,8 +19,11 @@ quality is measured by `teambot eval` and bench/retrieval.py.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Literal, TypeVar
 
 import numpy as np
@@ -28,11 +31,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.embed.embedder import TextEmbedder
+from knowledge.retrieval.changes import EMPTY_ROWS, ChunkRows, read_change, read_chunk_rows
 from knowledge.retrieval.evidence import Evidence, ResultTerms, page_evidence
-from knowledge.retrieval.index import VectorIndex
-from knowledge.retrieval.lexical import LexicalIndex, lexical_text
+from knowledge.retrieval.index import VectorIndex, VectorState
+from knowledge.retrieval.lexical import LexicalIndex, LexicalState, lexical_text
+from knowledge.retrieval.passages import load_pages
 from knowledge.storage.documents import Chunk
 from knowledge.types import ScoredChunk
+
+log = logging.getLogger(__name__)
 
 Method = Literal["hybrid", "dense", "bm25"]
 Key = TypeVar("Key", int, tuple[str, str])  # a chunk id, or a page: (source name, url)
@@ -52,6 +59,18 @@ SECTION_CONTEXT_CHUNKS = 3
 MIN_OVERLAP_CHARS = 20
 
 
+@dataclass(frozen=True)
+class Published:
+    """What searches read: the vector and BM25 indexes (with the passages) of one revision,
+    and the chunk rows they were made from. Replaced whole, so a search never sees half of a
+    change: each search takes one ``Published`` and reads only it."""
+
+    stamp: str | None
+    vectors: VectorState
+    lexical: LexicalState
+    rows: ChunkRows
+
+
 class Retriever:
     """Question text → the best chunks, each from a different page."""
 
@@ -67,12 +86,53 @@ class Retriever:
         self._index = index
         self._lexical = lexical or LexicalIndex(sessions, index.model, index.revisions)
         self._revisions = index.revisions
+        self._published = Published(None, index.state, self._lexical.state, EMPTY_ROWS)
+        self._lock = threading.Lock()
 
-    def _sync(self) -> None:
-        """Bring both indexes to the current revision (read at most once a second)."""
+    def _sync(self) -> Published:
+        """The indexes at the current revision (read at most once a second). While one
+        thread applies a change, the others keep searching the previous revision."""
         stamp = self._revisions.stamp()
-        self._index.sync(stamp)
-        self._lexical.sync(stamp)
+        published = self._published
+        if stamp == published.stamp:
+            return published
+        if not self._lock.acquire(blocking=published.stamp is None):
+            return published
+        try:
+            if stamp != self._published.stamp:
+                self._publish(self._catch_up(stamp))
+        finally:
+            self._lock.release()
+        return self._published
+
+    def _publish(self, published: Published) -> None:
+        self._index.state, self._lexical.state = published.vectors, published.lexical
+        self._published = published
+
+    def _catch_up(self, stamp: str) -> Published:
+        """The indexes at ``stamp``: the change since the published ones applied to them
+        (knowledge/retrieval/changes.py), or full builds the first time and when the vector
+        delta is full."""
+        started, cpu = time.perf_counter(), time.process_time()
+        rows = read_chunk_rows(self._sessions, self._index.model)
+        current = self._published
+        if current.stamp is None:
+            self._index.sync(stamp)
+            self._lexical.sync(stamp)
+            return Published(stamp, self._index.state, self._lexical.state, rows)
+        change = read_change(self._sessions, self._index.model, current.rows, rows)
+        vectors = self._index.changed(stamp, change)
+        how = "applied"
+        if vectors is None:  # the delta is full: merge it into a new main index
+            self._index.sync(stamp)
+            vectors, how = self._index.state, "rebuilt"
+        lexical = self._lexical.changed(stamp, load_pages(self._sessions), change)
+        log.info(
+            "index %s %s: -%d +%d chunks in %.0f ms (%.0f ms CPU)",
+            stamp, how, len(change.removed), len(change.added),
+            (time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000,
+        )  # fmt: skip
+        return Published(stamp, vectors, lexical, change.after)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Texts → unit vectors from the index's embedder, one row each (the follow-up
@@ -111,8 +171,7 @@ class Retriever:
 
     def indexed_chunks(self) -> int:
         """How many chunks can be searched (after catching up with the database)."""
-        self._sync()
-        return len(self._index)
+        return self._sync().vectors.chunks
 
     def search(
         self,
@@ -161,13 +220,13 @@ class Retriever:
         filtering = sources is not None or keep is not None
         wanted = max(CANDIDATES, k * (FILTERED_OVERFETCH if filtering else OVERFETCH))
         vector = self._embedder.embed_query(query)
-        self._sync()
+        published = self._sync()
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
         if method in ("hybrid", "dense") or with_evidence:
-            dense = self._index.search(vector, wanted)
+            dense = self._index.search(vector, wanted, published.vectors)
         if method in ("hybrid", "bm25") or with_evidence:
-            lexical = self._lexical.search(query, wanted)
+            lexical = self._lexical.search(query, wanted, published.lexical)
         rankings = [r for m, r in (("dense", dense), ("bm25", lexical)) if method in ("hybrid", m)]
         # With both methods, a chunk's score is their fused passage score and, one page per
         # result, its page's fused score orders it (the passage score breaks ties).
@@ -175,7 +234,7 @@ class Retriever:
         scores = dict(rankings[0]) if len(rankings) == 1 else _convex(rankings)
         # Evidence needs the other method's candidates too (loaded, never returned).
         others = {i: 0.0 for i, _ in dense + lexical if i not in scores} if with_evidence else {}
-        loaded = self._load({**others, **scores}, vector)
+        loaded = self._load({**others, **scores}, vector, published)
         found = [c for c in loaded if c.chunk_id in scores] if others else loaded
         if len(rankings) > 1 and per_page:
             page = _page_scores(found, rankings)
@@ -188,7 +247,7 @@ class Retriever:
             results = found[:k]
         if not with_evidence:
             return results, None
-        return results, self._evidence(query, loaded, dict(lexical), results)
+        return results, self._evidence(query, loaded, dict(lexical), results, published)
 
     def _evidence(
         self,
@@ -196,6 +255,7 @@ class Retriever:
         candidates: list[ScoredChunk],
         bm25: dict[int, float],
         results: list[ScoredChunk],
+        published: Published,
     ) -> Evidence:
         """Each candidate page's best cosine and BM25 score, ranked; the term statistics; the
         question terms in each result (a few passages tokenized: well under a millisecond)."""
@@ -208,7 +268,7 @@ class Retriever:
                 max(cosine, c.similarity),
                 max(lexical, bm25.get(c.chunk_id, 0.0)),
             )
-        terms, indexed = self._lexical.term_stats(query)
+        terms, indexed = self._lexical.term_stats(query, published.lexical)
         wanted = {t.term for t in terms}
         held = tuple(
             ResultTerms(
@@ -226,12 +286,14 @@ class Retriever:
         )
         return Evidence(page_evidence(pages), terms, indexed, held)
 
-    def _load(self, scores: dict[int, float], vector: np.ndarray) -> list[ScoredChunk]:
+    def _load(
+        self, scores: dict[int, float], vector: np.ndarray, published: Published
+    ) -> list[ScoredChunk]:
         """The chunks with these ids, with their cosine to the question, from memory: the
         passages held with the BM25 index and the vectors held by FAISS (no database)."""
-        passages = self._lexical.passages
+        passages = published.lexical.passages
         ids = [i for i in scores if i in passages.chunks]
-        similarities = self._index.similarities(ids, vector)
+        similarities = self._index.similarities(ids, vector, published.vectors)
         return [passages.scored(i, scores[i], similarities[i]) for i in ids if i in similarities]
 
 
