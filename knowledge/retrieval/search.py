@@ -35,7 +35,7 @@ from knowledge.retrieval.changes import EMPTY_ROWS, ChunkRows, read_change, read
 from knowledge.retrieval.evidence import Evidence, ResultTerms, page_evidence
 from knowledge.retrieval.index import VectorIndex, VectorState
 from knowledge.retrieval.lexical import LexicalIndex, LexicalState, lexical_text
-from knowledge.retrieval.passages import load_pages
+from knowledge.retrieval.passages import Passages, load_pages
 from knowledge.storage.documents import Chunk
 from knowledge.types import ScoredChunk
 
@@ -234,19 +234,35 @@ class Retriever:
         scores = dict(rankings[0]) if len(rankings) == 1 else _convex(rankings)
         # Evidence needs the other method's candidates too (loaded, never returned).
         others = {i: 0.0 for i, _ in dense + lexical if i not in scores} if with_evidence else {}
-        loaded = self._load({**others, **scores}, vector, published)
-        found = [c for c in loaded if c.chunk_id in scores] if others else loaded
+        candidates = {**others, **scores}
+        passages = published.lexical.passages
+        held = [i for i in candidates if i in passages.chunks]
+        similarities = self._index.similarities(held, vector, published.vectors)
+        page_of = {i: _page_key(passages, i) for i in held if i in similarities and i in scores}
         if len(rankings) > 1 and per_page:
-            page = _page_scores(found, rankings)
-        found, loaded = _filtered(found, sources, keep), _filtered(loaded, sources, keep)
-        found.sort(key=lambda c: (-page.get(c.chunk_id, 0.0), -c.score, c.chunk_id))
-        if per_page:
-            best = _best_per_page(found, k)
-            results = [replace(c, score=page.get(c.chunk_id, c.score)) for c in best]
-        else:
-            results = found[:k]
+            page = _page_scores(page_of, rankings)
+        order = sorted(page_of, key=lambda i: (-page.get(i, 0.0), -scores[i], i))
+
+        def chunk(chunk_id: int) -> ScoredChunk:
+            return passages.scored(chunk_id, candidates[chunk_id], similarities[chunk_id])
+
+        # Results in rank order, each passage built and filtered only when its turn comes
+        # (a page already cited is skipped before that).
+        results: list[ScoredChunk] = []
+        cited: set[tuple[str, str]] = set()
+        for chunk_id in order:
+            if len(results) == k:
+                break
+            if per_page and page_of[chunk_id] in cited:
+                continue
+            result = chunk(chunk_id)
+            if not _filtered([result], sources, keep):
+                continue
+            cited.add(page_of[chunk_id])
+            results.append(replace(result, score=page[chunk_id]) if page else result)
         if not with_evidence:
             return results, None
+        loaded = _filtered([chunk(i) for i in held if i in similarities], sources, keep)
         return results, self._evidence(query, loaded, dict(lexical), results, published)
 
     def _evidence(
@@ -285,16 +301,6 @@ class Retriever:
             for c in results
         )
         return Evidence(page_evidence(pages), terms, indexed, held)
-
-    def _load(
-        self, scores: dict[int, float], vector: np.ndarray, published: Published
-    ) -> list[ScoredChunk]:
-        """The chunks with these ids, with their cosine to the question, from memory: the
-        passages held with the BM25 index and the vectors held by FAISS (no database)."""
-        passages = published.lexical.passages
-        ids = [i for i in scores if i in passages.chunks]
-        similarities = self._index.similarities(ids, vector, published.vectors)
-        return [passages.scored(i, scores[i], similarities[i]) for i in ids if i in similarities]
 
 
 def _filtered(
@@ -344,12 +350,16 @@ def _min_max(ranking: list[tuple[Key, float]]) -> dict[Key, float]:
     return {item: (score - low) / spread if spread else 1.0 for item, score in ranking}
 
 
+def _page_key(passages: Passages, chunk_id: int) -> tuple[str, str]:
+    page = passages.page_of(chunk_id)
+    return (page.source_name, page.url)
+
+
 def _page_scores(
-    chunks: list[ScoredChunk], rankings: list[list[tuple[int, float]]]
+    page_of: dict[int, tuple[str, str]], rankings: list[list[tuple[int, float]]]
 ) -> dict[int, float]:
     """Chunk id → its page's fused score: each method's best chunk of the page, normalised
     and combined like chunks."""
-    page_of = {c.chunk_id: (c.source_name, c.document_url) for c in chunks}
     fused = _convex([list(_best_of_each_page(r, page_of).items()) for r in rankings])
     return {chunk_id: fused[page] for chunk_id, page in page_of.items()}
 
@@ -362,17 +372,4 @@ def _best_of_each_page(
         page = page_of.get(chunk_id)
         if page is not None:
             best.setdefault(page, score)
-    return best
-
-
-def _best_per_page(chunks: list[ScoredChunk], k: int) -> list[ScoredChunk]:
-    seen: set[tuple[str, str]] = set()
-    best: list[ScoredChunk] = []
-    for chunk in chunks:
-        page = (chunk.source_name, chunk.document_url)
-        if page not in seen:
-            seen.add(page)
-            best.append(chunk)
-            if len(best) == k:
-                break
     return best
