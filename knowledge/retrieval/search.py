@@ -240,7 +240,7 @@ class Retriever:
         similarities = self._index.similarities(held, vector, published.vectors)
         page_of = {i: _page_key(passages, i) for i in held if i in similarities and i in scores}
         if len(rankings) > 1 and per_page:
-            page = _page_scores(page_of, rankings)
+            page = _page_scores_of(page_of, rankings)
         order = sorted(page_of, key=lambda i: (-page.get(i, 0.0), -scores[i], i))
 
         def chunk(chunk_id: int) -> ScoredChunk:
@@ -356,10 +356,17 @@ def _page_key(passages: Passages, chunk_id: int) -> tuple[str, str]:
 
 
 def _page_scores(
-    page_of: dict[int, tuple[str, str]], rankings: list[list[tuple[int, float]]]
+    chunks: list[ScoredChunk], rankings: list[list[tuple[int, float]]]
 ) -> dict[int, float]:
     """Chunk id → its page's fused score: each method's best chunk of the page, normalised
     and combined like chunks."""
+    return _page_scores_of({c.chunk_id: (c.source_name, c.document_url) for c in chunks}, rankings)
+
+
+def _page_scores_of(
+    page_of: dict[int, tuple[str, str]], rankings: list[list[tuple[int, float]]]
+) -> dict[int, float]:
+    """``_page_scores`` of the chunks whose pages ``page_of`` gives."""
     fused = _convex([list(_best_of_each_page(r, page_of).items()) for r in rankings])
     return {chunk_id: fused[page] for chunk_id, page in page_of.items()}
 
