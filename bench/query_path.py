@@ -167,19 +167,10 @@ def serve(db: Path, limit: int) -> None:
         started = time.perf_counter()
         retriever.search(question, K, keep=keep)
         filtered.append((time.perf_counter() - started) * 1000)
-    index = retriever._index
-    vectors = [runtime.embedder.embed_query(q) for q, _ in asked]
-    hits = [[c for c, _ in index.search(v, K)] for v in vectors]
-    rss_peak_serving = vm("VmHWM")
-    exact = VectorIndex(runtime.sessions, index.model, index.dimension, hnsw_min_chunks=1 << 62)
-    exact.sync()
-    truth = [[c for c, _ in exact.search(v, K)] for v in vectors]
-    recall = float(np.mean([len(set(h) & set(t)) / K for h, t in zip(hits, truth, strict=True)]))
-    del exact
     report = {
-        "chunks": len(index), "kind": index.kind, "load_s": load_s,
-        "plain": percentiles(plain), "filtered": percentiles(filtered), "recall": recall,
-        "rss_start_mb": rss_start, "rss_loaded_mb": rss_loaded, "peak_mb": rss_peak_serving,
+        "chunks": len(retriever._index), "kind": retriever._index.kind, "load_s": load_s,
+        "plain": percentiles(plain), "filtered": percentiles(filtered),
+        "rss_start_mb": rss_start, "rss_loaded_mb": rss_loaded, "peak_mb": vm("VmHWM"),
     }  # fmt: skip
     print(json.dumps(report), flush=True)
     committed = float(sys.stdin.readline())  # the parent changed a page at this time.time()
@@ -192,6 +183,15 @@ def serve(db: Path, limit: int) -> None:
     print(json.dumps({"searchable_s": searchable, "apply_cpu_s": cpu,
                       "dense_ok": bool(dense), "peak_after_change_mb": vm("VmHWM")}),
           flush=True)  # fmt: skip
+    # Last, as it builds a second (exact) index: recall of the serving index against it.
+    index = retriever._index
+    vectors = [runtime.embedder.embed_query(q) for q, _ in asked]
+    hits = [[c for c, _ in index.search(v, K)] for v in vectors]
+    exact = VectorIndex(runtime.sessions, index.model, index.dimension, hnsw_min_chunks=1 << 62)
+    exact.sync()
+    truth = [[c for c, _ in exact.search(v, K)] for v in vectors]
+    recall = float(np.mean([len(set(h) & set(t)) / K for h, t in zip(hits, truth, strict=True)]))
+    print(json.dumps({"recall": recall}), flush=True)
 
 
 def change_one_page(db: Path) -> float:
@@ -282,7 +282,8 @@ def measure_serving(work: Path, limit: int, code: Path) -> dict:
     result = json.loads(teambot.stdout.readline())
     teambot.stdin.write(f"{change_one_page(work)!r}\n")
     teambot.stdin.flush()
-    result.update(json.loads(teambot.stdout.readline()))
+    result.update(json.loads(teambot.stdout.readline()))  # the change
+    result.update(json.loads(teambot.stdout.readline()))  # recall
     teambot.wait()
     return result
 
