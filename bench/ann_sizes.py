@@ -29,7 +29,7 @@ from bench.query_path import NOISE_NORM, questions
 from knowledge.retrieval.index import HNSW_EF_CONSTRUCTION, HNSW_M
 
 FETCH = 20
-EF_SEARCH = (64, 128, 256)
+EF_SEARCH = (64, 128, 256, 512)
 
 
 def vectors_of(source: Path, chunks: int, seed: int = 0) -> np.ndarray:

@@ -68,6 +68,12 @@ SNAPSHOT_MIN_VECTORS = 20_000
 # where exact search would start to cost as much as the embedding.
 # Counted in chunks: with their windows the index holds about twice as many vectors,
 # so 25k chunks are the 50k vectors where exact search starts to cost.
+# Measured again on teambot's own vectors (bench/ann_sizes.py: the Django docs' ONNX int8
+# embeddings repeated as near-duplicates, the hard case for a graph; 1 thread, k=20, p50,
+# shared machine): flat 0.9 ms at 10k chunks, 2.9-3.5 at 25k, 8.6 at 50k, 11.6-27.6 at
+# 100k; HNSW 0.3-0.7 ms throughout. At 10k HNSW would save 0.6 ms for a 5 s build and
+# approximate answers; from 25k flat costs as much as embedding the question (~3 ms int8)
+# and HNSW at efSearch 512 finds 0.996 of the exact top 20. So the threshold stays 25k.
 HNSW_MIN_CHUNKS = 25_000
 # Graph degree: M=32 is the usual choice for 384-d embeddings (NOTES.md: recall@10
 # 0.999 at 100k, 0.95 at 1M). Index size 173 MB against 147 MB flat at 100k.
@@ -78,10 +84,15 @@ HNSW_M = 32
 # Below 64 the graph itself caps recall as the index grows: 64 is worth ~35-80% more
 # build time.
 HNSW_EF_CONSTRUCTION = 64
-# Search-time beam width, raised to k when more neighbours are asked for. With
-# efConstruction 64: 100k recall@10 1.000 at p50 0.6-0.7 ms; 300k 0.998 at 0.4 ms,
-# where 64 gives 0.991 and 256 doubles the time for no gain.
-HNSW_EF_SEARCH = 128
+# Search-time beam width, raised to k when more neighbours are asked for. On synthetic
+# clustered vectors (bench/ann.py) 128 was enough: 100k recall@10 1.000, 300k 0.998. On
+# teambot's own near-duplicate-rich vectors (bench/ann_sizes.py, recall@20 / p50 ms):
+#   efSearch   25k chunks     100k chunks
+#   128        0.969 / 0.17   0.921 / 0.20
+#   256        0.987 / 0.29   0.950 / 0.38
+#   512        0.996 / 0.53   0.975 / 0.67
+# 512 keeps recall near 1 up to 100k chunks for well under a millisecond.
+HNSW_EF_SEARCH = 512
 
 # FAISS threads. omp_set_num_threads holds for the calling thread only (libgomp keeps
 # it per thread, and a new Python thread starts from the process default), so it is
