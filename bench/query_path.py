@@ -36,8 +36,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from knowledge.retrieval.search import Retriever
 
 HERE = Path(__file__).resolve().parents[1]
 DOCS_COPY = "django-{}"
@@ -169,6 +173,7 @@ def serve(db: Path, limit: int) -> None:
         filtered.append((time.perf_counter() - started) * 1000)
     report = {
         "chunks": len(retriever._index), "kind": retriever._index.kind, "load_s": load_s,
+        "parts_mb": memory_parts(retriever),
         "plain": percentiles(plain), "filtered": percentiles(filtered),
         "rss_start_mb": rss_start, "rss_loaded_mb": rss_loaded, "peak_mb": vm("VmHWM"),
     }  # fmt: skip
@@ -192,6 +197,34 @@ def serve(db: Path, limit: int) -> None:
     truth = [[c for c, _ in exact.search(v, K)] for v in vectors]
     recall = float(np.mean([len(set(h) & set(t)) / K for h, t in zip(hits, truth, strict=True)]))
     print(json.dumps({"recall": recall}), flush=True)
+
+
+def memory_parts(retriever: Retriever) -> dict[str, float]:
+    """What the serving caches hold, in MB (the rest of the RSS: code, libraries, model)."""
+    published = retriever._published
+    main = published.vectors.main
+    per_vector = main.d * 4  # float32 vectors; HNSW adds its links: ~2M int32 on level 0
+    if published.vectors.kind == "hnsw":
+        per_vector += 2 * faiss_hnsw_m() * 4 * 1.07
+    lexical = published.lexical
+    arrays = [*lexical.bm25.scores.values()] if lexical.bm25 is not None else []
+    postings = lexical.postings
+    arrays += [postings.ids, postings.lengths, postings.starts, postings.terms, postings.counts]
+    passages = lexical.passages
+    text = sum(sys.getsizeof(row[3]) + sys.getsizeof(row) + sys.getsizeof(row[1])
+               for row in passages.chunks.values())  # fmt: skip
+    return {
+        "vectors": main.ntotal * per_vector / 1e6,
+        "bm25": sum(getattr(a, "nbytes", 0) for a in arrays) / 1e6,
+        "passages": (text + sys.getsizeof(passages.chunks)) / 1e6,
+        "neighbours": sys.getsizeof(published.vectors.following) * 2 / 1e6,
+    }
+
+
+def faiss_hnsw_m() -> int:
+    from knowledge.retrieval.index import HNSW_M
+
+    return HNSW_M
 
 
 def change_one_page(db: Path) -> float:
@@ -313,8 +346,8 @@ def table(results: dict[int, dict]) -> str:
     lines = [
         "| chunks | teambot | index | hybrid plain p50 / p99 ms | hybrid filtered p50 / p99 ms "
         "| recall@10 | serving RSS loaded / peak MB | change searchable s | apply CPU s "
-        "| start-up load s |",
-        "|---:|---|---|---|---|---:|---|---:|---:|---:|",
+        "| start-up load s | caches MB: vectors / BM25 / passages |",
+        "|---:|---|---|---|---|---:|---|---:|---:|---:|---|",
     ]
     for size, by_code in results.items():
         t = by_code["tutorial"]
@@ -326,11 +359,13 @@ def table(results: dict[int, dict]) -> str:
                 f"{r['recall']:.3f}",
                 f"{r['rss_loaded_mb']:.0f} / {r['peak_after_change_mb']:.0f}",
                 f"{r['searchable_s']:.2f}", f"{r['apply_cpu_s']:.2f}", f"{r['load_s']:.1f}",
+                " / ".join(f"{r['parts_mb'][part]:.0f}" for part in ("vectors", "bm25", "passages"))
+                if "parts_mb" in r else "—",
             ]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
         cells = [f"{size:,}", "tutorial (ST encode + flat)", "flat",
                  "{:.1f} / {:.1f}".format(*t["plain"]), "{:.1f} / {:.1f}".format(*t["filtered"]),
-                 "1.000", f"— / {t['peak_mb']:.0f}", "—", "—", "—"]  # fmt: skip
+                 "1.000", f"— / {t['peak_mb']:.0f}", "—", "—", "—", "—"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
