@@ -200,8 +200,11 @@ def serve(db: Path, limit: int) -> None:
 
 
 def memory_parts(retriever: Retriever) -> dict[str, float]:
-    """What the serving caches hold, in MB (the rest of the RSS: code, libraries, model)."""
-    published = retriever._published
+    """What the serving caches hold, in MB (the rest of the RSS: code, libraries, model);
+    {} for a checkout from before these caches (a --baseline)."""
+    published = getattr(retriever, "_published", None)
+    if published is None:
+        return {}
     main = published.vectors.main
     per_vector = main.d * 4  # float32 vectors; HNSW adds its links: ~2M int32 on level 0
     if published.vectors.kind == "hnsw":
@@ -360,7 +363,7 @@ def table(results: dict[int, dict]) -> str:
                 f"{r['rss_loaded_mb']:.0f} / {r['peak_after_change_mb']:.0f}",
                 f"{r['searchable_s']:.2f}", f"{r['apply_cpu_s']:.2f}", f"{r['load_s']:.1f}",
                 " / ".join(f"{r['parts_mb'][part]:.0f}" for part in ("vectors", "bm25", "passages"))
-                if "parts_mb" in r else "—",
+                if r.get("parts_mb") else "—",
             ]  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
         cells = [f"{size:,}", "tutorial (ST encode + flat)", "flat",
