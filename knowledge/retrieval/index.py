@@ -356,6 +356,8 @@ class VectorIndex:
 
     def _vectors(self, state: VectorState, labels: list[int]) -> np.ndarray:
         """The vectors of these labels, from the delta when it holds them, else the main."""
+        if not state.delta_labels:  # no change since the main index was built
+            return state.main.reconstruct_batch(np.asarray(labels, dtype=np.int64))
         out = np.empty((len(labels), self.dimension), dtype=np.float32)
         in_delta = [i for i, label in enumerate(labels) if label in state.delta_labels]
         in_main = [i for i, label in enumerate(labels) if label not in state.delta_labels]
