@@ -13,6 +13,7 @@ of that page hits it. Each gold key counts once, at the first result that hits i
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Iterable
@@ -124,6 +125,26 @@ def gold_for(
     return {p for p in question.linked_pages if not p.startswith(exclude_prefixes)}
 
 
+# Page paths computed so far: canonicalising a URL costs ~90 us, and a filtered search checks
+# a few dozen candidate pages per question, the same pages again and again.
+PAGE_PATH_CACHE = 65_536
+
+
+@functools.lru_cache(maxsize=PAGE_PATH_CACHE)
+def _page_path(kind: str, url: str, root: str | None) -> str:
+    if kind == FOLDER_KIND:
+        path = url
+    else:
+        try:
+            path = relative_path(url, root or "")
+        except ValueError:
+            path = urlsplit(url).path.removeprefix("/")
+        path = unquote(path)
+    if path == "" or path.endswith("/"):
+        path += DIRECTORY_INDEX
+    return path
+
+
 def result_key(chunk: ScoredChunk, level: Level, roots: dict[str, str]) -> str:
     """The key of a search result: its page path relative to its source root, plus ``#anchor``.
 
@@ -133,16 +154,8 @@ def result_key(chunk: ScoredChunk, level: Level, roots: dict[str, str]) -> str:
     equal to folder paths and hand-written gold, and a directory URL stands for its
     ``index.html``. Section level appends ``#anchor`` when the chunk has one.
     """
-    if chunk.source_kind == FOLDER_KIND:
-        path = chunk.document_url
-    else:
-        try:
-            path = relative_path(chunk.document_url, roots[chunk.source_name])
-        except ValueError:
-            path = urlsplit(chunk.document_url).path.removeprefix("/")
-        path = unquote(path)
-    if path == "" or path.endswith("/"):
-        path += DIRECTORY_INDEX
+    root = None if chunk.source_kind == FOLDER_KIND else roots[chunk.source_name]
+    path = _page_path(chunk.source_kind, chunk.document_url, root)
     if level == "section" and chunk.anchor:
         return f"{path}#{chunk.anchor}"
     return path

@@ -23,9 +23,11 @@ unchanged (bench/README.md).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Literal
 
 import faiss
@@ -33,6 +35,8 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from knowledge.retrieval.changes import Change
+from knowledge.retrieval.revision import RevisionWatch
 from knowledge.retrieval.snapshot import SnapshotStore
 from knowledge.storage import store
 from knowledge.storage.documents import Chunk
@@ -64,6 +68,12 @@ SNAPSHOT_MIN_VECTORS = 20_000
 # where exact search would start to cost as much as the embedding.
 # Counted in chunks: with their windows the index holds about twice as many vectors,
 # so 25k chunks are the 50k vectors where exact search starts to cost.
+# Measured again on teambot's own vectors (bench/ann_sizes.py: the Django docs' ONNX int8
+# embeddings repeated as near-duplicates, the hard case for a graph; 1 thread, k=20, p50,
+# shared machine): flat 0.9 ms at 10k chunks, 2.9-3.5 at 25k, 8.6 at 50k, 11.6-27.6 at
+# 100k; HNSW 0.3-0.7 ms throughout. At 10k HNSW would save 0.6 ms for a 5 s build and
+# approximate answers; from 25k flat costs as much as embedding the question (~3 ms int8)
+# and HNSW at efSearch 512 finds 0.996 of the exact top 20. So the threshold stays 25k.
 HNSW_MIN_CHUNKS = 25_000
 # Graph degree: M=32 is the usual choice for 384-d embeddings (NOTES.md: recall@10
 # 0.999 at 100k, 0.95 at 1M). Index size 173 MB against 147 MB flat at 100k.
@@ -74,10 +84,15 @@ HNSW_M = 32
 # Below 64 the graph itself caps recall as the index grows: 64 is worth ~35-80% more
 # build time.
 HNSW_EF_CONSTRUCTION = 64
-# Search-time beam width, raised to k when more neighbours are asked for. With
-# efConstruction 64: 100k recall@10 1.000 at p50 0.6-0.7 ms; 300k 0.998 at 0.4 ms,
-# where 64 gives 0.991 and 256 doubles the time for no gain.
-HNSW_EF_SEARCH = 128
+# Search-time beam width, raised to k when more neighbours are asked for. On synthetic
+# clustered vectors (bench/ann.py) 128 was enough: 100k recall@10 1.000, 300k 0.998. On
+# teambot's own near-duplicate-rich vectors (bench/ann_sizes.py, recall@20 / p50 ms):
+#   efSearch   25k chunks     100k chunks
+#   128        0.969 / 0.17   0.921 / 0.20
+#   256        0.987 / 0.29   0.950 / 0.38
+#   512        0.996 / 0.53   0.975 / 0.67
+# 512 keeps recall near 1 up to 100k chunks for well under a millisecond.
+HNSW_EF_SEARCH = 512
 
 # FAISS threads. omp_set_num_threads holds for the calling thread only (libgomp keeps
 # it per thread, and a new Python thread starts from the process default), so it is
@@ -96,6 +111,30 @@ BUILD_THREADS = faiss.omp_get_max_threads()
 IndexKind = Literal["flat", "hnsw"]
 # FAISS label of a window: the first chunk's id with this bit set (ids stay below 2^62).
 WINDOW_BIT = 1 << 62
+
+# A change is applied as a delta (a small flat index searched beside the main one, and the
+# main one's labels it replaces hidden) until the delta and the hidden labels together reach
+# this share of the main index, or DELTA_MIN_LABELS if more; then the next change rebuilds.
+DELTA_MAX_SHARE = 0.05
+DELTA_MIN_LABELS = 4_096
+
+
+@dataclass(frozen=True)
+class VectorState:
+    """One version of the vector index: searches read all of it or none (replaced whole).
+
+    ``main`` is a full build; ``delta`` holds the vectors added since (chunks and windows
+    of the pages that changed), ``hidden`` the labels of ``main`` that are no longer
+    current. ``following`` maps each chunk to the next one of its page."""
+
+    stamp: str | None
+    main: faiss.IndexIDMap2
+    kind: IndexKind
+    following: dict[int, int]
+    chunks: int
+    delta: faiss.IndexIDMap2 | None = None
+    delta_labels: frozenset[int] = frozenset()
+    hidden: frozenset[int] = frozenset()
 
 
 def new_index(kind: IndexKind, dimension: int) -> faiss.IndexIDMap2:
@@ -136,45 +175,44 @@ class VectorIndex:
         snapshots: SnapshotStore | None = None,
         snapshot_min_vectors: int = SNAPSHOT_MIN_VECTORS,
         hnsw_min_chunks: int = HNSW_MIN_CHUNKS,
+        revisions: RevisionWatch | None = None,
     ) -> None:
         self._sessions = sessions
+        # Shared with the BM25 index by the Retriever: one read of the revision a second.
+        self.revisions = revisions or RevisionWatch(sessions)
         self.model = model
         self.dimension = dimension
-        self.stamp: str | None = None
-        # One tuple, replaced whole: the index, its kind, and each chunk's next neighbour.
-        self._current: tuple[faiss.IndexIDMap2, IndexKind, dict[int, int]] = (
-            new_index("flat", dimension),
-            "flat",
-            {},
-        )
+        self.state = VectorState(None, new_index("flat", dimension), "flat", {}, 0)
         self._lock = threading.Lock()
         self._snapshots = snapshots
         self._snapshot_min_vectors = snapshot_min_vectors
         self._hnsw_min_chunks = hnsw_min_chunks
-        self._chunks = 0
 
     def __len__(self) -> int:
         """Chunks searchable (windows not counted)."""
-        return self._chunks
+        return self.state.chunks
+
+    @property
+    def stamp(self) -> str | None:
+        return self.state.stamp
 
     @property
     def kind(self) -> IndexKind:
         """What the current index is: "flat" (exact search) or "hnsw" (approximate)."""
-        return self._current[1]
+        return self.state.kind
 
     @property
     def _index(self) -> faiss.IndexIDMap2:
-        return self._current[0]
+        return self.state.main
 
-    def sync(self) -> bool:
-        """Rebuild if the database's index revision moved; True if it did.
+    def sync(self, stamp: str | None = None) -> bool:
+        """Rebuild if the index revision (``stamp``, else the watch's) moved; True if it did.
 
         While another thread rebuilds, an index that was already built keeps
         answering (a cache one revision behind) instead of making every
         question wait for the rebuild; only the very first build is waited for.
         """
-        with self._sessions() as session:
-            stamp = store.index_stamp(session)
+        stamp = stamp or self.revisions.stamp()
         if stamp == self.stamp:
             return False
         if not self._lock.acquire(blocking=self.stamp is None):
@@ -203,8 +241,7 @@ class VectorIndex:
             index, source = self._from_sql(kind), "database"
             if self._snapshots is not None and index.ntotal >= self._snapshot_min_vectors:
                 self._snapshots.save(stamp, index)
-        self._current = (index, kind, self._neighbours())
-        self.stamp, self._chunks = stamp, chunks
+        self.state = VectorState(stamp, index, kind, self._neighbours(), chunks)
         log.debug(
             "index %s loaded from the %s: %d chunks in %.0f ms (%s)",
             stamp,
@@ -271,30 +308,132 @@ class VectorIndex:
                 previous = (chunk_id, document_id)
         return following
 
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+    def changed(self, stamp: str, change: Change) -> VectorState | None:
+        """``state`` with ``change`` applied as a delta; None when the delta would grow past
+        its bound (rebuild instead). Only the pages ``change`` touched are re-windowed."""
+        state = self.state
+        before, after = change.before, change.after
+        added = {c.id: c for c in change.added}
+        replaced = set(change.removed.tolist()) | set(added)
+        old_chunks = before.ids[np.isin(before.documents, change.documents)].tolist()
+        hide = replaced | {c | WINDOW_BIT for c in old_chunks}
+        hidden = state.hidden | hide
+        kept = sorted(state.delta_labels - hide)
+        if len(kept) + len(added) * 2 + len(hidden) > max(
+            DELTA_MIN_LABELS, DELTA_MAX_SHARE * state.main.ntotal
+        ):
+            return None
+        following = dict(state.following)
+        for chunk_id in old_chunks:
+            following.pop(chunk_id, None)
+        # The touched pages' chunks as they are now, in page order, and their vectors.
+        mask = np.isin(after.documents, change.documents)
+        ids, documents, ordinals = after.ids[mask], after.documents[mask], after.ordinals[mask]
+        order = np.lexsort((ids, ordinals, documents))
+        ids, documents = ids[order].tolist(), documents[order].tolist()
+        vectors = {c: np.frombuffer(added[c].embedding, dtype="<f4") for c in ids if c in added}
+        unchanged = [c for c in ids if c not in added]
+        if unchanged:
+            vectors.update(zip(unchanged, self._vectors(state, unchanged), strict=True))
+        labels, rows = [c for c in ids if c in added], [vectors[c] for c in ids if c in added]
+        for (first, page), (second, other) in itertools.pairwise(zip(ids, documents, strict=True)):
+            if page == other:
+                following[first] = second
+                window = vectors[first] + vectors[second]
+                labels.append(first | WINDOW_BIT)
+                rows.append(window / np.linalg.norm(window))
+        if kept:
+            labels += kept
+            rows += list(self._vectors(state, kept))
+        delta = new_index("flat", self.dimension)
+        if labels:
+            delta.add_with_ids(
+                np.asarray(rows, dtype=np.float32).reshape(len(labels), self.dimension),
+                np.asarray(labels, dtype=np.int64),
+            )
+        return VectorState(stamp, state.main, state.kind, following, len(after), delta,
+                           frozenset(labels), frozenset(hidden))  # fmt: skip
+
+    def _vectors(self, state: VectorState, labels: list[int]) -> np.ndarray:
+        """The vectors of these labels, from the delta when it holds them, else the main."""
+        if not state.delta_labels:  # no change since the main index was built
+            return state.main.reconstruct_batch(np.asarray(labels, dtype=np.int64))
+        out = np.empty((len(labels), self.dimension), dtype=np.float32)
+        in_delta = [i for i, label in enumerate(labels) if label in state.delta_labels]
+        in_main = [i for i, label in enumerate(labels) if label not in state.delta_labels]
+        for positions, index in ((in_delta, state.delta), (in_main, state.main)):
+            if positions and index is not None:
+                wanted = np.asarray([labels[i] for i in positions], dtype=np.int64)
+                out[positions] = index.reconstruct_batch(wanted)
+        return out
+
+    def search(
+        self, vector: np.ndarray, k: int, state: VectorState | None = None
+    ) -> list[tuple[int, float]]:
         """The ``k`` best chunk ids, each scored by the better of its own cosine similarity
         and its window's, best first."""
-        index, kind, following = self._current
-        if index.ntotal == 0 or k <= 0:
-            return []
+        state = state or self.state
+        index, kind, following, hidden = state.main, state.kind, state.following, state.hidden
+        delta = state.delta
+        recent: list[tuple[float, int]] = []
         query = vector.reshape(1, -1).astype(np.float32)
         faiss.omp_set_num_threads(SEARCH_THREADS)
+        if delta is not None and delta.ntotal:  # small: searched whole
+            scores, labels = delta.search(query, delta.ntotal)
+            recent = [(float(s), int(lb)) for s, lb in zip(scores[0], labels[0], strict=True)]
+        if index.ntotal + len(recent) == 0 or k <= 0:
+            return []
         fetch = min(2 * k, index.ntotal)  # a chunk may come back twice: itself and its window
         while True:
-            params = None
-            if kind == "hnsw":  # per call, so concurrent searches with different k don't race
-                params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, fetch))
-            scores, labels = index.search(query, fetch, params=params)
+            found = list(recent)
+            if fetch:
+                params = None
+                if kind == "hnsw":  # per call, so concurrent searches with different k don't race
+                    params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, fetch))
+                scores, labels = index.search(query, fetch, params=params)
+                found += [
+                    (float(s), int(lb))
+                    for s, lb in zip(scores[0], labels[0], strict=True)
+                    if lb != -1 and int(lb) not in hidden
+                ]
+                if recent:
+                    found.sort(key=lambda pair: -pair[0])
             best: dict[int, float] = {}
-            for label, score in zip(labels[0], scores[0], strict=True):
-                if label == -1:
-                    continue
-                chunk_id = int(label) & ~WINDOW_BIT
-                best.setdefault(chunk_id, float(score))  # results come best first
+            for score, label in found:
+                chunk_id = label & ~WINDOW_BIT
+                best.setdefault(chunk_id, score)  # results come best first
                 if label & WINDOW_BIT and chunk_id in following:
-                    best.setdefault(following[chunk_id], float(score))
+                    best.setdefault(following[chunk_id], score)
             if len(best) >= k or fetch >= index.ntotal:
-                own = {c: float(index.reconstruct(c) @ query[0]) for c in best}
+                cosines = (self._vectors(state, list(best)) @ query[0]).tolist()
+                own = dict(zip(best, cosines, strict=True))
                 ranked = sorted(best.items(), key=lambda item: (-item[1], -own[item[0]]))
                 return ranked[:k]
             fetch = min(2 * fetch, index.ntotal)
+
+    def similarities(
+        self, chunk_ids: list[int], vector: np.ndarray, state: VectorState | None = None
+    ) -> dict[int, float]:
+        """Each chunk's cosine to ``vector``, from the vectors the index holds (a chunk the
+        index does not hold, from a newer revision than this state, is left out)."""
+        state = state or self.state
+        if not chunk_ids:
+            return {}
+        try:
+            vectors = self._vectors(state, chunk_ids)
+        except RuntimeError:  # an id it does not hold: the rare slow path, one by one
+            held = [c for c in chunk_ids if _holds(state, c)]
+            return self.similarities(held, vector, state) if len(held) < len(chunk_ids) else {}
+        return dict(zip(chunk_ids, (vectors @ vector).tolist(), strict=True))
+
+
+def _holds(state: VectorState, chunk_id: int) -> bool:
+    if chunk_id in state.delta_labels:
+        return True
+    if chunk_id in state.hidden:
+        return False
+    try:
+        state.main.reconstruct(chunk_id)
+    except RuntimeError:
+        return False
+    return True

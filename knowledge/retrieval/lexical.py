@@ -1,6 +1,9 @@
 """BM25 keyword search over the stored chunks: finds exact names, settings and error codes
-that a small embedding model blurs. Like the FAISS index, it is a cache rebuilt from SQL
-whenever the database's index stamp moves.
+that a small embedding model blurs. Like the FAISS index, it is a cache of SQL; the same read
+fills the in-memory ``Passages`` (knowledge/retrieval/passages.py) that searches rank and cite
+from. A full build reads every chunk; a change (knowledge/retrieval/changes.py) tokenizes only
+the new chunks and re-scores the matrix from the kept term counts
+(knowledge/retrieval/postings.py): the same index a full build makes.
 """
 
 from __future__ import annotations
@@ -8,20 +11,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
 import bm25s
+import bm25s.selection
 import numpy as np
 import Stemmer
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from knowledge.retrieval.changes import Change
 from knowledge.retrieval.evidence import TermStat, name_words, without_links
-from knowledge.storage import store
-from knowledge.storage.documents import Chunk, Document
+from knowledge.retrieval.passages import EMPTY, PageInfo, Passages, load_passages
+from knowledge.retrieval.postings import Postings, Vocabulary, bm25_index
+from knowledge.retrieval.revision import RevisionWatch
 
 log = logging.getLogger(__name__)
 
-LOAD_BATCH_ROWS = 5_000
 # bm25s's fuller English list: its plain "en" keeps how, do, my, which match everywhere.
 STOPWORDS = "en_plus"
 
@@ -31,84 +36,105 @@ def lexical_text(title: str, heading_path: list[str], text: str) -> str:
     return " ".join([title, *heading_path, text])
 
 
+@dataclass(frozen=True)
+class LexicalState:
+    """One build: searches read all of it or none (it is replaced whole, never changed)."""
+
+    stamp: str | None
+    bm25: bm25s.BM25 | None
+    postings: Postings
+    passages: Passages
+
+
+EMPTY_STATE = LexicalState(None, None, Postings.of([], []), EMPTY)
+
+
 class LexicalIndex:
     """BM25 (bm25s, English stopwords, Snowball stemming) over chunks of one embedding model."""
 
-    def __init__(self, sessions: sessionmaker[Session], model: str) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        model: str,
+        revisions: RevisionWatch | None = None,
+    ) -> None:
         self._sessions = sessions
         self._model = model
+        self._revisions = revisions or RevisionWatch(sessions)
         self._stemmer = Stemmer.Stemmer("english")
-        self._bm25: bm25s.BM25 | None = None
-        self._ids = np.zeros(0, dtype=np.int64)
-        self._frequencies: dict[str, int] = {}
+        self._vocabulary = Vocabulary()  # grows under self._lock only
+        self.state = EMPTY_STATE
         self._lock = threading.Lock()
-        self.stamp: str | None = None
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self.state.postings)
 
-    def sync(self) -> bool:
-        """Rebuild if the database's index stamp moved; True if it did."""
-        with self._sessions() as session:
-            stamp = store.index_stamp(session)
+    @property
+    def stamp(self) -> str | None:
+        return self.state.stamp
+
+    @property
+    def passages(self) -> Passages:
+        return self.state.passages
+
+    def sync(self, stamp: str | None = None) -> bool:
+        """Rebuild if the index stamp (``stamp``, else the watch's) moved; True if it did."""
+        stamp = stamp or self._revisions.stamp()
         if stamp == self.stamp:
             return False
         with self._lock:
             if stamp != self.stamp:
-                self._rebuild(stamp)
+                self.state = self.build(stamp)
         return True
 
-    def _rebuild(self, stamp: str) -> None:
+    def build(self, stamp: str) -> LexicalState:
+        """A full build from the database (not yet searched: assign it to ``state``)."""
         started = time.perf_counter()
-        ids: list[int] = []
-        texts: list[str] = []
-        with self._sessions() as session:
-            rows = session.execute(
-                select(Chunk.id, Document.title, Chunk.heading_path, Chunk.text)
-                .join(Document, Chunk.document_id == Document.id)
-                .where(Chunk.model == self._model)
-                .execution_options(yield_per=LOAD_BATCH_ROWS)
+        passages = load_passages(self._sessions, self._model)
+        ids = list(passages.chunks)
+        postings = Postings.of(ids, self._encode(passages, ids))
+        state = LexicalState(stamp, bm25_index(postings, self._vocabulary), postings, passages)
+        log.debug("BM25 index %s built: %d chunks in %.0f ms", stamp, len(ids),
+                  (time.perf_counter() - started) * 1000)  # fmt: skip
+        return state
+
+    def changed(self, stamp: str, pages: dict[int, PageInfo], change: Change) -> LexicalState:
+        """``state`` with ``change`` applied: only the added chunks are tokenized."""
+        with self._lock:
+            state = self.state
+            passages = state.passages.changed(pages, change)
+            added = [c.id for c in change.added if c.id in passages.chunks]
+            replaced = np.union1d(change.removed, np.asarray(added, dtype=np.int64))
+            postings = state.postings.without(replaced).adding(
+                Postings.of(added, self._encode(passages, added))
             )
-            for chunk_id, title, heading_path, text in rows:
-                ids.append(chunk_id)
-                texts.append(lexical_text(title, heading_path, text))
-        bm25 = None
-        frequencies: dict[str, int] = {}
-        if texts:
-            bm25 = bm25s.BM25()
-            bm25.index(self._tokenize(texts), show_progress=False)
-            frequencies = _passage_frequencies(bm25)
-        # One assignment, so a concurrent search never pairs one build's ids with another's.
-        self._bm25, self._ids, self._frequencies = bm25, np.asarray(ids, np.int64), frequencies
-        self.stamp = stamp
-        log.debug(
-            "BM25 index %s built: %d chunks in %.0f ms",
-            stamp,
-            len(ids),
-            (time.perf_counter() - started) * 1000,
-        )
+            return LexicalState(stamp, bm25_index(postings, self._vocabulary), postings, passages)
 
-    def _tokenize(self, texts: list[str]) -> bm25s.tokenization.Tokenized:
-        return bm25s.tokenize(
-            texts, stopwords=STOPWORDS, stemmer=self._stemmer, show_progress=False
-        )
+    def _encode(self, passages: Passages, ids: list[int]) -> list[np.ndarray]:
+        texts = []
+        for chunk_id in ids:
+            document_id, heading_path, _, text = passages.chunks[chunk_id]
+            texts.append(lexical_text(passages.pages[document_id].title, list(heading_path), text))
+        if not texts:
+            return []
+        tokens = bm25s.tokenize(texts, stopwords=STOPWORDS, stemmer=self._stemmer,
+                                return_ids=False, show_progress=False)  # fmt: skip
+        return [self._vocabulary.encode(t) for t in tokens]
 
-    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+    def search(
+        self, query: str, k: int, state: LexicalState | None = None
+    ) -> list[tuple[int, float]]:
         """The ``k`` best chunk ids by BM25 with their scores, best first; no zero scores."""
-        bm25, ids = self._bm25, self._ids
+        state = state or self.state
+        bm25, ids = state.bm25, state.postings.ids
         if bm25 is None or k <= 0:
             return []
-        tokens = bm25s.tokenize(
-            [query],
-            stopwords=STOPWORDS,
-            stemmer=self._stemmer,
-            return_ids=False,
-            show_progress=False,
-        )
-        if not tokens[0]:
+        tokens = self.terms(query)
+        if not tokens:
             return []
-        found, scores = bm25.retrieve(tokens, k=min(k, len(ids)), show_progress=False)
-        return [(int(ids[i]), float(s)) for i, s in zip(found[0], scores[0], strict=True) if s > 0]
+        scores = bm25.get_scores(tokens)
+        found = _top(scores, k)
+        return [(int(ids[i]), float(scores[i])) for i in found]
 
     def terms(self, text: str) -> list[str]:
         """``text`` as BM25 sees it: lowercased words, English stopwords dropped, stemmed."""
@@ -121,24 +147,41 @@ class LexicalIndex:
         )
         return list(tokens[0])
 
-    def term_stats(self, query: str) -> tuple[tuple[TermStat, ...], int]:
+    def term_stats(
+        self, query: str, state: LexicalState | None = None
+    ) -> tuple[tuple[TermStat, ...], int]:
         """Each distinct term of ``query`` (links left out) with the number of indexed passages
         that hold it, and the number of indexed passages (as of the last ``sync``)."""
-        frequencies, indexed = self._frequencies, len(self._ids)
+        state = state or self.state
         query = without_links(query)
         distinct = dict.fromkeys(self.terms(query))
         names = set(self.terms(" ".join(name_words(query))))
-        stats = tuple(TermStat(t, frequencies.get(t, 0), t in names) for t in distinct)
-        return stats, indexed
+        stats = tuple(TermStat(t, _passages_holding(state.bm25, t), t in names) for t in distinct)
+        return stats, len(state.postings)
 
 
-def _passage_frequencies(bm25: bm25s.BM25) -> dict[str, int]:
-    """Term → passages holding it, read from bm25s's term-major sparse score matrix (each
-    term's column lists the passages it occurs in)."""
-    indptr = bm25.scores["indptr"]
-    columns = len(indptr) - 1
-    return {
-        term: int(indptr[column + 1] - indptr[column])
-        for term, column in bm25.vocab_dict.items()
-        if column < columns
-    }
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` best positive scores, best first: the ones bm25s's ``retrieve``
+    returns.
+
+    bm25s's top-k runs ``argpartition`` over every passage, mostly zeros, which numpy does
+    slowly (100k passages: 8-15 ms a query); the positive ones are usually a few thousand, so
+    they are partitioned alone. Where equal scores straddle the k-th place, which of them
+    make the cut is up to numpy's partition: that case takes bm25s's own path, so that the
+    candidates are the ones they have always been."""
+    positive = np.flatnonzero(scores > 0)
+    if len(positive) > k:
+        part = np.argpartition(-scores[positive], k)
+        if scores[positive[part[:k]]].min() == scores[positive[part[k]]]:
+            _, top = bm25s.selection.topk(scores, k=k, backend="numpy", sorted=True)
+            return top[scores[top] > 0]
+        positive = positive[part[:k]]
+    return positive[np.lexsort((positive, -scores[positive]))]
+
+
+def _passages_holding(bm25: bm25s.BM25 | None, term: str) -> int:
+    """How many passages hold ``term``: its column's length in bm25s's term-major matrix."""
+    if bm25 is None or term not in bm25.vocab_dict:
+        return 0
+    column, indptr = bm25.vocab_dict[term], bm25.scores["indptr"]
+    return int(indptr[column + 1] - indptr[column]) if column < len(indptr) - 1 else 0

@@ -19,8 +19,11 @@ quality is measured by `teambot eval` and bench/retrieval.py.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Literal, TypeVar
 
 import numpy as np
@@ -28,11 +31,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.embed.embedder import TextEmbedder
+from knowledge.retrieval.changes import EMPTY_ROWS, ChunkRows, read_change, read_chunk_rows
 from knowledge.retrieval.evidence import Evidence, ResultTerms, page_evidence
-from knowledge.retrieval.index import VectorIndex
-from knowledge.retrieval.lexical import LexicalIndex, lexical_text
-from knowledge.storage.documents import Chunk, Document, Source
+from knowledge.retrieval.index import VectorIndex, VectorState
+from knowledge.retrieval.lexical import LexicalIndex, LexicalState, lexical_text
+from knowledge.retrieval.passages import Passages, load_pages
+from knowledge.storage.documents import Chunk
 from knowledge.types import ScoredChunk
+
+log = logging.getLogger(__name__)
 
 Method = Literal["hybrid", "dense", "bm25"]
 Key = TypeVar("Key", int, tuple[str, str])  # a chunk id, or a page: (source name, url)
@@ -52,6 +59,18 @@ SECTION_CONTEXT_CHUNKS = 3
 MIN_OVERLAP_CHARS = 20
 
 
+@dataclass(frozen=True)
+class Published:
+    """What searches read: the vector and BM25 indexes (with the passages) of one revision,
+    and the chunk rows they were made from. Replaced whole, so a search never sees half of a
+    change: each search takes one ``Published`` and reads only it."""
+
+    stamp: str | None
+    vectors: VectorState
+    lexical: LexicalState
+    rows: ChunkRows
+
+
 class Retriever:
     """Question text → the best chunks, each from a different page."""
 
@@ -65,7 +84,55 @@ class Retriever:
         self._sessions = sessions
         self._embedder = embedder
         self._index = index
-        self._lexical = lexical or LexicalIndex(sessions, index.model)
+        self._lexical = lexical or LexicalIndex(sessions, index.model, index.revisions)
+        self._revisions = index.revisions
+        self._published = Published(None, index.state, self._lexical.state, EMPTY_ROWS)
+        self._lock = threading.Lock()
+
+    def _sync(self) -> Published:
+        """The indexes at the current revision (read at most once a second). While one
+        thread applies a change, the others keep searching the previous revision."""
+        stamp = self._revisions.stamp()
+        published = self._published
+        if stamp == published.stamp:
+            return published
+        if not self._lock.acquire(blocking=published.stamp is None):
+            return published
+        try:
+            if stamp != self._published.stamp:
+                self._publish(self._catch_up(stamp))
+        finally:
+            self._lock.release()
+        return self._published
+
+    def _publish(self, published: Published) -> None:
+        self._index.state, self._lexical.state = published.vectors, published.lexical
+        self._published = published
+
+    def _catch_up(self, stamp: str) -> Published:
+        """The indexes at ``stamp``: the change since the published ones applied to them
+        (knowledge/retrieval/changes.py), or full builds the first time and when the vector
+        delta is full."""
+        started, cpu = time.perf_counter(), time.process_time()
+        rows = read_chunk_rows(self._sessions, self._index.model)
+        current = self._published
+        if current.stamp is None:
+            self._index.sync(stamp)
+            self._lexical.sync(stamp)
+            return Published(stamp, self._index.state, self._lexical.state, rows)
+        change = read_change(self._sessions, self._index.model, current.rows, rows)
+        vectors = self._index.changed(stamp, change)
+        how = "applied"
+        if vectors is None:  # the delta is full: merge it into a new main index
+            self._index.sync(stamp)
+            vectors, how = self._index.state, "rebuilt"
+        lexical = self._lexical.changed(stamp, load_pages(self._sessions), change)
+        log.info(
+            "index %s %s: -%d +%d chunks in %.0f ms (%.0f ms CPU)",
+            stamp, how, len(change.removed), len(change.added),
+            (time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000,
+        )  # fmt: skip
+        return Published(stamp, vectors, lexical, change.after)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Texts → unit vectors from the index's embedder, one row each (the follow-up
@@ -104,8 +171,7 @@ class Retriever:
 
     def indexed_chunks(self) -> int:
         """How many chunks can be searched (after catching up with the database)."""
-        self._index.sync()
-        return len(self._index)
+        return self._sync().vectors.chunks
 
     def search(
         self,
@@ -154,14 +220,13 @@ class Retriever:
         filtering = sources is not None or keep is not None
         wanted = max(CANDIDATES, k * (FILTERED_OVERFETCH if filtering else OVERFETCH))
         vector = self._embedder.embed_query(query)
+        published = self._sync()
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
         if method in ("hybrid", "dense") or with_evidence:
-            self._index.sync()
-            dense = self._index.search(vector, wanted)
+            dense = self._index.search(vector, wanted, published.vectors)
         if method in ("hybrid", "bm25") or with_evidence:
-            self._lexical.sync()
-            lexical = self._lexical.search(query, wanted)
+            lexical = self._lexical.search(query, wanted, published.lexical)
         rankings = [r for m, r in (("dense", dense), ("bm25", lexical)) if method in ("hybrid", m)]
         # With both methods, a chunk's score is their fused passage score and, one page per
         # result, its page's fused score orders it (the passage score breaks ties).
@@ -169,20 +234,36 @@ class Retriever:
         scores = dict(rankings[0]) if len(rankings) == 1 else _convex(rankings)
         # Evidence needs the other method's candidates too (loaded, never returned).
         others = {i: 0.0 for i, _ in dense + lexical if i not in scores} if with_evidence else {}
-        loaded = self._load({**others, **scores}, vector)
-        found = [c for c in loaded if c.chunk_id in scores] if others else loaded
+        candidates = {**others, **scores}
+        passages = published.lexical.passages
+        held = [i for i in candidates if i in passages.chunks]
+        similarities = self._index.similarities(held, vector, published.vectors)
+        page_of = {i: _page_key(passages, i) for i in held if i in similarities and i in scores}
         if len(rankings) > 1 and per_page:
-            page = _page_scores(found, rankings)
-        found, loaded = _filtered(found, sources, keep), _filtered(loaded, sources, keep)
-        found.sort(key=lambda c: (-page.get(c.chunk_id, 0.0), -c.score, c.chunk_id))
-        if per_page:
-            best = _best_per_page(found, k)
-            results = [replace(c, score=page.get(c.chunk_id, c.score)) for c in best]
-        else:
-            results = found[:k]
+            page = _page_scores_of(page_of, rankings)
+        order = sorted(page_of, key=lambda i: (-page.get(i, 0.0), -scores[i], i))
+
+        def chunk(chunk_id: int) -> ScoredChunk:
+            return passages.scored(chunk_id, candidates[chunk_id], similarities[chunk_id])
+
+        # Results in rank order, each passage built and filtered only when its turn comes
+        # (a page already cited is skipped before that).
+        results: list[ScoredChunk] = []
+        cited: set[tuple[str, str]] = set()
+        for chunk_id in order:
+            if len(results) == k:
+                break
+            if per_page and page_of[chunk_id] in cited:
+                continue
+            result = chunk(chunk_id)
+            if not _filtered([result], sources, keep):
+                continue
+            cited.add(page_of[chunk_id])
+            results.append(replace(result, score=page[chunk_id]) if page else result)
         if not with_evidence:
             return results, None
-        return results, self._evidence(query, loaded, dict(lexical), results)
+        loaded = _filtered([chunk(i) for i in held if i in similarities], sources, keep)
+        return results, self._evidence(query, loaded, dict(lexical), results, published)
 
     def _evidence(
         self,
@@ -190,6 +271,7 @@ class Retriever:
         candidates: list[ScoredChunk],
         bm25: dict[int, float],
         results: list[ScoredChunk],
+        published: Published,
     ) -> Evidence:
         """Each candidate page's best cosine and BM25 score, ranked; the term statistics; the
         question terms in each result (a few passages tokenized: well under a millisecond)."""
@@ -202,7 +284,7 @@ class Retriever:
                 max(cosine, c.similarity),
                 max(lexical, bm25.get(c.chunk_id, 0.0)),
             )
-        terms, indexed = self._lexical.term_stats(query)
+        terms, indexed = self._lexical.term_stats(query, published.lexical)
         wanted = {t.term for t in terms}
         held = tuple(
             ResultTerms(
@@ -219,52 +301,6 @@ class Retriever:
             for c in results
         )
         return Evidence(page_evidence(pages), terms, indexed, held)
-
-    def _load(self, scores: dict[int, float], vector: np.ndarray) -> list[ScoredChunk]:
-        """The chunks with these ids, with their cosine to the question from stored vectors.
-
-        A filtered search loads a few hundred candidates, so this reads plain columns (no
-        ORM entities) and scores all vectors in one product."""
-        if not scores:
-            return []
-        with self._sessions() as session:
-            rows = session.execute(
-                select(
-                    Chunk.id,
-                    Chunk.embedding,
-                    Chunk.text,
-                    Chunk.heading_path,
-                    Chunk.anchor,
-                    Document.title,
-                    Document.url,
-                    Source.name,
-                    Source.kind,
-                    Source.location,
-                )
-                .join(Document, Chunk.document_id == Document.id)
-                .join(Source, Document.source_id == Source.id)
-                .where(Chunk.id.in_(scores))
-            ).all()
-        if not rows:
-            return []
-        vectors = np.frombuffer(b"".join(row.embedding for row in rows), dtype="<f4")
-        similarities = vectors.reshape(len(rows), -1) @ vector
-        return [
-            ScoredChunk(
-                chunk_id=row.id,
-                score=scores[row.id],
-                similarity=float(similarity),
-                text=row.text,
-                heading_path=tuple(row.heading_path),
-                anchor=row.anchor,
-                document_title=row.title,
-                document_url=row.url,
-                source_name=row.name,
-                source_kind=row.kind,
-                source_location=row.location,
-            )
-            for row, similarity in zip(rows, similarities, strict=True)
-        ]
 
 
 def _filtered(
@@ -314,12 +350,23 @@ def _min_max(ranking: list[tuple[Key, float]]) -> dict[Key, float]:
     return {item: (score - low) / spread if spread else 1.0 for item, score in ranking}
 
 
+def _page_key(passages: Passages, chunk_id: int) -> tuple[str, str]:
+    page = passages.page_of(chunk_id)
+    return (page.source_name, page.url)
+
+
 def _page_scores(
     chunks: list[ScoredChunk], rankings: list[list[tuple[int, float]]]
 ) -> dict[int, float]:
     """Chunk id → its page's fused score: each method's best chunk of the page, normalised
     and combined like chunks."""
-    page_of = {c.chunk_id: (c.source_name, c.document_url) for c in chunks}
+    return _page_scores_of({c.chunk_id: (c.source_name, c.document_url) for c in chunks}, rankings)
+
+
+def _page_scores_of(
+    page_of: dict[int, tuple[str, str]], rankings: list[list[tuple[int, float]]]
+) -> dict[int, float]:
+    """``_page_scores`` of the chunks whose pages ``page_of`` gives."""
     fused = _convex([list(_best_of_each_page(r, page_of).items()) for r in rankings])
     return {chunk_id: fused[page] for chunk_id, page in page_of.items()}
 
@@ -332,17 +379,4 @@ def _best_of_each_page(
         page = page_of.get(chunk_id)
         if page is not None:
             best.setdefault(page, score)
-    return best
-
-
-def _best_per_page(chunks: list[ScoredChunk], k: int) -> list[ScoredChunk]:
-    seen: set[tuple[str, str]] = set()
-    best: list[ScoredChunk] = []
-    for chunk in chunks:
-        page = (chunk.source_name, chunk.document_url)
-        if page not in seen:
-            seen.add(page)
-            best.append(chunk)
-            if len(best) == k:
-                break
     return best

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.orm import Session
 
 from knowledge.errors import SourceError
@@ -189,6 +189,30 @@ def bump_revision(session: Session) -> None:
     session.execute(
         update(IndexState).where(IndexState.id == 1).values(revision=IndexState.revision + 1)
     )
+    session.info[_BUMPS_REVISION] = True
+
+
+# Processes read the index revision at most once a second (knowledge/retrieval/revision.py);
+# a commit of this process that moved it is counted here, so the process's own changes are
+# searchable at once, without waiting for that check.
+_BUMPS_REVISION = "teambot.bumps_revision"
+_local_bumps = [0]
+
+
+def local_revision_bumps() -> int:
+    """How many commits of this process have moved the index revision."""
+    return _local_bumps[0]
+
+
+@event.listens_for(Session, "after_commit")
+def _count_local_bump(session: Session) -> None:
+    if session.info.pop(_BUMPS_REVISION, False):
+        _local_bumps[0] += 1
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_local_bump(session: Session, previous_transaction: object) -> None:
+    session.info.pop(_BUMPS_REVISION, None)
 
 
 def index_revision(session: Session) -> int:
