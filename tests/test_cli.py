@@ -338,6 +338,13 @@ def test_demo_answers_from_the_bundled_guide(db_url: str, tmp_path: Path) -> Non
     assert "Sources:\n  [1] " in result.stdout
     assert ".md#" in result.stdout
 
+    # Issue #18's example: the guide says nothing about Microsoft Teams, and teambot says so
+    # (a guide page that named it as an example would make it "covered").
+    asked = run("ask", "--json", "Does teambot support Microsoft Teams?", db_url=db_url,
+                cwd=tmp_path)  # fmt: skip
+    answer = json.loads(asked.stdout)
+    assert answer["abstained"] is True and answer["citations"] == []
+
 
 def test_serve_without_a_platform_token_says_what_to_set(db_url: str, tmp_path: Path) -> None:
     served = run("serve", db_url=db_url, cwd=tmp_path, env={"SLACK_BOT_TOKEN": ""})
