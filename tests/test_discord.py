@@ -399,3 +399,18 @@ def test_a_workers_notice_is_posted_in_its_discord_channel(
 
     [posted] = bot_messages(fake)
     assert posted["content"] == "```\nteambot gaps, last 7 days: none.\n```"
+
+
+def test_nothing_teambot_posts_can_ping_everyone_or_a_role(
+    fake: FakeDiscord, bot: RunningClient, model: FakeOpenAI
+) -> None:
+    """A model (or a quoted question, gap or reason) may write @everyone or <@&role>: Discord
+    must be told to ping nobody but, in a reply, the asker."""
+    model.always(Reply("Zephyr listens on port 8731 [1]. @everyone <@&42> <@99>"))
+    ask_by_mention(fake, "Which port does Zephyr listen on? @everyone")
+
+    fake.wait_for(lambda: finished(fake))
+    sent = [c for c in fake.calls if c.method in ("POST", "PATCH") and "/messages" in c.path]
+    assert sent and all(
+        c.json.get("allowed_mentions", {}).get("parse") == [] for c in sent if c.json
+    ), [c.json.get("allowed_mentions") for c in sent if c.json]

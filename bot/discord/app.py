@@ -88,6 +88,9 @@ class TeambotClient(discord.Client):
     ) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # the Message Content intent: reading questions
+        # Whatever a model writes or a message quotes (@everyone, <@&role>, <@user>), teambot
+        # pings nobody: every send and edit says so to Discord.
+        options.setdefault("allowed_mentions", discord.AllowedMentions.none())
         super().__init__(intents=intents, **options)
         self.runtime = runtime
         self.settings = runtime.settings
