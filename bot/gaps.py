@@ -96,27 +96,36 @@ def record_person_answer(
     it), or it is recorded already. True if recorded."""
     try:
         with sessions.begin() as session:
-            answer = session.scalar(
-                select(Turn)
-                .join(Conversation, Conversation.id == Turn.conversation_id)
-                .where(Conversation.platform == platform, Conversation.channel == channel,
-                       Conversation.thread == thread, Turn.role == "assistant")
-                .order_by(Turn.id.desc())
-                .limit(1)
-            )  # fmt: skip
+            answer = answer_a_person_followed(session, platform, channel, thread, replier)
             if answer is None:
-                return False
-            asked = session.scalar(
-                select(Turn.id)
-                .where(Turn.conversation_id == answer.conversation_id, Turn.role == "user",
-                       Turn.user_id == replier)
-                .limit(1)
-            )  # fmt: skip
-            if asked is not None:
                 return False
             return add_gap_for_answer(session, ANSWERED_BY_PERSON, answer)
     except IntegrityError:  # recorded a moment ago by another replica
         return False
+
+
+def answer_a_person_followed(
+    session: Session, platform: str, channel: str, thread: str, replier: str
+) -> Turn | None:
+    """teambot's last answer in the thread, when ``replier`` asked teambot nothing there (so
+    their reply answers someone else rather than following up their own question)."""
+    answer = session.scalar(
+        select(Turn)
+        .join(Conversation, Conversation.id == Turn.conversation_id)
+        .where(Conversation.platform == platform, Conversation.channel == channel,
+               Conversation.thread == thread, Turn.role == "assistant")
+        .order_by(Turn.id.desc())
+        .limit(1)
+    )  # fmt: skip
+    if answer is None:
+        return None
+    asked = session.scalar(
+        select(Turn.id)
+        .where(Turn.conversation_id == answer.conversation_id, Turn.role == "user",
+               Turn.user_id == replier)
+        .limit(1)
+    )  # fmt: skip
+    return answer if asked is None else None
 
 
 def _question_before(session: Session, answer: Turn) -> Turn | None:

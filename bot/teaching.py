@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.gaps import answer_a_person_followed
 from knowledge.storage.answers import TeamAnswer
 from knowledge.storage.conversations import Conversation, Feedback, Turn
 
@@ -33,15 +34,8 @@ def should_offer(
     """A person who asked teambot nothing here replied after teambot's last answer in the
     thread, which abstained or got a 👎, and no answer was taught from this thread yet."""
     with sessions() as session:
-        answer = session.scalar(
-            select(Turn)
-            .join(Conversation, Conversation.id == Turn.conversation_id)
-            .where(Conversation.platform == platform, Conversation.channel == channel,
-                   Conversation.thread == thread, Turn.role == "assistant")
-            .order_by(Turn.id.desc())
-            .limit(1)
-        )  # fmt: skip
-        if answer is None or _asked(session, answer.conversation_id, replier):
+        answer = answer_a_person_followed(session, platform, channel, thread, replier)
+        if answer is None:
             return False
         downvoted = session.scalar(
             select(Feedback.id).where(Feedback.turn_id == answer.id, Feedback.value < 0).limit(1)
@@ -54,11 +48,3 @@ def should_offer(
                                         TeamAnswer.thread == thread).limit(1)
         )  # fmt: skip
         return taught is None
-
-
-def _asked(session: Session, conversation_id: int, user: str) -> bool:
-    return session.scalar(
-        select(Turn.id)
-        .where(Turn.conversation_id == conversation_id, Turn.role == "user", Turn.user_id == user)
-        .limit(1)
-    ) is not None  # fmt: skip

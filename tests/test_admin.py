@@ -451,3 +451,10 @@ def test_cli_admin_status_and_refusal_free_terminal(tmp_path: Path) -> None:
     assert wrong.returncode == 1
     assert "Give the source a name" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+def test_why_refuses_an_overlong_question_with_the_limit(sessions: sessionmaker[Session]) -> None:
+    """`admin why` reads chat text: one over MAX_QUESTION_CHARS is refused before any search
+    (these deps have no assistant: reaching one would raise)."""
+    result = admin(sessions, "why", "x" * 4001)
+    assert not result.ok and "the limit is 4,000" in result.text

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import select
@@ -22,7 +23,7 @@ from knowledge.storage.answers import TeamAnswer
 from knowledge.storage.conversations import AuditEntry
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack import BOT_USER_ID, block_action_payload, message_event
-from tests.fakes.slack_teach import TeachingSlack, message_shortcut_form
+from tests.fakes.slack_teach import TeachingSlack, message_shortcut, message_shortcut_form
 from tests.test_slack import Bot, make_runtime, mention, wait_for_answers
 
 ASKED = "Does Zephyr support Microsoft Teams?"
@@ -160,3 +161,28 @@ def test_no_offer_where_the_person_may_not_teach_or_teambot_answered_well(
     reply(bot, slack, "C7", covered, "Yes, 8731.", user="UADMIN2")
     time.sleep(1.0)
     assert slack.calls_to("chat.postEphemeral") == []
+
+
+def test_an_oversized_message_is_refused_and_a_shortcut_lacking_a_field_ignored(
+    bot: Bot, slack: TeachingSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hostile payloads: a reply far over the answer cap, and a signed shortcut payload whose
+    message has no ts. Neither stores anything nor leaves a traceback."""
+    run_admin(bot.runtime, TERMINAL, ["channel", "set", "slack:C4", "teach=on"])
+    thread = slack.seed_message("C4", ASKED, user="U1")
+    huge = slack.seed_message("C4", "word " * 5_000, user="U2", thread_ts=thread)
+    bot.form(message_shortcut_form(TEACH_SHORTCUT, slack.message("C4", huge), "C4", "U3",
+                                   slack.response_url()))  # fmt: skip
+    [refused] = slack.wait_for(lambda: responses(slack, "at most 20,000"))
+    assert "team answer" in refused["text"].lower() and not saved(bot)
+
+    caplog.clear()
+    caplog.set_level("INFO")
+    broken = message_shortcut(TEACH_SHORTCUT, slack.message("C4", huge), "C4", "U3",
+                              slack.response_url())  # fmt: skip
+    del broken["message"]["ts"]
+    response = bot.form(urlencode({"payload": json.dumps(broken)}).encode())
+    assert response.status_code == 200
+    time.sleep(0.5)
+    assert "ignored a Slack message_action without message.ts" in caplog.text
+    assert "Traceback" not in caplog.text and not saved(bot)

@@ -431,10 +431,14 @@ def channel_set(deps: AdminDeps, actor: Actor, args: Args) -> str:
 def why(deps: AdminDeps, actor: Actor, args: Args) -> str:
     """What teambot would do with a question where it was asked: passages, scores, confidence
     and the reason it would answer or abstain (bot.why)."""
+    from bot.core import validate_question  # the core's imports are heavy; most commands skip them
+
+    # Checked before the assistant is touched: it loads the model and the index on first use.
+    text = validate_question(args.words[0], deps.settings.max_question_chars)
     where = args.reply_to
     question = Question(platform=where.platform if where else actor.platform,
                         channel=where.channel if where else "terminal", thread="why",
-                        user=actor.user_id, text=args.words[0])  # fmt: skip
+                        user=actor.user_id, text=text)  # fmt: skip
     return explanation_text(deps.assistant.explain(question))
 
 
