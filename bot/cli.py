@@ -457,8 +457,9 @@ def admin_command(
 ) -> None:
     """Admin commands (sources, status, channel settings, stats, forget, admins), audited."""
     from bot.admin import run_admin
+    from bot.audience import OPERATOR
 
-    result = run_admin(runtime_of(ctx), _actor(), words or [])
+    result = run_admin(runtime_of(ctx), _actor(), words or [], audience=OPERATOR)
     if not result.ok:
         fail(result.text)
     typer.echo(mask_urls_in(result.text))

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.audience import Audience
 from bot.errors import SettingsError
 from bot.gap_topics import Topic, shown, topics
 from bot.gaps import read_gaps
@@ -56,7 +57,9 @@ def post_digest(
 ) -> str:
     """Leave the digest of the last ``days`` for a replica to post to ``target``; the text."""
     notify = digest_target(target)
-    grouped = topics(read_gaps(sessions, utcnow() - timedelta(days=days)), embedder.embed_texts)
+    audience = Audience(notify["platform"], notify["channel"])
+    found = read_gaps(sessions, utcnow() - timedelta(days=days))
+    grouped = topics(found, embedder.embed_texts, audience=audience)
     text = digest_text(grouped, days)
     with sessions.begin() as session:
         coordination.leave_notice(session, notify, text)

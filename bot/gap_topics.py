@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.audience import PRIVATE_TEXT, PUBLIC, Audience
 from bot.gaps import GapRecord
 
 SAME_TOPIC = 0.35
@@ -89,31 +90,40 @@ def cluster(vectors: np.ndarray, threshold: float = SAME_TOPIC) -> list[list[int
     return [group for group in members if group]
 
 
-def topics(gaps: Sequence[GapRecord], embed: Embed, threshold: float = SAME_TOPIC) -> list[Topic]:
-    """The gaps grouped by topic, the biggest and most recent first."""
+def topics(
+    gaps: Sequence[GapRecord],
+    embed: Embed,
+    threshold: float = SAME_TOPIC,
+    audience: Audience = PUBLIC,
+) -> list[Topic]:
+    """The gaps grouped by topic, the biggest and most recent first. Private questions are
+    grouped like the rest but named only to an ``audience`` that may read them: a topic of
+    nothing else is labelled PRIVATE_TEXT, and their channels are shown as ``private``."""
     if not gaps:
         return []
     vectors = np.asarray(embed([g.question for g in gaps]), dtype=np.float32)
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    groups = [_topic([gaps[i] for i in group], vectors[group]) for group in
+    groups = [_topic([gaps[i] for i in group], vectors[group], audience) for group in
               cluster(vectors, threshold)]  # fmt: skip
     return sorted(groups, key=lambda t: (-t.count, -t.last_seen.timestamp(), t.label))
 
 
-def _topic(gaps: list[GapRecord], vectors: np.ndarray) -> Topic:
+def _topic(gaps: list[GapRecord], vectors: np.ndarray, audience: Audience) -> Topic:
     centroid = vectors.mean(axis=0)
     typical = np.argsort(-(vectors @ centroid), kind="stable")
     questions: list[str] = []
     for i in typical:
+        if not audience.may_read(gaps[i].platform, gaps[i].channel, gaps[i].is_private):
+            continue
         text = " ".join(gaps[i].question.split())
         if text.casefold() not in {q.casefold() for q in questions}:
             questions.append(text)
         if len(questions) == EXAMPLES:
             break
-    channels = Counter(g.where for g in gaps)
+    channels = Counter(audience.place(g.platform, g.channel, g.is_private) for g in gaps)
     kinds = Counter(kind for g in gaps for kind in g.kinds)
     return Topic(
-        label=questions[0],
+        label=questions[0] if questions else PRIVATE_TEXT,
         count=len(gaps),
         questions=questions,
         channels=[where for where, _ in sorted(channels.items(), key=lambda c: (-c[1], c[0]))],

@@ -17,7 +17,7 @@ topic is bot.gap_topics; the digest, bot.digest.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -149,10 +149,7 @@ class GapRecord:
     last_seen: datetime
     confidence: float | None
     passages: list[dict[str, Any]]
-
-    @property
-    def where(self) -> str:
-        return f"{self.platform}:{self.channel}"
+    is_private: bool = False  # asked in a DM or private channel (bot.audience)
 
 
 def read_gaps(
@@ -163,21 +160,27 @@ def read_gaps(
 ) -> list[GapRecord]:
     """The gaps recorded since ``since`` (in ``channel``, a (platform, channel) pair, if
     given), newest first; an answer that is several kinds of gap is one record."""
-    query = select(Gap).where(Gap.created_at >= since)
+    query = (
+        select(Gap, Conversation.is_private)
+        .outerjoin(Turn, Turn.id == Gap.turn_id)
+        .outerjoin(Conversation, Conversation.id == Turn.conversation_id)
+        .where(Gap.created_at >= since)
+    )
     if channel is not None:
         query = query.where(Gap.platform == channel[0], Gap.channel == channel[1])
     with sessions() as session:
-        rows = session.scalars(query.order_by(Gap.created_at.desc(), Gap.id.desc()).limit(limit))
+        rows = session.execute(
+            query.order_by(Gap.created_at.desc(), Gap.id.desc()).limit(limit)
+        ).all()
         merged: dict[object, GapRecord] = {}
-        for gap in rows:
+        for gap, is_private in rows:
             key = gap.turn_id if gap.turn_id is not None else ("gap", gap.id)
             seen = merged.get(key)
             if seen is None:
                 merged[key] = GapRecord(gap.question, gap.platform, gap.channel, (gap.kind,),
                                         as_utc(gap.created_at), gap.confidence,
-                                        list(gap.passages or []))  # fmt: skip
+                                        list(gap.passages or []), bool(is_private))  # fmt: skip
             elif gap.kind not in seen.kinds:
-                merged[key] = GapRecord(seen.question, seen.platform, seen.channel,
-                                        (*seen.kinds, gap.kind), seen.last_seen, seen.confidence,
-                                        seen.passages or list(gap.passages or []))  # fmt: skip
+                passages = seen.passages or list(gap.passages or [])
+                merged[key] = replace(seen, kinds=(*seen.kinds, gap.kind), passages=passages)
     return list(merged.values())

@@ -104,6 +104,7 @@ class ConversationMemory:
             )
             conversation = session.get_one(Conversation, answer.conversation_id)
             conversation.updated_at = utcnow()
+            conversation.is_private = conversation.is_private or question.is_private
             session.flush()
             if answer.abstained:
                 gaps.add_gap(session, gaps.ABSTAINED, reply, question.text, question.platform,

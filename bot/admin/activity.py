@@ -18,6 +18,7 @@ from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.admin.satisfaction import feedback_lines, read_votes
+from bot.audience import PRIVATE_TEXT, PUBLIC, Audience
 from knowledge.storage.conversations import Conversation, Feedback, Turn
 from knowledge.storage.db import utcnow
 
@@ -27,16 +28,22 @@ QUESTION_CHARS = 80
 
 @dataclass(frozen=True)
 class Exchange:
-    """An answer with the question it answered."""
+    """An answer with the question it answered (PRIVATE_TEXT when its audience may not read it)."""
 
     question: str
     cited: bool
     latency_ms: float | None
 
 
-def stats_text(sessions: sessionmaker[Session], days: int, now: datetime | None = None) -> str:
+def stats_text(
+    sessions: sessionmaker[Session],
+    days: int,
+    now: datetime | None = None,
+    audience: Audience = PUBLIC,
+) -> str:
     """Questions per UTC day, answer rate, votes (and per channel, the pages 👎 answers cited,
-    the latest 👎 reasons: bot.admin.satisfaction), slowest and unanswered questions."""
+    the latest 👎 reasons: bot.admin.satisfaction), slowest and unanswered questions; words
+    asked in private are shown only to an ``audience`` that may read them (bot.audience)."""
     today = (now or utcnow()).date()
     first = today - timedelta(days=days - 1)
     since = datetime.combine(first, time.min, tzinfo=UTC)
@@ -49,7 +56,11 @@ def stats_text(sessions: sessionmaker[Session], days: int, now: datetime | None 
                 Turn.citations,
                 Turn.latency_ms,
                 Turn.created_at,
+                Conversation.platform,
+                Conversation.channel,
+                Conversation.is_private,
             )
+            .join(Conversation, Conversation.id == Turn.conversation_id)
             .where(Turn.created_at >= since)
             .order_by(Turn.conversation_id, Turn.id)
         ).all()
@@ -60,9 +71,9 @@ def stats_text(sessions: sessionmaker[Session], days: int, now: datetime | None 
                 .group_by(Feedback.value)
             ).all()
         )
-        cast = read_votes(session, since)
+        cast = read_votes(session, since, audience)
     per_day = Counter(_utc_day(t.created_at) for t in turns if t.role == "user")
-    exchanges = _exchanges(turns)
+    exchanges = _exchanges(turns, audience)
     lines = [f"Last {days} days (UTC, since {first}):", f"Questions: {sum(per_day.values())}"]
     lines += [f"  {day}  {per_day[day]}" for day in (first + timedelta(d) for d in range(days))]
     lines += [_answer_rate(exchanges), f"Feedback: 👍 {votes.get(1, 0)}  👎 {votes.get(-1, 0)}"]
@@ -89,14 +100,15 @@ def _utc_day(moment: datetime) -> date:
     return (moment.astimezone(UTC) if moment.tzinfo else moment).date()
 
 
-def _exchanges(turns: Sequence[Any]) -> list[Exchange]:
+def _exchanges(turns: Sequence[Any], audience: Audience) -> list[Exchange]:
     """Pair each answer with the question before it in the same conversation."""
     exchanges, question, conversation = [], "", None
     for turn in turns:
         if turn.conversation_id != conversation:
             question, conversation = "", turn.conversation_id
         if turn.role == "user":
-            question = turn.text
+            readable = audience.may_read(turn.platform, turn.channel, turn.is_private)
+            question = turn.text if readable else PRIVATE_TEXT
         elif turn.role == "assistant":
             exchanges.append(Exchange(question, bool(turn.citations), turn.latency_ms))
     return exchanges

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from bot.admin import access
 from bot.admin.access import Actor
 from bot.admin.text import columns
+from bot.audience import PRIVATE_TEXT
 from bot.errors import AdminError, TeambotError
 from knowledge.ingest.answers import AnswerSpec, list_answers, remove_answer, save_answer
 from knowledge.storage.conversations import ChannelSetting
@@ -104,11 +105,15 @@ def answers_add(deps: AdminDeps, actor: Actor, args: Args) -> str:
 
 
 def answers_list(deps: AdminDeps, actor: Actor, args: Args) -> str:
+    """Every team answer; one taught in private shows its question only where it was taught."""
+    seen = args.audience
     with deps.sessions() as session:
         rows = [
-            (str(a.id), f"{as_utc(a.created_at):%Y-%m-%d}", f"{a.platform}:{a.channel}"
+            (str(a.id), f"{as_utc(a.created_at):%Y-%m-%d}",
+             seen.place(a.platform, a.channel, a.is_private)
              + (" (private)" if a.is_private else ""), a.author_name or a.author,
-             _cut(a.question))
+             _cut(a.question) if seen.may_read(a.platform, a.channel, a.is_private)
+             else PRIVATE_TEXT)
             for a in list_answers(session)
         ]  # fmt: skip
     if not rows:

@@ -20,6 +20,7 @@ from bot import retention
 from bot.admin import access, activity, answers, channel, gaps
 from bot.admin.access import Actor
 from bot.admin.text import columns
+from bot.audience import PUBLIC, Audience
 from bot.errors import AdminError, TeambotError
 from bot.llm.health import model_health_lines
 from bot.llm.router import ROUTES, Router
@@ -94,6 +95,7 @@ class Args:
     words: list[str]
     options: dict[str, str] = field(default_factory=dict)
     reply_to: ReplyTarget | None = None
+    audience: Audience = PUBLIC  # who reads the result: private questions are hidden elsewhere
 
 
 Handler = Callable[[AdminDeps, Actor, Args], str]
@@ -116,12 +118,14 @@ def run_admin(
     *,
     platform_admin: bool = False,
     reply_to: ReplyTarget | None = None,
+    audience: Audience = PUBLIC,
 ) -> AdminResult:
     """Run one admin command line (words, or chat text to shlex-split) for ``actor``.
 
     ``platform_admin``: the platform vouches for the actor (Discord's Manage Server
-    permission); ``reply_to``: where in chat it was asked. Every run is audited: refused,
-    failed or done."""
+    permission); ``reply_to``: where in chat it was asked; ``audience``: who reads the result
+    (``bot.audience.OPERATOR`` in the terminal; by default no private question is shown).
+    Every run is audited: refused, failed or done."""
     try:
         words = _words(argv)
     except ValueError as exc:  # an unclosed quote in chat text
@@ -140,7 +144,7 @@ def run_admin(
         outcome = f"error: {result.text}"
     else:
         try:
-            result = _execute(deps, actor, command, words, reply_to)
+            result = _execute(deps, actor, command, words, reply_to, audience)
         except Exception as exc:  # unexpected: audited, then the caller reports it
             _audit(deps, actor, name, words, f"failed: {type(exc).__name__}: {exc}")
             raise
@@ -182,6 +186,7 @@ def _execute(
     command: Command | None,
     words: list[str],
     reply_to: ReplyTarget | None,
+    audience: Audience,
 ) -> AdminResult:
     if command is None:
         if not words or words[0] in HELP_WORDS:
@@ -189,7 +194,8 @@ def _execute(
         return AdminResult(False, f"Unknown admin command {' '.join(words[:2])!r}.\n{help_text()}")
     try:
         args = parse_args(command, words[len(command.name.split()) :])
-        return AdminResult(True, command.run(deps, actor, replace(args, reply_to=reply_to)))
+        args = replace(args, reply_to=reply_to, audience=audience)
+        return AdminResult(True, command.run(deps, actor, args))
     except TeambotError as exc:  # written to be read by the admin
         return AdminResult(False, str(exc))
 
@@ -449,7 +455,7 @@ def stats(deps: AdminDeps, actor: Actor, args: Args) -> str:
     days = args.options.get("days", "7")
     if not days.isdigit() or not 1 <= int(days) <= MAX_DAYS:
         raise AdminError(f"--days {days}: use a whole number of days from 1 to {MAX_DAYS}.")
-    return activity.stats_text(deps.sessions, int(days))
+    return activity.stats_text(deps.sessions, int(days), audience=args.audience)
 
 
 def forget(deps: AdminDeps, actor: Actor, args: Args) -> str:
@@ -469,7 +475,8 @@ def forget(deps: AdminDeps, actor: Actor, args: Args) -> str:
 def gaps_list(deps: AdminDeps, actor: Actor, args: Args) -> str:
     """The questions teambot could not answer well, grouped by topic (bot.admin.gaps)."""
     return gaps.gaps_listing(deps.sessions, deps.embedder, args.options.get("since", "7d"),
-                             args.options.get("channel"), "json" in args.options)  # fmt: skip
+                             args.options.get("channel"), "json" in args.options,
+                             args.audience)  # fmt: skip
 
 
 def digest_now(deps: AdminDeps, actor: Actor, args: Args) -> str:

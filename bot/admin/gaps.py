@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.admin import channel
 from bot.admin.access import parse_actor
+from bot.audience import PUBLIC, Audience
 from bot.digest import DIGEST_DAYS, post_digest
 from bot.errors import AdminError
 from bot.gap_topics import Topic, shown, topics
@@ -45,13 +46,15 @@ def gaps_listing(
     since: str = "7d",
     where: str | None = None,
     as_json: bool = False,
+    audience: Audience = PUBLIC,
 ) -> str:
-    """The gaps since ``since`` (in the ``where`` channel), grouped by topic, as text or JSON."""
+    """The gaps since ``since`` (in the ``where`` channel), grouped by topic, as text or JSON;
+    private questions named only to an ``audience`` that may read them (bot.audience)."""
     span = parse_since(since)
     chosen = parse_actor(where, channel.SHAPE) if where else None
     start = utcnow() - span
     found = read_gaps(sessions, start, (chosen.platform, chosen.user_id) if chosen else None)
-    grouped = topics(found, embedder.embed_texts)
+    grouped = topics(found, embedder.embed_texts, audience=audience)
     if as_json:
         return json.dumps(
             {"since": start.isoformat(), "channel": where, "count": len(found),

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.admin.text import columns
+from bot.audience import Audience
 from bot.feedback import one_line
 from knowledge.storage.conversations import Conversation, Feedback, Turn
 
@@ -30,24 +31,30 @@ class Vote:
     """A vote as stats read it: where the answer was, and what it cited."""
 
     turn_id: int
-    where: str  # platform:channel
+    where: str  # platform:channel, or platform:private when its audience may not read it
     value: int
-    comment: str | None
+    comment: str | None  # None too when its audience may not read it
     citations: list[dict[str, Any]]
 
 
-def read_votes(session: Session, since: datetime) -> list[Vote]:
-    """The votes cast since ``since``, oldest first."""
+def read_votes(session: Session, since: datetime, audience: Audience) -> list[Vote]:
+    """The votes cast since ``since``, oldest first, as ``audience`` may read them."""
     rows = session.execute(
-        select(Feedback.turn_id, Conversation.platform, Conversation.channel, Feedback.value,
-               Feedback.comment, Turn.citations)
+        select(Feedback.turn_id, Conversation.platform, Conversation.channel,
+               Conversation.is_private, Feedback.value, Feedback.comment, Turn.citations)
         .join(Turn, Turn.id == Feedback.turn_id)
         .join(Conversation, Conversation.id == Turn.conversation_id)
         .where(Feedback.created_at >= since)
         .order_by(Feedback.created_at, Feedback.id)
     ).all()  # fmt: skip
-    return [Vote(r.turn_id, f"{r.platform}:{r.channel}", r.value, r.comment, r.citations or [])
-            for r in rows]  # fmt: skip
+    return [_vote(r, audience) for r in rows]
+
+
+def _vote(row: Any, audience: Audience) -> Vote:
+    readable = audience.may_read(row.platform, row.channel, row.is_private)
+    comment = row.comment if readable else None
+    where = audience.place(row.platform, row.channel, row.is_private)
+    return Vote(row.turn_id, where, row.value, comment, row.citations or [])
 
 
 def feedback_lines(votes: list[Vote]) -> list[str]:

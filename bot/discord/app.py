@@ -42,6 +42,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bot import gaps
 from bot.admin import Actor, run_admin
+from bot.audience import Audience
 from bot.chat_deps import ChatDeps
 from bot.discord import teach
 from bot.discord.feedback import FeedbackInteractions
@@ -202,7 +203,8 @@ class TeambotClient(discord.Client):
             result = await asyncio.get_running_loop().run_in_executor(
                 self._workers,
                 lambda: run_admin(self.runtime, actor, command,
-                                  platform_admin=self._is_server_admin(interaction)),
+                                  platform_admin=self._is_server_admin(interaction),
+                                  audience=Audience(PLATFORM, str(interaction.channel_id))),
             )  # fmt: skip
             pieces = admin_messages(result.text)
         except Exception as exc:

@@ -44,6 +44,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bot import gaps
 from bot.admin import Actor, ReplyTarget, run_admin
+from bot.audience import Audience
 from bot.channels import channel_prefs
 from bot.chat_deps import ChatDeps
 from bot.errors import user_message
@@ -325,7 +326,8 @@ class SlackAdapter:
     def _admin(self, user: str, command: str, where: ReplyTarget) -> str:
         """Run an admin command line for a Slack user; the reply text (refusals included)."""
         try:
-            result = run_admin(self.runtime, Actor(PLATFORM, user), command, reply_to=where)
+            result = run_admin(self.runtime, Actor(PLATFORM, user), command, reply_to=where,
+                               audience=Audience(PLATFORM, where.channel))  # fmt: skip
         except Exception as exc:
             log.exception("admin command %r failed", command)
             return user_message(exc)

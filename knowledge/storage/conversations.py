@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -34,6 +35,8 @@ class Conversation(Base):
     platform: Mapped[str] = mapped_column(String(20))
     channel: Mapped[str] = mapped_column(String(200))
     thread: Mapped[str] = mapped_column(String(200))
+    # A DM or private channel: its questions are shown only there and in the terminal.
+    is_private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
