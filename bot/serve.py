@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SLACK_PATH = "/slack/events"
+CONSOLE_PATH = "/console"
 MAX_BODY_BYTES = 1_000_000  # Slack payloads are a few kB; refuse anything absurd early
 DISCORD_STOP_SECONDS = 10  # a Discord client slower to close is left to end with the process
 
@@ -75,10 +76,12 @@ def asgi_app(
     check: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
     metrics: Callable[[], bytes] | None = None,
     on_shutdown: Callable[[], None] | None = None,
+    console: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None,
 ) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """An ASGI app: Slack's endpoint (only with ``slack``: HTTP-events mode), a health check
-    (``check``; always healthy without one) and Prometheus metrics (``metrics``), 404 for
-    anything else. ``on_shutdown`` runs when the server stops, before it re-raises a signal."""
+    (``check``; always healthy without one), Prometheus metrics (``metrics``) and the web
+    console under /console (``console``), 404 for anything else. ``on_shutdown`` runs when
+    the server stops, before it re-raises a signal."""
     slack_handler = CheckedSlackHandler(slack) if slack is not None else None
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -98,6 +101,8 @@ def asgi_app(
         elif path == "/metrics" and method == "GET" and metrics is not None:
             body = (await asyncio.to_thread(metrics)).decode("utf-8")
             await _respond(send, 200, body, CONTENT_TYPE)
+        elif console is not None and (path == CONSOLE_PATH or path.startswith(CONSOLE_PATH + "/")):
+            await console(scope, receive, send)
         elif path == SLACK_PATH and method == "POST" and slack_handler is not None:
             _client.set((scope.get("client") or ("unknown", 0))[0])
             await slack_handler(scope, receive, send)
@@ -137,7 +142,7 @@ def serve(runtime: Runtime, *, with_worker: bool = False) -> None:
     )
     adapters = contextlib.ExitStack()  # closed on shutdown, whatever stopped the server
     app = asgi_app(None if app_token else slack, lambda: health(runtime), runtime.metrics.render,
-                   on_shutdown=adapters.close)  # fmt: skip
+                   on_shutdown=adapters.close, console=web_console(runtime))  # fmt: skip
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
     )
@@ -173,10 +178,33 @@ def serve(runtime: Runtime, *, with_worker: bool = False) -> None:
             adapters.callback(discord.stop)
             log.info("Discord: gateway client started")
         base = f"http://{settings.host}:{settings.port}"
-        log.info("Health at %s/healthz, metrics at %s/metrics", base, base)
+        log.info("Health at %s/healthz, metrics at %s/metrics, console at %s/console", base,
+                 base, base)  # fmt: skip
         server.run()
     if discord is not None and discord.error is not None:
         raise discord.error
+
+
+def web_console(runtime: Runtime) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """The console for this process's database and settings (bot.console)."""
+    from bot.console.app import console_app, public_url
+
+    return console_app(runtime, public_url(runtime.settings))
+
+
+def serve_console(runtime: Runtime) -> None:
+    """`teambot console`: only the web console (with /healthz and /metrics), for a team that
+    uses teambot from the terminal and has no chat platform."""
+    settings = runtime.settings
+    app = asgi_app(None, lambda: health(runtime), runtime.metrics.render,
+                   console=web_console(runtime))  # fmt: skip
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
+    )
+    warm_up(runtime)
+    log.info("Console at http://%s:%d%s; sign in with a link from `teambot console login`",
+             settings.host, settings.port, CONSOLE_PATH)  # fmt: skip
+    server.run()
 
 
 def warm_up(runtime: Runtime) -> None:

@@ -19,7 +19,8 @@ from starlette.routing import Route
 
 from bot import feedback, render
 from bot.console.auth import PREFIX
-from bot.console.web import PLATFORM, ConsoleDeps, render as render_page, user_of
+from bot.console.web import PLATFORM, ConsoleDeps, user_of
+from bot.console.web import render as render_page
 from bot.errors import QuestionError
 from bot.types import Answer, Citation, Delta, Question, Restart
 from knowledge.storage.conversations import Conversation, Feedback, Turn

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode, urlsplit
@@ -68,8 +69,17 @@ def safe_next(target: str | None) -> str:
 class ConsoleAuth:
     """Issues and redeems login links and opens, finds and closes sessions."""
 
-    def __init__(self, sessions: sessionmaker[Session], secret: str) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        secret: str,
+        still_allowed: Callable[[Session, str, str], bool] | None = None,
+    ) -> None:
+        """``still_allowed(session, user, via)``: checked on every request, so a Slack admin
+        removed from teambot's admins is signed out at once."""
         self._sessions = sessions
+        self._still_allowed = still_allowed
+        self.secret = secret
         self._secret = secret.encode()
         self._links = URLSafeTimedSerializer(secret, salt="teambot-console-login")
         self._cookies = TimestampSigner(secret, salt="teambot-console-session")
@@ -138,6 +148,8 @@ class ConsoleAuth:
         with self._sessions() as session:
             row = session.get(ConsoleSession, key)
             if row is None or as_utc(row.expires_at) <= utcnow():
+                return None
+            if self._still_allowed and not self._still_allowed(session, row.user_name, row.via):
                 return None
             return ConsoleUser(row.user_name, row.via, key, self._csrf(session_id))
 

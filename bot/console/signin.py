@@ -57,7 +57,7 @@ def routes(deps: ConsoleDeps, auth: ConsoleAuth, slack_enabled: bool) -> list:
         except LinkRefused as exc:
             return render(request, "login.html", status=403, title="Sign in", token="",
                           next=safe_next(next_path), message=f"{exc} {NO_LINK}",
-                          slack=slack_enabled)  # fmt: skip
+                          error=True, slack=slack_enabled)  # fmt: skip
         return await asyncio.to_thread(signed_in, request, deps, auth, user, "link", next_path)
 
     async def logout(request: Request) -> Response:

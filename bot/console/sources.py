@@ -75,8 +75,9 @@ def source_rows(deps: ConsoleDeps, number: int) -> tuple[list[dict[str, Any]], P
     page = Page(number, PAGE_SIZE, len(summaries))
     rows = [
         {"id": ids[s.name], "name": s.name, "kind": s.kind, "location": mask_url(s.location),
-         "documents": s.documents, "chunks": s.chunks, "schedule": schedule_text(s.schedule, s.kind),
-         "run": run_view(s.last_run), "refreshing": bool(s.refreshing_by),
+         "documents": s.documents, "chunks": s.chunks,
+         "schedule": schedule_text(s.schedule, s.kind), "run": run_view(s.last_run),
+         "refreshing": bool(s.refreshing_by),
          "queued": s.requested_at is not None}
         for s in summaries[page.offset : page.offset + page.size]
     ]  # fmt: skip
@@ -242,8 +243,9 @@ def routes(deps: ConsoleDeps, refreshes: Refreshes) -> list[Route]:
         name = await _name(request)
         if name is None:
             return refused(request, 404, "No such source; it may have been removed.")
-        result = await run_in_threadpool(run_admin, deps, actor_of(request),
-                                         ["sources", "remove", name], platform_admin=True)  # fmt: skip
+        argv = ["sources", "remove", name]
+        result = await run_in_threadpool(run_admin, deps, actor_of(request), argv,
+                                         platform_admin=True)  # fmt: skip
         if not result.ok:
             return refused(request, 400, result.text)
         return await listing(request, result=result)
@@ -261,8 +263,8 @@ def routes(deps: ConsoleDeps, refreshes: Refreshes) -> list[Route]:
 
     async def _name(request: Request) -> str | None:
         with deps.sessions() as session:
-            return session.scalar(select(Source.name)
-                                  .where(Source.id == request.path_params["source_id"]))  # fmt: skip
+            wanted = Source.id == request.path_params["source_id"]
+            return session.scalar(select(Source.name).where(wanted))
 
     base = f"{PREFIX}/sources"
     return [
