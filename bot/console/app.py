@@ -54,7 +54,7 @@ def console_app(deps: ConsoleDeps, base_url: str) -> Any:
     return Guard(app, auth, refused)
 
 
-def login_link(deps: ConsoleDeps, base_url: str, user: str, next_path: str | None) -> str:
+def login_link(deps: ConsoleDeps, base_url: str, user: str, next_path: str | None = None) -> str:
     """A one-time sign-in link for ``user`` (`teambot console login`)."""
     return ConsoleAuth(deps.sessions, signing_secret(deps.settings)).login_link(
         base_url, user, next_path

@@ -9,7 +9,6 @@ the body, capped at MAX_FORM_BYTES, which is then handed on to the route as it c
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -61,18 +60,18 @@ class Guard:
     """Wraps the console app: see the module's docstring."""
 
     def __init__(self, app: ASGIApp, auth: ConsoleAuth, refused_page: Callable[..., Any]) -> None:
-        self._app = app
+        self.app = app  # the routes behind the gate (tests walk them)
         self._auth = auth
         self._refused_page = refused_page  # (request, status, message) → Response
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self._app(scope, receive, send)
+            await self.app(scope, receive, send)
             return
         send = _with_headers(send, static=scope["path"].startswith(STATIC))
         path = scope["path"]
         if path in PUBLIC or path.startswith(STATIC):
-            await self._app(scope, receive, send)
+            await self.app(scope, receive, send)
             return
         request = Request(scope)
         user = await asyncio.to_thread(self._auth.user_of, request.cookies.get(COOKIE))
@@ -89,7 +88,7 @@ class Guard:
                 await self._refused_page(request, 403, CSRF_REFUSED)(scope, _empty, send)
                 return
         scope.setdefault("state", {})["user"] = user
-        await self._app(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 async def _unauthorised(request: Request, scope: Scope, receive: Receive, send: Send) -> None:
@@ -148,7 +147,3 @@ def _with_headers(send: Send, *, static: bool) -> Send:
         await send(message)
 
     return sending
-
-
-def json_error(message: str) -> bytes:
-    return json.dumps({"error": message}).encode()
