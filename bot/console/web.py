@@ -49,9 +49,9 @@ def actor_of(request: Request) -> Actor:
     return Actor(PLATFORM, user_of(request).name)
 
 
-def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     user = getattr(request.state, "user", None)
-    html = templates.get_template(name).render(
+    html = templates.get_template(template).render(
         request=request, user=user, csrf=user.csrf if user else "", nav=NAV, **context
     )
     return HTMLResponse(html, status_code=status)
