@@ -33,16 +33,18 @@ def console_runtime(tmp_path: Path, embedder: Embedder | None = None, **values: 
     return runtime
 
 
-def sign_in(client: TestClient, runtime: Runtime, user: str = "alice",
-            next_path: str | None = None) -> Any:  # fmt: skip
+def sign_in(
+    client: TestClient, runtime: Runtime, user: str = "alice", next_path: str | None = None
+) -> Any:
     """Open a login link in ``client`` and press its button; the response of the POST."""
     link = login_link(runtime, BASE, user, next_path)
     page = client.get(link.removeprefix(BASE))
     token = re.search(r'name="token" value="([^"]+)"', page.text)
     landing = re.search(r'name="next" value="([^"]*)"', page.text)
     assert token and landing, page.text
-    return client.post("/console/login", data={"token": token[1], "next": landing[1]},
-                       follow_redirects=False)  # fmt: skip
+    return client.post(
+        "/console/login", data={"token": token[1], "next": landing[1]}, follow_redirects=False
+    )
 
 
 def signed_in(runtime: Runtime, user: str = "alice") -> TestClient:

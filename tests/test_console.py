@@ -53,8 +53,9 @@ def test_no_route_answers_without_a_session(runtime: Runtime) -> None:
         if path in PUBLIC:
             continue
         browser = client.request(method, path, follow_redirects=False)
-        script = client.request(method, path, headers={"x-requested-with": "fetch"},
-                                follow_redirects=False)  # fmt: skip
+        script = client.request(
+            method, path, headers={"x-requested-with": "fetch"}, follow_redirects=False
+        )
         assert script.status_code == 401, (method, path)
         assert "teambot console login" in script.json()["error"]
         if method == "GET":
@@ -66,13 +67,15 @@ def test_no_route_answers_without_a_session(runtime: Runtime) -> None:
 
 def test_every_state_change_needs_the_csrf_token(runtime: Runtime) -> None:
     client = signed_in(runtime)
-    posts = [path for method, path in every_route(runtime)
-             if method == "POST" and path not in PUBLIC]  # fmt: skip
+    posts = [
+        path for method, path in every_route(runtime) if method == "POST" and path not in PUBLIC
+    ]
     assert "/console/logout" in posts and "/console/sources" in posts
     for path in posts:
         for headers in ({}, {"x-csrf-token": "0" * 64}):
-            refused = client.post(path, data={"name": "x", "location": "https://a.example/"},
-                                  headers=headers)  # fmt: skip
+            refused = client.post(
+                path, data={"name": "x", "location": "https://a.example/"}, headers=headers
+            )
             assert refused.status_code == 403, path
             assert "CSRF" in refused.text
     assert client.get("/console/sources").status_code == 200  # still signed in
@@ -91,8 +94,10 @@ def test_a_login_link_works_once(runtime: Runtime) -> None:
 
     link = login_link(runtime, BASE, "bob")
     token = link.split("token=")[1].split("&")[0]
-    assert other.post("/console/login", data={"token": token}, follow_redirects=False
-                      ).status_code == 303  # fmt: skip
+    assert (
+        other.post("/console/login", data={"token": token}, follow_redirects=False).status_code
+        == 303
+    )
     again = other.post("/console/login", data={"token": token}, follow_redirects=False)
     assert again.status_code == 403 and "already used" in again.text
 
@@ -121,9 +126,18 @@ def test_expired_and_tampered_links_are_refused(runtime: Runtime) -> None:
 
 @pytest.mark.parametrize(
     "target",
-    ["https://evil.example/", "//evil.example/console/", "/\\evil.example", "javascript:alert(1)",
-     "/console/../etc", "/consolex", "/other", "/console\r\nLocation: x", "http:/console/"],
-)  # fmt: skip
+    [
+        "https://evil.example/",
+        "//evil.example/console/",
+        "/\\evil.example",
+        "javascript:alert(1)",
+        "/console/../etc",
+        "/consolex",
+        "/other",
+        "/console\r\nLocation: x",
+        "http:/console/",
+    ],
+)
 def test_next_never_leaves_the_console(runtime: Runtime, target: str) -> None:
     assert safe_next(target) == "/console/"
     client = TestClient(console_app(runtime, BASE), base_url=BASE)
@@ -144,12 +158,14 @@ def test_cookies_are_httponly_samesite_and_secure_over_https(tmp_path: Path) -> 
     assert "path=/console" in header
     https = TestClient(console_app(plain, "https://teambot.example"), base_url="https://t.example")
     assert "secure" in sign_in(https, plain).headers["set-cookie"].lower()
-    forwarded = TestClient(console_app(plain, BASE), base_url=BASE,
-                           headers={"x-forwarded-proto": "https"})  # fmt: skip
+    forwarded = TestClient(
+        console_app(plain, BASE), base_url=BASE, headers={"x-forwarded-proto": "https"}
+    )
     assert "secure" not in sign_in(forwarded, plain).headers["set-cookie"].lower()
     trusting = console_runtime(tmp_path / "t", TEAMBOT_CONSOLE_TRUST_PROXY="true")
-    behind = TestClient(console_app(trusting, BASE), base_url=BASE,
-                        headers={"x-forwarded-proto": "https"})  # fmt: skip
+    behind = TestClient(
+        console_app(trusting, BASE), base_url=BASE, headers={"x-forwarded-proto": "https"}
+    )
     assert "secure" in sign_in(behind, trusting).headers["set-cookie"].lower()
 
 
@@ -163,8 +179,9 @@ def test_sign_out_and_expiry_end_the_session(runtime: Runtime) -> None:
     with runtime.sessions.begin() as session:
         session.execute(update(ConsoleSession).values(expires_at=utcnow()))
     assert again.get("/console/sources", follow_redirects=False).status_code == 303
-    forged = TestClient(console_app(runtime, BASE), base_url=BASE,
-                        cookies={COOKIE: stolen[:-3] + "abc"})  # fmt: skip
+    forged = TestClient(
+        console_app(runtime, BASE), base_url=BASE, cookies={COOKIE: stolen[:-3] + "abc"}
+    )
     assert forged.get("/console/sources", follow_redirects=False).status_code == 303
 
 
@@ -175,10 +192,12 @@ def test_hostile_text_is_escaped(runtime: Runtime) -> None:
         conversation = Conversation(platform="slack", channel=f"C{script}", thread="1")
         session.add(conversation)
         session.flush()
-        session.add_all([
-            Turn(conversation_id=conversation.id, role="user", text=f"why {script}"),
-            Turn(conversation_id=conversation.id, role="assistant", text=script, model=script),
-        ])  # fmt: skip
+        session.add_all(
+            [
+                Turn(conversation_id=conversation.id, role="user", text=f"why {script}"),
+                Turn(conversation_id=conversation.id, role="assistant", text=script, model=script),
+            ]
+        )
     client = signed_in(runtime)
     for path in ("/console/sources", "/console/questions", "/console/sources/1"):
         page = client.get(path)

@@ -34,8 +34,13 @@ from tests.test_cli import run
 
 @pytest.fixture
 def runtime(tmp_path: Path, embedder: Embedder, model: FakeOpenAI) -> Iterator[Runtime]:
-    runtime = console_runtime(tmp_path, embedder, local_llm_base_url=model.base_url,
-                              local_llm_model="local-model", llm_route="local-only")  # fmt: skip
+    runtime = console_runtime(
+        tmp_path,
+        embedder,
+        local_llm_base_url=model.base_url,
+        local_llm_model="local-model",
+        llm_route="local-only",
+    )
     ingest_folder(runtime.sessions, embedder, write_corpus(tmp_path / "docs"), name="zephyr")
     yield runtime
     runtime.close()
@@ -52,8 +57,11 @@ def test_ask_streams_the_answer_with_citations_and_keeps_the_conversation(
     model.always(Reply(ANSWER, token_delay=0.01))
     client = signed_in(runtime)
     token = csrf(client)
-    asked = client.post("/console/ask/stream", headers={"x-csrf-token": token},
-                        json={"question": "Which port does Zephyr listen on?", "thread": "t1"})  # fmt: skip
+    asked = client.post(
+        "/console/ask/stream",
+        headers={"x-csrf-token": token},
+        json={"question": "Which port does Zephyr listen on?", "thread": "t1"},
+    )
     assert asked.headers["content-type"].startswith("text/event-stream")
     streamed = events(asked.text)
     deltas = [data["text"] for kind, data in streamed if kind == "delta"]
@@ -64,18 +72,25 @@ def test_ask_streams_the_answer_with_citations_and_keeps_the_conversation(
     assert answer["note"].startswith("Confidence")
     page = client.get("/console/ask?t=t1")
     assert "Which port does Zephyr listen on?" in page.text and "network.md" in page.text
-    voted = client.post("/console/ask/vote", headers={"x-csrf-token": token},
-                        json={"turn": answer["turn"], "value": -1})  # fmt: skip
+    voted = client.post(
+        "/console/ask/vote",
+        headers={"x-csrf-token": token},
+        json={"turn": answer["turn"], "value": -1},
+    )
     assert voted.json()["stored"] is True
     with runtime.sessions() as session:
         vote = session.scalar(select(Feedback))
         assert (vote.turn_id, vote.user_id, vote.value) == (answer["turn"], "alice", -1)
-    follow_up = client.post("/console/ask/stream", headers={"x-csrf-token": token},
-                            json={"question": "x" * 5000, "thread": "t1"})  # fmt: skip
+    follow_up = client.post(
+        "/console/ask/stream",
+        headers={"x-csrf-token": token},
+        json={"question": "x" * 5000, "thread": "t1"},
+    )
     assert events(follow_up.text)[-1][0] == "error"
     assert "characters long" in events(follow_up.text)[-1][1]["message"]
-    bad = client.post("/console/ask/vote", headers={"x-csrf-token": token},
-                      json={"turn": 999999, "value": 1})  # fmt: skip
+    bad = client.post(
+        "/console/ask/vote", headers={"x-csrf-token": token}, json={"turn": 999999, "value": 1}
+    )
     assert bad.status_code == 404
 
 
@@ -89,29 +104,45 @@ def test_sources_are_added_edited_refreshed_and_removed_through_admin(runtime: R
     client = signed_in(runtime)
     token = csrf(client)
     with DocSite.with_default_site() as site:
-        blocked = client.post("/console/sources", data={
-            "csrf": token, "location": site.url("/docs/index.html"), "name": "acme"})  # fmt: skip
+        blocked = client.post(
+            "/console/sources",
+            data={"csrf": token, "location": site.url("/docs/index.html"), "name": "acme"},
+        )
         assert blocked.status_code == 400 and "private" in blocked.text.lower()
-        added = client.post("/console/sources", follow_redirects=False, data={
-            "csrf": token, "location": site.url("/docs/index.html"), "name": "acme", "every": "6h",
-            "exclude": "faq\n/static/", "allow_private": "yes"})  # fmt: skip
+        added = client.post(
+            "/console/sources",
+            follow_redirects=False,
+            data={
+                "csrf": token,
+                "location": site.url("/docs/index.html"),
+                "name": "acme",
+                "every": "6h",
+                "exclude": "faq\n/static/",
+                "allow_private": "yes",
+            },
+        )
         assert added.status_code == 303
         detail = client.get(added.headers["location"])
         assert "every 6h" in detail.text and "faq\n/static/" in detail.text
         with runtime.sessions() as session:
             source_id = session.scalar(select(Source.id).where(Source.name == "acme"))
-        bad = client.post(f"/console/sources/{source_id}/edit",
-                          data={"csrf": token, "include": "([unclosed", "every": "1d"})  # fmt: skip
+        bad = client.post(
+            f"/console/sources/{source_id}/edit",
+            data={"csrf": token, "include": "([unclosed", "every": "1d"},
+        )
         assert bad.status_code == 400
-        saved = client.post(f"/console/sources/{source_id}/edit",
-                            data={"csrf": token, "include": "/docs/", "cron": "0 3 * * *"})  # fmt: skip
+        saved = client.post(
+            f"/console/sources/{source_id}/edit",
+            data={"csrf": token, "include": "/docs/", "cron": "0 3 * * *"},
+        )
         assert saved.status_code == 200 and "Saved source" in saved.text
         with runtime.sessions() as session:
             source = session.get(Source, source_id)
             assert source.schedule == "cron 0 3 * * *"
             assert source.options == {"include": ["/docs/"]}
-        started = client.post(f"/console/sources/{source_id}/refresh",
-                              headers={"x-csrf-token": token})  # fmt: skip
+        started = client.post(
+            f"/console/sources/{source_id}/refresh", headers={"x-csrf-token": token}
+        )
         assert started.status_code == 202
         deadline = time.monotonic() + 60
         status = {}
@@ -130,8 +161,14 @@ def test_sources_are_added_edited_refreshed_and_removed_through_admin(runtime: R
     removed = client.post(f"/console/sources/{source_id}/remove", data={"csrf": token})
     assert "Removed source" in removed.text
     trail = audited(runtime)
-    assert [c for _, c, _ in trail] == ["sources add", "sources add", "sources edit",
-                                         "sources edit", "sources refresh", "sources remove"]  # fmt: skip
+    assert [c for _, c, _ in trail] == [
+        "sources add",
+        "sources add",
+        "sources edit",
+        "sources edit",
+        "sources refresh",
+        "sources remove",
+    ]
     assert {who for who, _, _ in trail} == {"console:alice"}
     assert trail[0][2].startswith("error:") and trail[1][2] == "ok"
 
@@ -139,16 +176,23 @@ def test_sources_are_added_edited_refreshed_and_removed_through_admin(runtime: R
 def test_chat_may_not_open_private_addresses(runtime: Runtime) -> None:
     from bot.admin import Actor, run_admin
 
-    chat = run_admin(runtime, Actor("slack", "U1"), ["sources", "add", "http://127.0.0.1:9/",
-                     "--name", "x", "--allow-private"], platform_admin=True)  # fmt: skip
+    chat = run_admin(
+        runtime,
+        Actor("slack", "U1"),
+        ["sources", "add", "http://127.0.0.1:9/", "--name", "x", "--allow-private"],
+        platform_admin=True,
+    )
     assert not chat.ok and "terminal and the web console" in chat.text
 
 
 def test_questions_and_audit_are_filtered_and_paged(runtime: Runtime) -> None:
     client = signed_in(runtime)
     for n in range(30):
-        runtime.assistant.ask(_question(f"Which port does Zephyr listen on, take {n}?",
-                                        "slack" if n % 2 else "discord"))  # fmt: skip
+        runtime.assistant.ask(
+            _question(
+                f"Which port does Zephyr listen on, take {n}?", "slack" if n % 2 else "discord"
+            )
+        )
     page = client.get("/console/questions?platform=slack")
     assert page.text.count("take ") == 15 and "Page 1" not in page.text
     everything = client.get("/console/questions")
@@ -163,8 +207,9 @@ def test_questions_and_audit_are_filtered_and_paged(runtime: Runtime) -> None:
     )
     assert "Saved source" in edited.text
     with runtime.sessions.begin() as session:
-        session.add(AuditEntry(platform="slack", user_id="UBOB", command="status", args={},
-                               outcome="ok"))  # fmt: skip
+        session.add(
+            AuditEntry(platform="slack", user_id="UBOB", command="status", args={}, outcome="ok")
+        )
     models = client.get("/console/models?who=slack")
     assert "<td>slack:UBOB</td>" in models.text and "<td>console:alice</td>" not in models.text
     assert "<td>console:alice</td>" in client.get("/console/models?command=sources").text
@@ -193,8 +238,17 @@ def test_serve_mounts_the_console_beside_health(runtime: Runtime) -> None:
 def test_console_login_prints_a_working_link(tmp_path: Path) -> None:
     db_url = sqlite_url(tmp_path)
     env = {"TEAMBOT_DATA_DIR": str(tmp_path / "data"), "TEAMBOT_CONSOLE_URL": BASE}
-    printed = run("console", "login", "--user", "ops", "--next", "/console/usage",
-                  db_url=db_url, cwd=tmp_path, env=env)  # fmt: skip
+    printed = run(
+        "console",
+        "login",
+        "--user",
+        "ops",
+        "--next",
+        "/console/usage",
+        db_url=db_url,
+        cwd=tmp_path,
+        env=env,
+    )
     assert printed.returncode == 0, printed.stderr
     link = printed.stdout.strip()
     assert link.startswith(f"{BASE}/console/login?token=") and "next=%2Fconsole%2Fusage" in link
@@ -202,8 +256,9 @@ def test_console_login_prints_a_working_link(tmp_path: Path) -> None:
     runtime = console_runtime(tmp_path)
     client = TestClient(console_app(runtime, BASE), base_url=BASE)
     token = link.split("token=")[1].split("&")[0]
-    landed = client.post("/console/login", data={"token": token, "next": "/console/usage"},
-                         follow_redirects=False)  # fmt: skip
+    landed = client.post(
+        "/console/login", data={"token": token, "next": "/console/usage"}, follow_redirects=False
+    )
     assert landed.headers["location"] == "/console/usage"
     refused = run("console", "login", "--user", " ", db_url=db_url, cwd=tmp_path, env=env)
     assert refused.returncode == 1 and "Error:" in refused.stderr
@@ -212,10 +267,14 @@ def test_console_login_prints_a_working_link(tmp_path: Path) -> None:
 def test_sign_in_with_slack_lets_admins_in_only(tmp_path: Path) -> None:
     callback = f"{BASE}/console/auth/slack/callback"
     with FakeSlackOpenID(redirect_uri=callback) as slack:
-        runtime = console_runtime(tmp_path, SLACK_CLIENT_ID=CLIENT_ID,
-                                  SLACK_CLIENT_SECRET=CLIENT_SECRET, TEAMBOT_ADMINS="slack:UALICE",
-                                  SLACK_API_URL=slack.api_url,
-                                  SLACK_OPENID_URL=slack.authorize_url)  # fmt: skip
+        runtime = console_runtime(
+            tmp_path,
+            SLACK_CLIENT_ID=CLIENT_ID,
+            SLACK_CLIENT_SECRET=CLIENT_SECRET,
+            TEAMBOT_ADMINS="slack:UALICE",
+            SLACK_API_URL=slack.api_url,
+            SLACK_OPENID_URL=slack.authorize_url,
+        )
         client = TestClient(console_app(runtime, BASE), base_url=BASE)
         assert "Sign in with Slack" in client.get("/console/login").text
 
