@@ -44,8 +44,8 @@ function renderAnswer(box, answer) {
   if (answer.turn) {
     const votes = element("div", { class: "votes", role: "group", "aria-label": "Was this answer helpful?" });
     votes.append(
-      element("button", { type: "button", class: "vote", "data-value": "1", "aria-pressed": "false", "aria-label": "Helpful" }, "👍"),
-      element("button", { type: "button", class: "vote", "data-value": "-1", "aria-pressed": "false", "aria-label": "Not helpful" }, "👎"),
+      element("button", { type: "button", class: "vote", "data-value": "1", "aria-pressed": "false", "aria-label": "Helpful" }, "👍 Helpful"),
+      element("button", { type: "button", class: "vote", "data-value": "-1", "aria-pressed": "false", "aria-label": "Not helpful" }, "👎 Not helpful"),
       element("span", { class: "vote-status", role: "status" }));
     box.append(votes);
   }
