@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from playwright.sync_api import Browser, Page
 
 from bot.admin import Actor, run_admin
 from bot.console.app import login_link
@@ -61,16 +62,36 @@ def seed_usage(runtime: Runtime) -> None:
             for day in range(7):
                 for n in range(day % 3 + 1):
                     when = now - timedelta(days=day, minutes=n)
-                    session.add_all([
-                        Turn(conversation_id=conversation.id, role="user", text=f"q{day}{n}",
-                             created_at=when),
-                        Turn(conversation_id=conversation.id, role="assistant", text="a",
-                             latency_ms=300.0 + 150 * n + 20 * day, abstained=n == 1,
-                             confidence=0.6, model="local-model", created_at=when),
-                    ])  # fmt: skip
+                    session.add_all(
+                        [
+                            Turn(
+                                conversation_id=conversation.id,
+                                role="user",
+                                text=f"q{day}{n}",
+                                created_at=when,
+                            ),
+                            Turn(
+                                conversation_id=conversation.id,
+                                role="assistant",
+                                text="a",
+                                latency_ms=300.0 + 150 * n + 20 * day,
+                                abstained=n == 1,
+                                confidence=0.6,
+                                model="local-model",
+                                created_at=when,
+                            ),
+                        ]
+                    )
         for day in range(7):
-            session.add(LlmUsage(day=(now - timedelta(days=day)).date(), provider="local",
-                                 requests=3, tokens_in=900 + 100 * day, tokens_out=200))  # fmt: skip
+            session.add(
+                LlmUsage(
+                    day=(now - timedelta(days=day)).date(),
+                    provider="local",
+                    requests=3,
+                    tokens_in=900 + 100 * day,
+                    tokens_out=200,
+                )
+            )
 
 
 @pytest.fixture(scope="module")
@@ -79,17 +100,36 @@ def served(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iter
     with FakeOpenAI(models=("local-model",)) as model, DocSite.with_default_site() as site:
         model.always(Reply(REPLY, first_token_delay=0.2, token_delay=0.08))
         port = free_port()
-        runtime = console_runtime(tmp, embedder, local_llm_base_url=model.base_url,
-                                  local_llm_model="local-model", llm_route="local-only",
-                                  TEAMBOT_HOST="127.0.0.1", TEAMBOT_PORT=port)  # fmt: skip
+        runtime = console_runtime(
+            tmp,
+            embedder,
+            local_llm_base_url=model.base_url,
+            local_llm_model="local-model",
+            llm_route="local-only",
+            TEAMBOT_HOST="127.0.0.1",
+            TEAMBOT_PORT=port,
+        )
         cli = Actor("cli", "ops")
-        run_admin(runtime, cli, ["sources", "add", site.url("/docs/guide/configure.html"),
-                                 "--name", "acme-config", "--kind", "page", "--allow-private"])  # fmt: skip
+        run_admin(
+            runtime,
+            cli,
+            [
+                "sources",
+                "add",
+                site.url("/docs/guide/configure.html"),
+                "--name",
+                "acme-config",
+                "--kind",
+                "page",
+                "--allow-private",
+            ],
+        )
         assert run_admin(runtime, cli, ["sources", "refresh", "acme-config"]).ok
         seed_usage(runtime)
         app = asgi_app(None, lambda: (True, {"ok": True}), console=web_console(runtime))
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                               log_level="warning", lifespan="off"))  # fmt: skip
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         deadline = time.monotonic() + 20
@@ -103,26 +143,29 @@ def served(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iter
 
 
 @pytest.fixture(scope="module")
-def browser(served: Served) -> Iterator[object]:
+def browser(served: Served) -> Iterator[Browser]:
     """Chromium, started once the site is served: Playwright's event loop then owns this
     thread, where the set-up's own asyncio calls could no longer run."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                              args=["--no-sandbox"])  # fmt: skip
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
         yield chromium
         chromium.close()
 
 
-def shot(page: object, name: str) -> None:
+def shot(page: Page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
-def signed_in_page(browser: object, served: Served, width: int = 1280, next_path: str = ""):  # noqa: ANN201
+def signed_in_page(
+    browser: Browser, served: Served, width: int = 1280, next_path: str = ""
+) -> Page:
     """A new browser page, signed in by clicking a fresh login link's button."""
-    context = browser.new_context(viewport={"width": width, "height": 900})  # type: ignore[attr-defined]
+    context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
     page.goto(login_link(served.runtime, served.url, "alice", next_path or None))
@@ -133,7 +176,7 @@ def signed_in_page(browser: object, served: Served, width: int = 1280, next_path
 
 
 def test_sign_in_then_ask_and_watch_the_answer_stream_in_with_citations(
-    browser: object, served: Served
+    browser: Browser, served: Served
 ) -> None:
     page = signed_in_page(browser, served)
     assert "/console/ask?t=" in page.url
@@ -166,7 +209,7 @@ def test_sign_in_then_ask_and_watch_the_answer_stream_in_with_citations(
     page.context.close()
 
 
-def test_add_a_source_and_watch_its_refresh_finish(browser: object, served: Served) -> None:
+def test_add_a_source_and_watch_its_refresh_finish(browser: Browser, served: Served) -> None:
     page = signed_in_page(browser, served, next_path="/console/sources")
     page.get_by_label("Address (site").fill(served.site.url("/docs/index.html"))
     page.get_by_label("Name", exact=True).fill("acme-docs")
@@ -191,7 +234,7 @@ def test_add_a_source_and_watch_its_refresh_finish(browser: object, served: Serv
     page.context.close()
 
 
-def test_usage_charts_hold_drawn_data(browser: object, served: Served) -> None:
+def test_usage_charts_hold_drawn_data(browser: Browser, served: Served) -> None:
     page = signed_in_page(browser, served, next_path="/console/usage")
     charts = page.locator("figure.chart svg")
     assert charts.count() == 4
@@ -212,7 +255,7 @@ def test_usage_charts_hold_drawn_data(browser: object, served: Served) -> None:
     page.context.close()
 
 
-def test_pages_fit_a_phone_and_work_from_the_keyboard(browser: object, served: Served) -> None:
+def test_pages_fit_a_phone_and_work_from_the_keyboard(browser: Browser, served: Served) -> None:
     page = signed_in_page(browser, served, width=375)
     for name in ("ask", "sources", "questions", "usage", "models"):
         page.goto(f"{served.url}/console/{name}")
