@@ -34,6 +34,7 @@ from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 from sqlalchemy import text
 
+from bot.asgi_body import capped_body
 from bot.delivery.replica import ReplicaDuties
 from bot.errors import SettingsError
 from bot.metrics import CONTENT_TYPE
@@ -267,7 +268,7 @@ class CheckedSlackHandler(SlackRequestHandler):
         self.verifier = app.verifier
 
     async def dispatch(self, request: AsgiHttpRequest) -> BoltResponse:
-        body = await _body(request.receive)
+        body = await capped_body(request.receive, MAX_BODY_BYTES)
         if body is None:
             return BoltResponse(status=413, body="payload too large")
         headers: dict[str, list[str]] = {}
@@ -304,19 +305,6 @@ def verified_request(
         return BoltRequest(body=text, query=query, headers=headers)  # is an AttributeError
     except (ValueError, TypeError, AttributeError, KeyError):
         return Refusal(400, "the body is not the JSON object or form Slack sends")
-
-
-async def _body(receive: Receive) -> bytes | None:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 async def _respond(send: Send, status: int, body: str, content_type: str = "text/plain") -> None:

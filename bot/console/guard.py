@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, quote
 
 from starlette.requests import Request
 
+from bot.asgi_body import capped_body
 from bot.console.auth import COOKIE, PREFIX, ConsoleAuth
 
 Scope = dict[str, Any]
@@ -106,19 +107,10 @@ async def _unauthorised(request: Request, scope: Scope, receive: Receive, send: 
 async def _csrf_token(request: Request, receive: Receive) -> tuple[Receive | None, str | None]:
     """The request's CSRF token (header, else the form field) and a ``receive`` that replays
     the body; None for ``receive`` when the body is over MAX_FORM_BYTES."""
-    header = request.headers.get(CSRF_HEADER)
-    body, size = [], 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_FORM_BYTES:
-            return None, None
-        body.append(chunk)
-        if not message.get("more_body"):
-            break
-    raw = b"".join(body)
-    token = header
+    raw = await capped_body(receive, MAX_FORM_BYTES)
+    if raw is None:
+        return None, None
+    token = request.headers.get(CSRF_HEADER)
     kind = request.headers.get("content-type", "")
     if token is None and kind.startswith("application/x-www-form-urlencoded"):
         fields = parse_qs(raw.decode("utf-8", "replace"), max_num_fields=200)
