@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from bot.console.app import console_app
-from bot.console.auth import COOKIE, LINK_MINUTES, safe_next
+from bot.console.auth import COOKIE, LINK_MINUTES, ConsoleAuth, LinkRefused, safe_next
 from bot.console.guard import PUBLIC
 from bot.console.secret import signing_secret
 from bot.runtime import Runtime
@@ -215,3 +216,18 @@ def test_the_signing_secret_is_made_once_and_private(tmp_path: Path) -> None:
     short = console_runtime(tmp_path / "s", TEAMBOT_CONSOLE_SECRET="short")
     with pytest.raises(Exception, match="too short"):
         signing_secret(short.settings)
+
+
+def test_links_and_sessions_on_both_databases(any_sessions: sessionmaker[Session]) -> None:
+    auth = ConsoleAuth(any_sessions, "s" * 40)
+    token = auth.login_link(BASE, "alice").split("token=")[1]
+    assert auth.redeem(token) == "alice"
+    with pytest.raises(LinkRefused, match="already used"):
+        auth.redeem(token)
+    cookie = auth.open_session("alice", "link")
+    user = auth.user_of(cookie)
+    assert user is not None and user.name == "alice" and auth.csrf_ok(user, user.csrf)
+    other = user.csrf[:-1] + ("1" if user.csrf.endswith("0") else "0")
+    assert not auth.csrf_ok(user, "") and not auth.csrf_ok(user, other)
+    auth.close_session(user)
+    assert auth.user_of(cookie) is None

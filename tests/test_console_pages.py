@@ -7,11 +7,14 @@ mounted by `teambot serve`'s ASGI app; `teambot console login`; Sign in with Sla
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
@@ -29,7 +32,9 @@ from tests.corpus import ANSWER, write_corpus
 from tests.fakes.docsite import DocSite
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.slack_openid import CLIENT_ID, CLIENT_SECRET, FakeSlackOpenID
+from tests.processes import TEAMBOT, free_port
 from tests.test_cli import run
+from tests.test_serve_modes import NO_PLATFORMS, START_SECONDS
 
 
 @pytest.fixture
@@ -304,3 +309,37 @@ def test_sign_in_with_slack_lets_admins_in_only(tmp_path: Path) -> None:
         with runtime.sessions.begin() as session:
             session.delete(session.scalar(select(Admin).where(Admin.user_id == "UCAROL")))
         assert client.get("/console/sources", follow_redirects=False).status_code == 303
+
+
+def test_teambot_console_serves_the_console_and_health_alone(tmp_path: Path) -> None:
+    port = free_port()
+    env = (
+        os.environ
+        | NO_PLATFORMS
+        | {
+            "DATABASE_URL": sqlite_url(tmp_path),
+            "TEAMBOT_HOST": "127.0.0.1",
+            "TEAMBOT_PORT": str(port),
+            "TEAMBOT_DATA_DIR": str(tmp_path / "data"),
+        }
+    )
+    log = (tmp_path / "console.log").open("wb")
+    served = subprocess.Popen([TEAMBOT, "console"], cwd=tmp_path, env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            assert served.poll() is None, (tmp_path / "console.log").read_text()
+            assert time.monotonic() < deadline, "teambot console did not start"
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert health.status_code == 200
+        page = httpx.get(f"http://127.0.0.1:{port}/console/sources", follow_redirects=True)
+        assert page.status_code == 200 and "teambot console login" in page.text  # sign-in page
+        assert httpx.post(f"http://127.0.0.1:{port}/slack/events").status_code == 404
+    finally:
+        served.terminate()
+        served.wait(timeout=10)
+        log.close()

@@ -32,7 +32,7 @@ CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 HEADERS = [
     (b"content-security-policy",
-     b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+     b"default-src 'self'; img-src 'self' data:; style-src 'self'; "
      b"script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),  # a login link's token never leaves in a Referer
