@@ -217,9 +217,18 @@ def test_add_a_source_and_watch_its_refresh_finish(browser: Browser, served: Ser
     page.get_by_label("Allow private and loopback addresses").check()
     page.get_by_role("button", name="Add source").click()
     page.get_by_text("Added. Refresh it now").wait_for()
+    for slow in ("/docs/guide/install.html", "/docs/guide/backups.html"):
+        served.site.set_delay(slow, 1.0)  # a refresh long enough to watch it run
+    page.evaluate(
+        """() => { window.seen = []; new MutationObserver(() => window.seen.push(
+            document.getElementById('refresh-status').textContent)).observe(
+            document.getElementById('refresh-status'), {childList: true}); }"""
+    )
     page.get_by_role("button", name="Refresh now").click()
     status = page.locator("#refresh-status")
     page.wait_for_selector("#refresh-status[data-state='done']", timeout=60_000)
+    seen = page.evaluate("() => window.seen")
+    assert any("pages indexed so far" in line for line in seen), seen
     assert "refreshed it here" in status.inner_text() and "new" in status.inner_text()
     first_run = page.locator("#runs tbody tr").first
     assert first_run.locator(".badge").inner_text() in ("ok", "partial")
@@ -231,6 +240,12 @@ def test_add_a_source_and_watch_its_refresh_finish(browser: Browser, served: Ser
     page.goto(served.url + "/console/sources")
     assert "acme-docs" in page.locator("table").inner_text()
     shot(page, "sources")
+    page.get_by_role("link", name="acme-docs").click()
+    page.get_by_role("link", name="Remove this source…").click()
+    shot(page, "remove")
+    page.get_by_role("button", name="Remove acme-docs").click()
+    page.get_by_text("Removed source 'acme-docs'").wait_for()
+    assert "acme-docs" not in page.locator("table").inner_text()
     page.context.close()
 
 

@@ -34,7 +34,7 @@ from knowledge.ingest.sources import KINDS
 from knowledge.storage import store
 from knowledge.storage.answers import TEAM_ANSWERS
 from knowledge.storage.db import as_utc, utcnow
-from knowledge.storage.documents import IngestionRun, Source
+from knowledge.storage.documents import Document, IngestionRun, Source
 
 MAX_FIELD_CHARS = 2000
 ADD_FIELDS = ("location", "name", "kind", "every", "cron", "include", "exclude", "max_pages")
@@ -116,7 +116,9 @@ def _every_field(schedule: str | None) -> str:
 
 
 def refresh_status(deps: ConsoleDeps, refreshes: Refreshes, source_id: int) -> dict[str, Any]:
-    """Where a refresh of the source stands: queued, running (with seconds so far), done."""
+    """Where a refresh of the source stands: queued, running (seconds so far, and the pages
+    stored: each page is committed as it is indexed, so this moves during a worker's run
+    too), done."""
     with deps.sessions() as session:
         source = session.get(Source, source_id)
         if source is None:
@@ -126,6 +128,8 @@ def refresh_status(deps: ConsoleDeps, refreshes: Refreshes, source_id: int) -> d
         name, queued = source.name, source.refresh_requested_at is not None
         running = source.lease_owner is not None and run is not None and run.status == "running"
         last = run_view(run)
+        pages = session.scalar(select(func.count(Document.id))
+                               .where(Document.source_id == source_id))  # fmt: skip
     started = refreshes.state(name)
     if running and last:
         state = "running"
@@ -138,7 +142,7 @@ def refresh_status(deps: ConsoleDeps, refreshes: Refreshes, source_id: int) -> d
         state = "idle"
     outcome = started.outcome if started is not None else None
     return {"state": state, "outcome": outcome, "ok": started.ok if started else None,
-            "run": _jsonable(last)}  # fmt: skip
+            "pages": pages, "run": _jsonable(last)}  # fmt: skip
 
 
 def _jsonable(value: Any) -> Any:

@@ -127,7 +127,7 @@ function describe(status) {
   const run = status.run;
   if (status.state === "queued") return "Queued: a worker starts it within seconds…";
   if (status.state === "starting") return "Starting…";
-  if (status.state === "running") return `Running for ${run.seconds} s…`;
+  if (status.state === "running") return `Running for ${run.seconds} s: ${status.pages} pages indexed so far…`;
   if (status.outcome !== null && status.outcome !== undefined) return status.outcome;
   if (run) return `Last run: ${run.status}, ${run.counts.pages_seen || 0} pages seen, ${run.counts.chunks_embedded || 0} chunks embedded.`;
   return "Never refreshed.";
