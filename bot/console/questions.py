@@ -56,7 +56,7 @@ def recent(deps: ConsoleDeps, number: int, platform: str, channel: str) -> tuple
         rows = session.execute(
             select(Turn, Conversation.platform, Conversation.channel)
             .join(Conversation, Conversation.id == Turn.conversation_id).where(*where)
-            .order_by(Turn.id.desc()).offset(page.offset).limit(page.size)
+            .order_by(Turn.created_at.desc(), Turn.id.desc()).offset(page.offset).limit(page.size)
         ).all()  # fmt: skip
         answers = [row[0] for row in rows]
         votes = _votes(session, [a.id for a in answers])
