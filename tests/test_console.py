@@ -20,6 +20,7 @@ from bot.console.app import console_app
 from bot.console.auth import COOKIE, LINK_MINUTES, ConsoleAuth, LinkRefused, safe_next
 from bot.console.guard import PUBLIC
 from bot.console.secret import signing_secret
+from bot.errors import SettingsError
 from bot.runtime import Runtime
 from knowledge.storage.console import ConsoleSession
 from knowledge.storage.conversations import Conversation, Turn
@@ -231,3 +232,10 @@ def test_links_and_sessions_on_both_databases(any_sessions: sessionmaker[Session
     assert not auth.csrf_ok(user, "") and not auth.csrf_ok(user, other)
     auth.close_session(user)
     assert auth.user_of(cookie) is None
+
+
+def test_an_unwritable_data_folder_says_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    runtime = console_runtime(tmp_path, TEAMBOT_DATA_DIR=str(tmp_path / "file" / "data"))
+    with pytest.raises(SettingsError, match="TEAMBOT_CONSOLE_SECRET"):
+        signing_secret(runtime.settings)

@@ -128,6 +128,8 @@ class ConsoleAuth:
         now = utcnow()
         with self._sessions.begin() as session:
             session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
+            spent = now - timedelta(minutes=2 * LINK_MINUTES)  # their signatures expired too
+            session.execute(delete(ConsoleLoginLink).where(ConsoleLoginLink.used_at < spent))
             session.add(
                 ConsoleSession(
                     id=_digest(session_id), user_name=user[:200], via=via, created_at=now,

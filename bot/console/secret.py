@@ -26,7 +26,14 @@ def signing_secret(settings: Settings) -> str:
                 "characters (e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`)."
             )
         return configured
-    return _stored_secret(Path(settings.data_dir) / SECRET_FILE)
+    path = Path(settings.data_dir) / SECRET_FILE
+    try:
+        return _stored_secret(path)
+    except OSError as exc:
+        raise SettingsError(
+            f"Cannot keep the console's signing secret in {path}: {exc.strerror or exc}. "
+            "Make TEAMBOT_DATA_DIR writable, or set TEAMBOT_CONSOLE_SECRET."
+        ) from None
 
 
 def _stored_secret(path: Path) -> str:
