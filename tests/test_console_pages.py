@@ -343,3 +343,26 @@ def test_teambot_console_serves_the_console_and_health_alone(tmp_path: Path) -> 
         served.terminate()
         served.wait(timeout=10)
         log.close()
+
+
+def test_a_refresh_goes_to_a_live_worker(runtime: Runtime) -> None:
+    from knowledge.storage import coordination
+
+    with runtime.sessions.begin() as session:
+        coordination.beat(session, "host:1:w", coordination.WORKER, set())
+        zephyr = session.scalar(select(Source.id).where(Source.name == "zephyr"))
+    client = signed_in(runtime)
+    started = client.post(
+        f"/console/sources/{zephyr}/refresh", headers={"x-csrf-token": csrf(client)}
+    )
+    assert started.status_code == 202
+    deadline = time.monotonic() + 10
+    while client.get(f"/console/sources/{zephyr}/status").json()[
+        "state"
+    ] != "queued" or not audited(runtime):
+        assert time.monotonic() < deadline, "the refresh was not queued"
+        time.sleep(0.05)
+    with runtime.sessions() as session:
+        source = session.get(Source, zephyr)
+        assert source.refresh_requested_by == "console:alice"
+    assert audited(runtime)[-1] == ("console:alice", "sources refresh", "ok")

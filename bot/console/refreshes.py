@@ -18,6 +18,7 @@ class Started:
     by: str
     outcome: str | None = None
     ok: bool | None = None
+    queued: bool = False  # handed to a worker: the run's record tells how it ended
 
 
 class Refreshes:
@@ -45,6 +46,7 @@ class Refreshes:
         try:
             result = run_admin(self._deps, actor, ["sources", "refresh", name],
                                platform_admin=True)  # fmt: skip
+            started.queued = result.ok and result.text.startswith("Queued")
             started.ok, started.outcome = result.ok, result.text
         except Exception as exc:  # audited by run_admin; the page shows it
             started.ok, started.outcome = False, f"The refresh failed: {type(exc).__name__}: {exc}"

@@ -141,8 +141,17 @@ def refresh_status(deps: ConsoleDeps, refreshes: Refreshes, source_id: int) -> d
     else:
         state = "idle"
     outcome = started.outcome if started is not None else None
+    if started is not None and started.queued and state == "idle" and last:
+        outcome = _run_summary(last)  # the worker's run, not the words that queued it
     return {"state": state, "outcome": outcome, "ok": started.ok if started else None,
             "pages": pages, "run": _jsonable(last)}  # fmt: skip
+
+
+def _run_summary(run: dict[str, Any]) -> str:
+    counts = run["counts"]
+    return (f"Done ({run['status']}): {counts.get('pages_seen', 0)} pages seen, "
+            f"{counts.get('pages_new', 0)} new, {counts.get('pages_changed', 0)} changed, "
+            f"{counts.get('pages_failed', 0)} failed; {len(run['errors'])} errors.")  # fmt: skip
 
 
 def _jsonable(value: Any) -> Any:
