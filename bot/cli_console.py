@@ -13,8 +13,9 @@ import typer
 
 console_cli = typer.Typer(
     help="The web console for admins: ask, sources, questions, usage, models and audit.\n\n"
-    "`teambot serve` serves it under /console too; `teambot console login` prints a link "
-    "to sign in with.",
+    "`teambot console` serves only the console (with /healthz and /metrics) on "
+    "TEAMBOT_HOST:TEAMBOT_PORT, until stopped; `teambot serve` serves it under /console too. "
+    "`teambot console login` prints a one-time link to sign in with.",
     invoke_without_command=True,
     rich_markup_mode=None,  # plain help, as the main app's (bot.cli)
 )
