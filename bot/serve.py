@@ -124,7 +124,8 @@ def serve(runtime: Runtime, *, with_worker: bool = False) -> None:
         raise SettingsError(
             "No chat platform is configured: set SLACK_BOT_TOKEN (and SLACK_SIGNING_SECRET for "
             "HTTP events, or SLACK_APP_TOKEN for Socket Mode) and/or DISCORD_TOKEN. "
-            "See docs/chat-platforms.md."
+            "See docs/chat-platforms.md. Without a chat platform, `teambot console` serves the "
+            "web console alone."
         )
     app_token = settings.slack_app_token.get_secret_value()
     if has_slack and not app_token and not settings.slack_signing_secret.get_secret_value():
