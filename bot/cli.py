@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from bot.cli_console import console_cli
 from bot.cli_llm import llm_app
 from bot.runtime import Runtime
 from knowledge.crawl.urls import mask_url, mask_urls_in
@@ -132,6 +133,7 @@ db_app = typer.Typer(
 app.add_typer(sources_app, name="sources")
 app.add_typer(db_app, name="db")
 app.add_typer(llm_app, name="llm")
+app.add_typer(console_cli, name="console")
 
 
 @app.callback()

@@ -34,6 +34,7 @@ from slack_bolt.request import BoltRequest
 from slack_bolt.response import BoltResponse
 from sqlalchemy import text
 
+from bot.asgi_body import capped_body
 from bot.delivery.replica import ReplicaDuties
 from bot.errors import SettingsError
 from bot.metrics import CONTENT_TYPE
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SLACK_PATH = "/slack/events"
+CONSOLE_PATH = "/console"
 MAX_BODY_BYTES = 1_000_000  # Slack payloads are a few kB; refuse anything absurd early
 DISCORD_STOP_SECONDS = 10  # a Discord client slower to close is left to end with the process
 
@@ -75,10 +77,12 @@ def asgi_app(
     check: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
     metrics: Callable[[], bytes] | None = None,
     on_shutdown: Callable[[], None] | None = None,
+    console: Callable[[Scope, Receive, Send], Awaitable[None]] | None = None,
 ) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """An ASGI app: Slack's endpoint (only with ``slack``: HTTP-events mode), a health check
-    (``check``; always healthy without one) and Prometheus metrics (``metrics``), 404 for
-    anything else. ``on_shutdown`` runs when the server stops, before it re-raises a signal."""
+    (``check``; always healthy without one), Prometheus metrics (``metrics``) and the web
+    console under /console (``console``), 404 for anything else. ``on_shutdown`` runs when
+    the server stops, before it re-raises a signal."""
     slack_handler = CheckedSlackHandler(slack) if slack is not None else None
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -98,6 +102,8 @@ def asgi_app(
         elif path == "/metrics" and method == "GET" and metrics is not None:
             body = (await asyncio.to_thread(metrics)).decode("utf-8")
             await _respond(send, 200, body, CONTENT_TYPE)
+        elif console is not None and (path == CONSOLE_PATH or path.startswith(CONSOLE_PATH + "/")):
+            await console(scope, receive, send)
         elif path == SLACK_PATH and method == "POST" and slack_handler is not None:
             _client.set((scope.get("client") or ("unknown", 0))[0])
             await slack_handler(scope, receive, send)
@@ -118,7 +124,8 @@ def serve(runtime: Runtime, *, with_worker: bool = False) -> None:
         raise SettingsError(
             "No chat platform is configured: set SLACK_BOT_TOKEN (and SLACK_SIGNING_SECRET for "
             "HTTP events, or SLACK_APP_TOKEN for Socket Mode) and/or DISCORD_TOKEN. "
-            "See docs/chat-platforms.md."
+            "See docs/chat-platforms.md. Without a chat platform, `teambot console` serves the "
+            "web console alone."
         )
     app_token = settings.slack_app_token.get_secret_value()
     if has_slack and not app_token and not settings.slack_signing_secret.get_secret_value():
@@ -137,7 +144,7 @@ def serve(runtime: Runtime, *, with_worker: bool = False) -> None:
     )
     adapters = contextlib.ExitStack()  # closed on shutdown, whatever stopped the server
     app = asgi_app(None if app_token else slack, lambda: health(runtime), runtime.metrics.render,
-                   on_shutdown=adapters.close)  # fmt: skip
+                   on_shutdown=adapters.close, console=web_console(runtime))  # fmt: skip
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
     )
@@ -173,10 +180,33 @@ def serve(runtime: Runtime, *, with_worker: bool = False) -> None:
             adapters.callback(discord.stop)
             log.info("Discord: gateway client started")
         base = f"http://{settings.host}:{settings.port}"
-        log.info("Health at %s/healthz, metrics at %s/metrics", base, base)
+        log.info("Health at %s/healthz, metrics at %s/metrics, console at %s/console", base,
+                 base, base)  # fmt: skip
         server.run()
     if discord is not None and discord.error is not None:
         raise discord.error
+
+
+def web_console(runtime: Runtime) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """The console for this process's database and settings (bot.console)."""
+    from bot.console.app import console_app, public_url
+
+    return console_app(runtime, public_url(runtime.settings))
+
+
+def serve_console(runtime: Runtime) -> None:
+    """`teambot console`: only the web console (with /healthz and /metrics), for a team that
+    uses teambot from the terminal and has no chat platform."""
+    settings = runtime.settings
+    app = asgi_app(None, lambda: health(runtime), runtime.metrics.render,
+                   console=web_console(runtime))  # fmt: skip
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning")
+    )
+    warm_up(runtime)
+    log.info("Console at http://%s:%d%s; sign in with a link from `teambot console login`",
+             settings.host, settings.port, CONSOLE_PATH)  # fmt: skip
+    server.run()
 
 
 def warm_up(runtime: Runtime) -> None:
@@ -239,7 +269,7 @@ class CheckedSlackHandler(SlackRequestHandler):
         self.verifier = app.verifier
 
     async def dispatch(self, request: AsgiHttpRequest) -> BoltResponse:
-        body = await _body(request.receive)
+        body = await capped_body(request.receive, MAX_BODY_BYTES)
         if body is None:
             return BoltResponse(status=413, body="payload too large")
         headers: dict[str, list[str]] = {}
@@ -276,19 +306,6 @@ def verified_request(
         return BoltRequest(body=text, query=query, headers=headers)  # is an AttributeError
     except (ValueError, TypeError, AttributeError, KeyError):
         return Refusal(400, "the body is not the JSON object or form Slack sends")
-
-
-async def _body(receive: Receive) -> bytes | None:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 async def _respond(send: Send, status: int, body: str, content_type: str = "text/plain") -> None:

@@ -235,6 +235,31 @@ class Settings(BaseSettings):
         description="Comma-separated PLATFORM:USER_ID entries allowed to run admin commands, "
         "e.g. slack:U123,discord:456 (more can be added with `admin admins add`).",
     )
+    console_secret: SecretStr = Field(
+        default=SecretStr(""),
+        validation_alias="TEAMBOT_CONSOLE_SECRET",
+        description="Signs console login links and cookies; empty: one is generated into "
+        "TEAMBOT_DATA_DIR (readable by its owner only) on first use.",
+    )
+    console_url: str = Field(
+        default="",
+        validation_alias="TEAMBOT_CONSOLE_URL",
+        description="The console's public address, e.g. https://teambot.example.com (login "
+        "links and Sign in with Slack use it); empty: http://TEAMBOT_HOST:TEAMBOT_PORT.",
+    )
+    console_trust_proxy: bool = Field(
+        default=False,
+        validation_alias="TEAMBOT_CONSOLE_TRUST_PROXY",
+        description="Believe X-Forwarded-Proto from a reverse proxy (for Secure cookies).",
+    )
+    slack_client_id: str = Field(
+        default="", description="With SLACK_CLIENT_SECRET: Sign in with Slack on the console."
+    )
+    slack_client_secret: SecretStr = Field(default=SecretStr(""))
+    slack_openid_url: str = Field(
+        default="https://slack.com/openid/connect/authorize",
+        description="Where Sign in with Slack sends the browser.",
+    )
     folder_roots: str = Field(
         default="",
         validation_alias="TEAMBOT_FOLDER_ROOTS",

@@ -3,7 +3,8 @@ packages it must never import, at module level or inside a function alike.
 
     composition root (bot.cli, bot.serve, and
       bot.runtime, which wires the pieces)      sees everything
-    adapters (bot.slack, bot.discord)           never each other, never the composition root
+    adapters (bot.slack, bot.discord,           never each other, never the composition root
+      bot.console, the web console)
     core (the rest of bot/)                     never the adapters or the composition root
     delivery (bot.delivery)                     storage only
     workers/                                    never bot/
@@ -20,8 +21,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-ADAPTERS = ("bot.slack", "bot.discord")
-COMPOSITION_ROOT = ("bot.cli", "bot.cli_llm", "bot.serve", "bot.runtime")
+ADAPTERS = ("bot.slack", "bot.discord", "bot.console")
+COMPOSITION_ROOT = ("bot.cli", "bot.cli_llm", "bot.cli_console", "bot.serve", "bot.runtime")
 LEAVES = ("knowledge.errors", "knowledge.types")
 STORAGE = "knowledge.storage"
 # (modules the rule is about, what they must not import, modules exempt from the rule,
@@ -32,6 +33,7 @@ RULES = [
     (("workers",), ("bot",), (), ()),
     (("bot.slack",), ("bot.discord", *COMPOSITION_ROOT), (), ()),
     (("bot.discord",), ("bot.slack", *COMPOSITION_ROOT), (), ()),
+    (("bot.console",), ("bot.slack", "bot.discord", *COMPOSITION_ROOT), (), ()),
     (("bot",), (*ADAPTERS, *COMPOSITION_ROOT), (*ADAPTERS, *COMPOSITION_ROOT), ()),
     (("bot.delivery",), ("bot", "knowledge", "workers"), (), ("bot.delivery", STORAGE, *LEAVES)),
 ]
@@ -104,6 +106,9 @@ def test_the_layers_point_one_way() -> None:
         ("bot.delivery.inbox", "from knowledge.retrieval.search import Retriever"),
         ("bot.slack.app", "from bot.runtime import Runtime"),
         ("bot.discord.app", "from ..serve import serve"),
+        ("bot.console.ask", "from bot.runtime import Runtime"),
+        ("bot.console.sources", "from bot.slack.render import answer_blocks"),
+        ("bot.gaps", "from bot.console.web import render"),
     ],
 )
 def test_a_forbidden_import_is_found(module: str, source: str) -> None:

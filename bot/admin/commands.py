@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import retention
-from bot.admin import access, activity, answers, channel, gaps
+from bot.admin import access, activity, answers, channel, gaps, source_edit
 from bot.admin.access import Actor
 from bot.admin.text import columns
 from bot.audience import PUBLIC, Audience
@@ -305,11 +305,7 @@ def _last_run(run: Any) -> str:
 
 
 def sources_add(deps: AdminDeps, actor: Actor, args: Args) -> str:
-    spec = SourceSpec(
-        name=args.options.get("name", ""),
-        location=args.words[0],
-        every=args.options.get("every"),
-    )
+    spec = source_edit.spec_of(actor, args)
     if not spec.name:
         raise AdminError("Give the source a name: admin sources add URL --name NAME.")
     return add_source_as(deps, actor, spec, CHAT)
@@ -521,8 +517,14 @@ COMMANDS: dict[str, Command] = {
     for c in (
         Command("sources list", "sources list", sources_list, (0, 0)),
         Command(
-            "sources add", "sources add URL --name NAME [--every 6h]", sources_add, (1, 1),
-            ("name", "every"),
+            "sources add", "sources add URL --name NAME [--every 6h] [--cron EXPR] [--kind K]"
+            " [--include RE] [--exclude RE] [--max-pages N]", sources_add, (1, 1),
+            source_edit.ADD_OPTIONS, ("allow-private",),
+        ),
+        Command(
+            "sources edit", "sources edit NAME [--every 6h|default] [--cron EXPR] [--include RE]"
+            " [--exclude RE] [--max-pages N]", source_edit.sources_edit, (1, 1),
+            source_edit.EDIT_OPTIONS,
         ),
         Command("sources remove", "sources remove NAME", sources_remove, (1, 1)),
         Command("sources refresh", "sources refresh NAME", sources_refresh, (1, 1)),

@@ -26,6 +26,7 @@ VERSION_TABLE = "alembic_version"
 def metadata() -> MetaData:
     """Base.metadata with every table of teambot on it (each module registers its own)."""
     import knowledge.storage.answers
+    import knowledge.storage.console
     import knowledge.storage.conversations
     import knowledge.storage.documents
     import knowledge.storage.processes  # noqa: F401
