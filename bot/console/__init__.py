@@ -1,0 +1,1 @@
+"""The web console for admins, served by `teambot serve` under /console."""
