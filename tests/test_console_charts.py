@@ -136,3 +136,12 @@ def test_many_series_and_days_are_bounded() -> None:
     assert any(str(long_run[-1].day) in t for t in tips)  # the latest days are the ones kept
     assert not any(t.startswith("s0, Dec 1, 2026") for t in tips)
     assert float(parsed(bar_chart(many, title="Many")).get("viewBox", "").split()[3]) < 400
+
+
+def test_a_series_without_points_is_in_the_legend_but_draws_no_line() -> None:
+    root = parsed(line_chart([Series("local", [(DAY, 1.0)]), Series("cloud", [])], title="T"))
+    assert legend(root) == ["local", "cloud"]
+    assert [p.get("d", "") for p in all_of(root, "path")] == ["M240.0,48.0"]
+    long_title = parsed(line_chart([Series("a", [(DAY, 1.0)])], title="x" * 500))
+    assert max(len(t) for t in texts(long_title)) <= 60
+    assert len(long_title.get("aria-label", "")) == 200

@@ -32,6 +32,7 @@ X_LABELS = 6  # at most this many dates under the x axis
 MAX_SERIES = 12
 MAX_DAYS = 366
 LEGEND_CHARS = 28
+TITLE_CHARS = 60
 TEXT_CHARS = 200
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 DASHES = ("", "6 3", "2 3", "8 3 2 3")
@@ -74,21 +75,27 @@ def line_chart(series: Sequence[Series], *, title: str, unit: str = "") -> str:
     chart = _prepare(series, title, unit, stacked=False)
     if chart is None:
         return _no_data(title)
-    drawn = []
-    for index, (name, values) in enumerate(chart.series):
-        colour, dash = PALETTE[index % len(PALETTE)], DASHES[index % len(DASHES)]
-        runs: list[list[str]] = []
-        for day in sorted(values):
-            if not runs or day - datetime.timedelta(days=1) not in values:
-                runs.append([])
-            runs[-1].append(f"{chart.x(day):.1f},{chart.y(values[day]):.1f}")
-        path = " ".join("M" + " L".join(run) for run in runs)
-        drawn.append(f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="2"'
-                     f'{_dash(dash)}/>')  # fmt: skip
-        drawn += [f'<circle cx="{chart.x(day):.1f}" cy="{chart.y(value):.1f}" r="3" '
-                  f'fill="{colour}">{_tooltip(chart, name, day, value)}</circle>'
-                  for day, value in sorted(values.items())]  # fmt: skip
+    drawn = [part for index, (name, values) in enumerate(chart.series)
+             for part in _line(chart, index, name, values)]  # fmt: skip
     return _frame(chart, drawn, bars=False)
+
+
+def _line(chart: _Chart, index: int, name: str, values: dict[datetime.date, float]) -> list[str]:
+    """A series' line, one stroke per run of consecutive days, and its markers."""
+    colour, dash = PALETTE[index % len(PALETTE)], DASHES[index % len(DASHES)]
+    runs: list[list[str]] = []
+    for day in sorted(values):
+        if not runs or day - datetime.timedelta(days=1) not in values:
+            runs.append([])
+        runs[-1].append(f"{chart.x(day):.1f},{chart.y(values[day]):.1f}")
+    path = " ".join("M" + " L".join(run) for run in runs)
+    stroke = f'stroke="{colour}" stroke-width="2"{_dash(dash)}'
+    parts = [f'<path d="{path}" fill="none" {stroke}/>'] if runs else []
+    return parts + [
+        f'<circle cx="{chart.x(day):.1f}" cy="{chart.y(value):.1f}" r="3" fill="{colour}">'
+        f"{_tooltip(chart, name, day, value)}</circle>"
+        for day, value in sorted(values.items())
+    ]
 
 
 def bar_chart(series: Sequence[Series], *, title: str, unit: str = "") -> str:
@@ -193,7 +200,7 @@ def _svg(title: str, height: int, body: list[str]) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="100%" '
         f'role="img" aria-label="{label}" font-family="system-ui, sans-serif" font-size="13" '
         f'fill="#222"><title>{label}</title>'
-        f'<text x="4" y="18" font-size="15" font-weight="bold">{label}</text>'
+        f'<text x="4" y="18" font-size="15" font-weight="bold">{_text(title, TITLE_CHARS)}</text>'
         + "".join(body)
         + "</svg>"
     )
@@ -210,10 +217,10 @@ def _tooltip(chart: _Chart, name: str, day: datetime.date, value: float) -> str:
 
 
 def _tick_text(value: float, is_share: bool) -> str:
-    """A round number, short: 0.25, 40, 1.5k, 2M; shares as percentages."""
+    """A round number, short: 0.25, 40, 1.5k, 2M, 3G; shares as percentages."""
     if is_share:
         return f"{round(value * 100, 1):g}%"
-    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+    for size, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if value >= size:
             return f"{value / size:.3g}{suffix}"
     return f"{value:.3g}"
