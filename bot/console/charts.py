@@ -33,6 +33,7 @@ MAX_SERIES = 12
 MAX_DAYS = 366
 LEGEND_CHARS = 28
 TITLE_CHARS = 60
+TITLE_SPACE = 24  # the band at the top that a shown title takes
 TEXT_CHARS = 200
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 DASHES = ("", "6 3", "2 3", "8 3 2 3")
@@ -70,14 +71,17 @@ class _Chart:
         return f"{shown} {_plain(self.unit, LEGEND_CHARS)}".rstrip()
 
 
-def line_chart(series: Sequence[Series], *, title: str, unit: str = "") -> str:
-    """One line per series, broken on days without a point; a marker with a tooltip per point."""
+def line_chart(
+    series: Sequence[Series], *, title: str, unit: str = "", show_title: bool = False
+) -> str:
+    """One line per series, broken on days without a point; a marker with a tooltip per point.
+    ``show_title`` draws the title above the chart too (a page that captions it does not)."""
     chart = _prepare(series, title, unit, stacked=False)
     if chart is None:
-        return _no_data(title)
+        return _no_data(title, show_title)
     drawn = [part for index, (name, values) in enumerate(chart.series)
              for part in _line(chart, index, name, values)]  # fmt: skip
-    return _frame(chart, drawn, bars=False)
+    return _svg(title, *_frame(chart, drawn, bars=False), show_title=show_title)
 
 
 def _line(chart: _Chart, index: int, name: str, values: dict[datetime.date, float]) -> list[str]:
@@ -98,11 +102,13 @@ def _line(chart: _Chart, index: int, name: str, values: dict[datetime.date, floa
     ]
 
 
-def bar_chart(series: Sequence[Series], *, title: str, unit: str = "") -> str:
+def bar_chart(
+    series: Sequence[Series], *, title: str, unit: str = "", show_title: bool = False
+) -> str:
     """A bar per day, stacked by series in order from the bottom; a tooltip per segment."""
     chart = _prepare(series, title, unit, stacked=True)
     if chart is None:
-        return _no_data(title)
+        return _no_data(title, show_title)
     width = max((RIGHT - LEFT) / len(chart.days) * 0.7, 1.0)
     drawn, base = [], dict.fromkeys(chart.days, 0.0)
     for index, (name, values) in enumerate(chart.series):
@@ -117,7 +123,7 @@ def bar_chart(series: Sequence[Series], *, title: str, unit: str = "") -> str:
                 f'height="{bottom - top:.1f}" fill="{colour}" stroke="#fff" stroke-width="0.5">'
                 f"{_tooltip(chart, name, day, value)}</rect>"
             )
-    return _frame(chart, drawn, bars=True)
+    return _svg(title, *_frame(chart, drawn, bars=True), show_title=show_title)
 
 
 def _prepare(series: Sequence[Series], title: str, unit: str, *, stacked: bool) -> _Chart | None:
@@ -152,7 +158,7 @@ def _ticks(high: float, whole: bool) -> list[float]:
     return [step * n for n in range(math.ceil(high / step - 1e-9) + 1)]
 
 
-def _frame(chart: _Chart, drawn: list[str], *, bars: bool) -> str:
+def _frame(chart: _Chart, drawn: list[str], *, bars: bool) -> tuple[int, list[str]]:
     """The chart around what was drawn: grid, axes, tick labels, legend, title and summary."""
     parts = []
     for tick in chart.ticks:
@@ -172,8 +178,7 @@ def _frame(chart: _Chart, drawn: list[str], *, bars: bool) -> str:
     first, last = _long_date(chart.days[0]), _long_date(chart.days[-1])
     names = ", ".join(name for name, _ in chart.series)
     summary = f"{names}: {len(chart.days)} days from {first} to {last}."
-    return _svg(chart.title, height, [f"<desc>{_text(summary, TEXT_CHARS)}</desc>",
-                                      *parts, *drawn, *legend])  # fmt: skip
+    return height, [f"<desc>{_text(summary, TEXT_CHARS)}</desc>", *parts, *drawn, *legend]
 
 
 def _legend(chart: _Chart, bars: bool) -> tuple[list[str], int]:
@@ -194,21 +199,23 @@ def _legend(chart: _Chart, bars: bool) -> tuple[list[str], int]:
     return parts, y + 12
 
 
-def _svg(title: str, height: int, body: list[str]) -> str:
+def _svg(title: str, height: int, body: list[str], *, show_title: bool) -> str:
+    """The whole ``<svg>``; without a shown title, the viewBox starts below where it would be."""
     label = _text(title, TEXT_CHARS)
+    top = 0 if show_title else TITLE_SPACE
+    shown = (f'<text x="4" y="18" font-size="15" font-weight="bold">{_text(title, TITLE_CHARS)}'
+             "</text>" if show_title else "")  # fmt: skip
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="100%" '
-        f'role="img" aria-label="{label}" font-family="system-ui, sans-serif" font-size="13" '
-        f'fill="#222"><title>{label}</title>'
-        f'<text x="4" y="18" font-size="15" font-weight="bold">{_text(title, TITLE_CHARS)}</text>'
-        + "".join(body)
-        + "</svg>"
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 {top} {WIDTH} {height - top}" '
+        f'width="100%" role="img" aria-label="{label}" font-family="system-ui, sans-serif" '
+        f'font-size="13" fill="#222"><title>{label}</title>{shown}{"".join(body)}</svg>'
     )
 
 
-def _no_data(title: str) -> str:
-    return _svg(title, 90, [f'<text x="{WIDTH // 2}" y="60" text-anchor="middle" fill="#555">'
-                            "No data yet</text>"])  # fmt: skip
+def _no_data(title: str, show_title: bool) -> str:
+    message = (f'<text x="{WIDTH // 2}" y="60" text-anchor="middle" fill="#555">'
+               "No data yet</text>")  # fmt: skip
+    return _svg(title, 90, [message], show_title=show_title)
 
 
 def _tooltip(chart: _Chart, name: str, day: datetime.date, value: float) -> str:
