@@ -43,9 +43,9 @@ NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\u
 
 @dataclass(frozen=True)
 class _Chart:
-    """What both kinds of chart draw on: days as slots along x, values up to ``top`` along y."""
+    """What both kinds of chart draw on: days as slots along x, values up to the last tick
+    along y."""
 
-    title: str
     unit: str
     days: list[datetime.date]
     series: list[tuple[str, dict[datetime.date, float]]]
@@ -76,7 +76,7 @@ def line_chart(
 ) -> str:
     """One line per series, broken on days without a point; a marker with a tooltip per point.
     ``show_title`` draws the title above the chart too (a page that captions it does not)."""
-    chart = _prepare(series, title, unit, stacked=False)
+    chart = _prepare(series, unit, stacked=False)
     if chart is None:
         return _no_data(title, show_title)
     drawn = [part for index, (name, values) in enumerate(chart.series)
@@ -106,7 +106,7 @@ def bar_chart(
     series: Sequence[Series], *, title: str, unit: str = "", show_title: bool = False
 ) -> str:
     """A bar per day, stacked by series in order from the bottom; a tooltip per segment."""
-    chart = _prepare(series, title, unit, stacked=True)
+    chart = _prepare(series, unit, stacked=True)
     if chart is None:
         return _no_data(title, show_title)
     width = max((RIGHT - LEFT) / len(chart.days) * 0.7, 1.0)
@@ -126,7 +126,7 @@ def bar_chart(
     return _svg(title, *_frame(chart, drawn, bars=True), show_title=show_title)
 
 
-def _prepare(series: Sequence[Series], title: str, unit: str, *, stacked: bool) -> _Chart | None:
+def _prepare(series: Sequence[Series], unit: str, *, stacked: bool) -> _Chart | None:
     """The series to draw (at most MAX_SERIES, over the last MAX_DAYS days), or None when there
     is nothing to draw: no point at all, or (stacked) no bar taller than zero."""
     kept = [(s.name, {d: float(v) for d, v in s.points if math.isfinite(v) and v >= 0})
@@ -145,7 +145,7 @@ def _prepare(series: Sequence[Series], title: str, unit: str, *, stacked: bool) 
     else:
         high = max(v for _, values in kept for v in values.values())
     whole = unit != "%" and all(v == int(v) for _, values in kept for v in values.values())
-    return _Chart(title, unit, days, kept, _ticks(high, whole))
+    return _Chart(unit, days, kept, _ticks(high, whole))
 
 
 def _ticks(high: float, whole: bool) -> list[float]:
@@ -159,7 +159,8 @@ def _ticks(high: float, whole: bool) -> list[float]:
 
 
 def _frame(chart: _Chart, drawn: list[str], *, bars: bool) -> tuple[int, list[str]]:
-    """The chart around what was drawn: grid, axes, tick labels, legend, title and summary."""
+    """The chart around what was drawn (grid, axes, tick labels, legend and a summary), and
+    its height."""
     parts = []
     for tick in chart.ticks:
         y = chart.y(tick)
