@@ -25,7 +25,7 @@ def days(n: int, start: date = DAY) -> list[date]:
 def parsed(svg: str) -> ET.Element:
     root = ET.fromstring(svg)
     assert root.tag == f"{NS}svg" and root.get("role") == "img" and root.get("width") == "100%"
-    assert root.get("viewBox", "").startswith("0 0 ")
+    assert len([float(n) for n in root.get("viewBox", "").split()]) == 4
     return root
 
 
@@ -136,3 +136,27 @@ def test_many_series_and_days_are_bounded() -> None:
     assert any(str(long_run[-1].day) in t for t in tips)  # the latest days are the ones kept
     assert not any(t.startswith("s0, Dec 1, 2026") for t in tips)
     assert float(parsed(bar_chart(many, title="Many")).get("viewBox", "").split()[3]) < 400
+
+
+def test_a_series_without_points_is_in_the_legend_but_draws_no_line() -> None:
+    root = parsed(line_chart([Series("local", [(DAY, 1.0)]), Series("cloud", [])], title="T"))
+    assert legend(root) == ["local", "cloud"]
+    assert [p.get("d", "") for p in all_of(root, "path")] == ["M240.0,48.0"]
+    long_title = parsed(line_chart([Series("a", [(DAY, 1.0)])], title="x" * 500, show_title=True))
+    assert max(len(t) for t in texts(long_title)) == 60
+    assert len(long_title.get("aria-label", "")) == 200
+
+
+@pytest.mark.parametrize("draw", [line_chart, bar_chart])
+def test_the_title_is_drawn_only_when_asked_and_the_view_starts_below_it(
+    draw: Callable[..., str],
+) -> None:
+    series = [Series("slack", [(DAY, 4.0)])]
+    captioned, titled = (
+        parsed(draw(series, title="Questions")),
+        parsed(draw(series, title="Questions", show_title=True)),
+    )
+    assert "Questions" not in texts(captioned) and "Questions" in texts(titled)
+    assert captioned.findtext(f"{NS}title") == titled.findtext(f"{NS}title") == "Questions"
+    _, top, _, height = (float(n) for n in captioned.get("viewBox", "").split())
+    assert top > 0 and titled.get("viewBox") == f"0 0 440 {top + height:g}"

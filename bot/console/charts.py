@@ -32,6 +32,8 @@ X_LABELS = 6  # at most this many dates under the x axis
 MAX_SERIES = 12
 MAX_DAYS = 366
 LEGEND_CHARS = 28
+TITLE_CHARS = 60
+TITLE_SPACE = 24  # the band at the top that a shown title takes
 TEXT_CHARS = 200
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 DASHES = ("", "6 3", "2 3", "8 3 2 3")
@@ -41,9 +43,9 @@ NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\u
 
 @dataclass(frozen=True)
 class _Chart:
-    """What both kinds of chart draw on: days as slots along x, values up to ``top`` along y."""
+    """What both kinds of chart draw on: days as slots along x, values up to the last tick
+    along y."""
 
-    title: str
     unit: str
     days: list[datetime.date]
     series: list[tuple[str, dict[datetime.date, float]]]
@@ -69,33 +71,44 @@ class _Chart:
         return f"{shown} {_plain(self.unit, LEGEND_CHARS)}".rstrip()
 
 
-def line_chart(series: Sequence[Series], *, title: str, unit: str = "") -> str:
-    """One line per series, broken on days without a point; a marker with a tooltip per point."""
-    chart = _prepare(series, title, unit, stacked=False)
+def line_chart(
+    series: Sequence[Series], *, title: str, unit: str = "", show_title: bool = False
+) -> str:
+    """One line per series, broken on days without a point; a marker with a tooltip per point.
+    ``show_title`` draws the title above the chart too (a page that captions it does not)."""
+    chart = _prepare(series, unit, stacked=False)
     if chart is None:
-        return _no_data(title)
-    drawn = []
-    for index, (name, values) in enumerate(chart.series):
-        colour, dash = PALETTE[index % len(PALETTE)], DASHES[index % len(DASHES)]
-        runs: list[list[str]] = []
-        for day in sorted(values):
-            if not runs or day - datetime.timedelta(days=1) not in values:
-                runs.append([])
-            runs[-1].append(f"{chart.x(day):.1f},{chart.y(values[day]):.1f}")
-        path = " ".join("M" + " L".join(run) for run in runs)
-        drawn.append(f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="2"'
-                     f'{_dash(dash)}/>')  # fmt: skip
-        drawn += [f'<circle cx="{chart.x(day):.1f}" cy="{chart.y(value):.1f}" r="3" '
-                  f'fill="{colour}">{_tooltip(chart, name, day, value)}</circle>'
-                  for day, value in sorted(values.items())]  # fmt: skip
-    return _frame(chart, drawn, bars=False)
+        return _no_data(title, show_title)
+    drawn = [part for index, (name, values) in enumerate(chart.series)
+             for part in _line(chart, index, name, values)]  # fmt: skip
+    return _svg(title, *_frame(chart, drawn, bars=False), show_title=show_title)
 
 
-def bar_chart(series: Sequence[Series], *, title: str, unit: str = "") -> str:
+def _line(chart: _Chart, index: int, name: str, values: dict[datetime.date, float]) -> list[str]:
+    """A series' line, one stroke per run of consecutive days, and its markers."""
+    colour, dash = PALETTE[index % len(PALETTE)], DASHES[index % len(DASHES)]
+    runs: list[list[str]] = []
+    for day in sorted(values):
+        if not runs or day - datetime.timedelta(days=1) not in values:
+            runs.append([])
+        runs[-1].append(f"{chart.x(day):.1f},{chart.y(values[day]):.1f}")
+    path = " ".join("M" + " L".join(run) for run in runs)
+    stroke = f'stroke="{colour}" stroke-width="2"{_dash(dash)}'
+    parts = [f'<path d="{path}" fill="none" {stroke}/>'] if runs else []
+    return parts + [
+        f'<circle cx="{chart.x(day):.1f}" cy="{chart.y(value):.1f}" r="3" fill="{colour}">'
+        f"{_tooltip(chart, name, day, value)}</circle>"
+        for day, value in sorted(values.items())
+    ]
+
+
+def bar_chart(
+    series: Sequence[Series], *, title: str, unit: str = "", show_title: bool = False
+) -> str:
     """A bar per day, stacked by series in order from the bottom; a tooltip per segment."""
-    chart = _prepare(series, title, unit, stacked=True)
+    chart = _prepare(series, unit, stacked=True)
     if chart is None:
-        return _no_data(title)
+        return _no_data(title, show_title)
     width = max((RIGHT - LEFT) / len(chart.days) * 0.7, 1.0)
     drawn, base = [], dict.fromkeys(chart.days, 0.0)
     for index, (name, values) in enumerate(chart.series):
@@ -110,10 +123,10 @@ def bar_chart(series: Sequence[Series], *, title: str, unit: str = "") -> str:
                 f'height="{bottom - top:.1f}" fill="{colour}" stroke="#fff" stroke-width="0.5">'
                 f"{_tooltip(chart, name, day, value)}</rect>"
             )
-    return _frame(chart, drawn, bars=True)
+    return _svg(title, *_frame(chart, drawn, bars=True), show_title=show_title)
 
 
-def _prepare(series: Sequence[Series], title: str, unit: str, *, stacked: bool) -> _Chart | None:
+def _prepare(series: Sequence[Series], unit: str, *, stacked: bool) -> _Chart | None:
     """The series to draw (at most MAX_SERIES, over the last MAX_DAYS days), or None when there
     is nothing to draw: no point at all, or (stacked) no bar taller than zero."""
     kept = [(s.name, {d: float(v) for d, v in s.points if math.isfinite(v) and v >= 0})
@@ -132,7 +145,7 @@ def _prepare(series: Sequence[Series], title: str, unit: str, *, stacked: bool) 
     else:
         high = max(v for _, values in kept for v in values.values())
     whole = unit != "%" and all(v == int(v) for _, values in kept for v in values.values())
-    return _Chart(title, unit, days, kept, _ticks(high, whole))
+    return _Chart(unit, days, kept, _ticks(high, whole))
 
 
 def _ticks(high: float, whole: bool) -> list[float]:
@@ -145,8 +158,9 @@ def _ticks(high: float, whole: bool) -> list[float]:
     return [step * n for n in range(math.ceil(high / step - 1e-9) + 1)]
 
 
-def _frame(chart: _Chart, drawn: list[str], *, bars: bool) -> str:
-    """The chart around what was drawn: grid, axes, tick labels, legend, title and summary."""
+def _frame(chart: _Chart, drawn: list[str], *, bars: bool) -> tuple[int, list[str]]:
+    """The chart around what was drawn (grid, axes, tick labels, legend and a summary), and
+    its height."""
     parts = []
     for tick in chart.ticks:
         y = chart.y(tick)
@@ -165,8 +179,7 @@ def _frame(chart: _Chart, drawn: list[str], *, bars: bool) -> str:
     first, last = _long_date(chart.days[0]), _long_date(chart.days[-1])
     names = ", ".join(name for name, _ in chart.series)
     summary = f"{names}: {len(chart.days)} days from {first} to {last}."
-    return _svg(chart.title, height, [f"<desc>{_text(summary, TEXT_CHARS)}</desc>",
-                                      *parts, *drawn, *legend])  # fmt: skip
+    return height, [f"<desc>{_text(summary, TEXT_CHARS)}</desc>", *parts, *drawn, *legend]
 
 
 def _legend(chart: _Chart, bars: bool) -> tuple[list[str], int]:
@@ -187,21 +200,23 @@ def _legend(chart: _Chart, bars: bool) -> tuple[list[str], int]:
     return parts, y + 12
 
 
-def _svg(title: str, height: int, body: list[str]) -> str:
+def _svg(title: str, height: int, body: list[str], *, show_title: bool) -> str:
+    """The whole ``<svg>``; without a shown title, the viewBox starts below where it would be."""
     label = _text(title, TEXT_CHARS)
+    top = 0 if show_title else TITLE_SPACE
+    shown = (f'<text x="4" y="18" font-size="15" font-weight="bold">{_text(title, TITLE_CHARS)}'
+             "</text>" if show_title else "")  # fmt: skip
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="100%" '
-        f'role="img" aria-label="{label}" font-family="system-ui, sans-serif" font-size="13" '
-        f'fill="#222"><title>{label}</title>'
-        f'<text x="4" y="18" font-size="15" font-weight="bold">{label}</text>'
-        + "".join(body)
-        + "</svg>"
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 {top} {WIDTH} {height - top}" '
+        f'width="100%" role="img" aria-label="{label}" font-family="system-ui, sans-serif" '
+        f'font-size="13" fill="#222"><title>{label}</title>{shown}{"".join(body)}</svg>'
     )
 
 
-def _no_data(title: str) -> str:
-    return _svg(title, 90, [f'<text x="{WIDTH // 2}" y="60" text-anchor="middle" fill="#555">'
-                            "No data yet</text>"])  # fmt: skip
+def _no_data(title: str, show_title: bool) -> str:
+    message = (f'<text x="{WIDTH // 2}" y="60" text-anchor="middle" fill="#555">'
+               "No data yet</text>")  # fmt: skip
+    return _svg(title, 90, [message], show_title=show_title)
 
 
 def _tooltip(chart: _Chart, name: str, day: datetime.date, value: float) -> str:
@@ -210,10 +225,10 @@ def _tooltip(chart: _Chart, name: str, day: datetime.date, value: float) -> str:
 
 
 def _tick_text(value: float, is_share: bool) -> str:
-    """A round number, short: 0.25, 40, 1.5k, 2M; shares as percentages."""
+    """A round number, short: 0.25, 40, 1.5k, 2M, 3G; shares as percentages."""
     if is_share:
         return f"{round(value * 100, 1):g}%"
-    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+    for size, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if value >= size:
             return f"{value / size:.3g}{suffix}"
     return f"{value:.3g}"

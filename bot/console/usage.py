@@ -96,7 +96,7 @@ def usage_report(
         latency_p50=Series("p50", sorted(p50.items())),
         latency_p95=Series("p95", sorted(p95.items())),
         abstained_share=Series("abstained", sorted(abstained.items())),
-        downvoted_share=Series("👎", sorted(downvoted.items())),
+        downvoted_share=Series("downvoted", sorted(downvoted.items())),
         tokens_per_provider=_filled(_tokens(session, first, today), calendar),
     )
 

@@ -18,20 +18,17 @@ DAYS = (7, 30, 90)
 def charts(deps: ConsoleDeps, days: int) -> list[tuple[str, str]]:
     """(heading, <svg>) for each chart; the SVG is escaped by bot.console.charts."""
     from bot.console.charts import bar_chart, line_chart
-    from bot.console.usage import Series, usage_report
+    from bot.console.usage import usage_report
 
     with deps.sessions() as session:
         report = usage_report(session, days=days)
-    shares = [
-        Series("abstained", report.abstained_share.points),
-        Series("👎", report.downvoted_share.points),
-    ]
+    shares = [report.abstained_share, report.downvoted_share]
     return [
         ("Questions per day", bar_chart(report.questions_per_day, title="Questions per day")),
         ("Answer latency", line_chart([report.latency_p50, report.latency_p95],
                                       title="Answer latency, p50 and p95", unit="ms")),
-        ("Abstained and 👎 answers",
-         line_chart(shares, title="Share of abstained and 👎 answers", unit="%")),
+        ("Abstained and downvoted answers",
+         line_chart(shares, title="Share of abstained and downvoted answers", unit="%")),
         ("Tokens per provider", bar_chart(report.tokens_per_provider,
                                           title="Tokens per provider per day")),
     ]  # fmt: skip
