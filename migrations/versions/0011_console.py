@@ -1,6 +1,6 @@
 """Web console: single-use login links and console sessions.
 
-Revision ID: 0011_console
+Revision ID: 0011
 Revises: 0010
 """
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011_console"
+revision: str = "0011"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -3,8 +3,8 @@
 Older Slack DMs and group DMs are recognised by their channel ids (D…, G…); private channels
 and Discord DMs asked before this revision cannot be told apart and stay unmarked.
 
-Revision ID: 0015
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 """
 
 from collections.abc import Sequence
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015"
-down_revision: str | None = "0010"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
