@@ -21,10 +21,30 @@ from reportlab.platypus import (
 )
 from reportlab.platypus.flowables import PageBreak
 
-WORDS = (
-    "queue worker retry backoff tenant schema replica lease index token cache shard "
-    "cluster snapshot rollout budget ledger invoice payroll badge laptop vacation"
-).split()
+WORDS = [
+    "queue",
+    "worker",
+    "retry",
+    "backoff",
+    "tenant",
+    "schema",
+    "replica",
+    "lease",
+    "index",
+    "token",
+    "cache",
+    "shard",
+    "cluster",
+    "snapshot",
+    "rollout",
+    "budget",
+    "ledger",
+    "invoice",
+    "payroll",
+    "badge",
+    "laptop",
+    "vacation",
+]
 
 
 @dataclass(frozen=True)
@@ -86,7 +106,7 @@ def handbook(
 class _Outlined(BaseDocTemplate):
     """Adds an outline entry (a bookmark) for every Heading1 and Heading2."""
 
-    def afterFlowable(self, flowable: object) -> None:  # noqa: N802 (reportlab's hook name)
+    def afterFlowable(self, flowable: object) -> None:
         if not isinstance(flowable, Paragraph):
             return
         level = {"Heading1": 0, "Heading2": 1}.get(flowable.style.name)

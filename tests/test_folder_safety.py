@@ -226,7 +226,7 @@ def test_a_file_or_folder_swapped_for_a_link_after_the_walk_is_not_followed(
         (docs / "guides").symlink_to(outside)
 
         texts = [
-            folder.read_text(walked[name], report) for name in ("setup.md", "guides/passwd.md")
+            folder.read(walked[name], report) for name in ("setup.md", "guides/passwd.md")
         ]
 
     assert texts == [None, None]

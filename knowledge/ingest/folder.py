@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 
 from knowledge.errors import SourceError
-from knowledge.ingest.extract import SUPPORTED_SUFFIXES
+from knowledge.ingest.extract import BINARY_SUFFIXES, SUPPORTED_SUFFIXES
 from knowledge.ingest.report import RunReport
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -113,8 +113,9 @@ class Folder:
                 if chosen is not None:
                     yield chosen
 
-    def read_text(self, file: FolderFile, report: RunReport) -> str | None:
-        """The file's text, or None with the reason in ``report`` (its earlier content stays)."""
+    def read(self, file: FolderFile, report: RunReport) -> str | bytes | None:
+        """The file's text (its bytes, for a PDF), or None with the reason in ``report`` (its
+        earlier content stays)."""
         try:
             fd = self._open_beneath(file.parts)
         except OSError as exc:
@@ -136,6 +137,8 @@ class Folder:
         if len(data) > MAX_FILE_BYTES:
             report.fail(file.name, f"larger than {MAX_FILE_BYTES // 2**20} MB")
             return None
+        if file.suffix in BINARY_SUFFIXES:
+            return data
         if b"\x00" in data[:8192]:
             report.fail(file.name, "binary, not text")
             return None

@@ -165,7 +165,7 @@ def _apply(sync: DocumentSync, fetched: Fetched, report: RunReport) -> None:
         sync.submit(
             FetchedDocument(
                 url=fetched.url,
-                text=fetched.text or "",
+                text=fetched.text if fetched.text is not None else "",
                 suffix=fetched.suffix or ".html",
                 fallback_title=_fallback_title(fetched.url),
                 etag=fetched.etag,
@@ -205,7 +205,7 @@ def _sync_folder(
     with Folder(folder) as opened:
         for file in opened.files(report):
             report.pages_seen += 1
-            text = opened.read_text(file, report)
+            text = opened.read(file, report)
             if text is None:
                 sync.keep(file.name)
             else:
