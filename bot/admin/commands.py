@@ -330,7 +330,13 @@ def sources_refresh(deps: AdminDeps, actor: Actor, args: Args) -> str:
             f"Queued a refresh of {name!r}: a worker ({len(workers)} running) starts it within "
             f"{coordination.HEARTBEAT_SECONDS} seconds; {then}."
         )
-    report = refresh(deps.sessions, deps.embedder, name, limits=deps.crawl_limits)
+    report = refresh(
+        deps.sessions,
+        deps.embedder,
+        name,
+        limits=deps.crawl_limits,
+        data_dir=deps.settings.data_dir,
+    )
     return "No worker is running, so teambot refreshed it here.\n" + report.summary()
 
 

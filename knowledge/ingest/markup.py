@@ -49,9 +49,7 @@ class MarkupError(ValueError):
 def rst_to_html(text: str) -> str:
     """reStructuredText as an HTML page whose ``<title>`` is the document's title."""
     try:
-        parts = publish_parts(
-            source=text, writer="html5", settings_overrides=DOCUTILS_SETTINGS
-        )
+        parts = publish_parts(source=text, writer="html5", settings_overrides=DOCUTILS_SETTINGS)
     except (SystemMessage, RecursionError, IndexError, AttributeError, KeyError) as exc:
         raise MarkupError(f"not readable reStructuredText ({type(exc).__name__})") from None
     head = f"<head><title>{parts['title']}</title></head>"

@@ -50,6 +50,7 @@ class FetchedDocument:
     last_modified: str | None = None
     sitemap_lastmod: datetime | None = None
     links: list[str] | None = None
+    web_url: str | None = None  # where a reader opens it, when not ``url`` (a git file)
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,22 @@ class DocumentSync:
         self._metadata = [d for d in self._metadata if d.url != url]
         self._report.skip(url, f"the same content as {kept}")
 
+    def rename(self, old: str, new: str, *, last_modified: str, web_url: str | None) -> None:
+        """The document at ``old`` is now at ``new`` with the same content (a file moved in a
+        repository): its chunks stay, only its address changes; nothing is read or embedded."""
+        with self._sessions.begin() as session:
+            kept = store.rename_document(
+                session, self._source_id, old, new, last_modified=last_modified, web_url=web_url
+            )
+        known = self.known.pop(old)
+        self.known[new] = known
+        if self._holder.get(known.content_hash) == old:
+            self._holder[known.content_hash] = new
+        self._held[new] = self._held.pop(old, known.content_hash)
+        self.present.add(new)
+        self._report.pages_changed += 1
+        self._report.chunks_reused += kept
+
     def keep(self, url: str) -> None:
         """The document could not be read this run: keep what was stored, do not remove it."""
         if url in self.known:
@@ -267,6 +284,7 @@ class DocumentSync:
                     chunk_hashes=plan.chunk_hashes,
                     embeddings=[vectors[h] for h in plan.chunk_hashes],
                     model=model,
+                    web_url=plan.document.web_url,
                 )
             if plan.is_new:
                 report.pages_new += 1
