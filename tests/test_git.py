@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core import citation
 from knowledge.embed.embedder import Embedder
 from knowledge.errors import SourceError
+from knowledge.ingest.gitrepo import Remote, Repository
 from knowledge.ingest.refresh import refresh
 from knowledge.ingest.report import RunReport
 from knowledge.ingest.sources import SourceSpec, add_source
@@ -310,3 +311,24 @@ def test_the_command_adds_refreshes_and_lists_a_git_source(repo: Repo, tmp_path:
     )  # fmt: skip
     assert wrong.returncode == 1 and "--kind git" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+def test_git_commands_stop_at_their_deadline_and_fetches_at_the_size_cap(
+    repo: Repo, tmp_path: Path
+) -> None:
+    remote = Remote(str(repo.bare), is_local=True)
+    with pytest.raises(SourceError, match="took longer than"):
+        Repository(tmp_path / "slow", remote, deadline=1e-6).fetch("main")
+    repo.write("docs/big.txt", os.urandom(3 * 2**20).hex())
+    repo.commit("big")
+    with pytest.raises(SourceError, match="larger than 1,000,000 bytes"):
+        Repository(tmp_path / "capped", remote).fetch("main", max_bytes=1_000_000)
+    fetched = Repository(tmp_path / "ok", remote)
+    commit = fetched.fetch("main")
+    assert commit == repo.git("rev-parse", "HEAD").strip()
+    with fetched.blobs() as blobs:
+        entry = next(e for e in fetched.tree(commit, "docs/") if e.path == b"docs/install.md")
+        assert blobs.read(entry.blob, 1000) == INSTALL.encode() and blobs.reads == 1
+        with pytest.raises(SourceError, match="larger than"):
+            big = next(e for e in fetched.tree(commit) if e.path == b"docs/big.txt")
+            blobs.read(big.blob, 1000)

@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from knowledge.crawl.netguard import AddressPolicy, resolve_checked
@@ -90,12 +91,12 @@ class Repository:
             self.path.mkdir(parents=True)
             self._git("init", "--bare", "--quiet")
         ref = f"refs/teambot/{branch}"
-        extra, url = self._transport()
+        config, url = self._transport()
         try:
             self._git(
-                *extra,
                 "fetch", "--quiet", "--no-tags", "--no-recurse-submodules", "--depth=1",
                 "--no-write-fetch-head", "--", url, f"+refs/heads/{branch}:{ref}",
+                config=config,
                 watch_bytes=max_bytes,
             )  # fmt: skip
         except GitError as exc:
@@ -131,9 +132,10 @@ class Repository:
         finally:
             reader.close()
 
-    def command(self, *args: str) -> list[str]:
-        config = [arg for item in _CONFIG for arg in ("-c", item)]
-        return ["git", *config, f"--git-dir={self.path}", *args]
+    def command(self, *args: str, config: tuple[str, ...] = ()) -> list[str]:
+        """git with the fixed safe settings, then ``config`` (``name=value`` each), on the clone."""
+        settings = [arg for item in (*_CONFIG, *config) for arg in ("-c", item)]
+        return ["git", *settings, f"--git-dir={self.path}", *args]
 
     def env(self) -> dict[str, str]:
         keep = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "TMPDIR")}
@@ -148,10 +150,10 @@ class Repository:
             "LC_ALL": "C",
         }
 
-    def _transport(self) -> tuple[list[str], str]:
+    def _transport(self) -> tuple[tuple[str, ...], str]:
         """The extra config and the URL a fetch uses; raises GitError for any other kind."""
         if self.remote.is_local:
-            return ["-c", "protocol.file.allow=always"], str(Path(self.remote.location).resolve())
+            return ("protocol.file.allow=always",), str(Path(self.remote.location).resolve())
         url = self.remote.location
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
@@ -167,18 +169,20 @@ class Repository:
         except OSError as exc:
             raise GitError(f"Cannot resolve {host}: {exc}") from None
         pinned = f"[{address}]" if ":" in address else address
-        return [
-            "-c", f"protocol.{scheme}.allow=always",
-            "-c", f"http.curloptResolve={host}:{port}:{pinned}",
-        ], url  # fmt: skip
+        return (
+            f"protocol.{scheme}.allow=always",
+            f"http.curloptResolve={host}:{port}:{pinned}",
+        ), url
 
-    def _git(self, *args: str, watch_bytes: int | None = None) -> str:
-        return self._git_bytes(*args, watch_bytes=watch_bytes).decode("utf-8", "replace")
+    def _git(self, *args: str, **options: Any) -> str:
+        return self._git_bytes(*args, **options).decode("utf-8", "replace")
 
-    def _git_bytes(self, *args: str, watch_bytes: int | None = None) -> bytes:
+    def _git_bytes(
+        self, *args: str, config: tuple[str, ...] = (), watch_bytes: int | None = None
+    ) -> bytes:
         """Run git with its deadline (and, for a fetch, the size cap); its stdout."""
         process = subprocess.Popen(
-            self.command(*args),
+            self.command(*args, config=config),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -187,11 +191,17 @@ class Repository:
         watcher = _Watcher(process, self.path, self.deadline, watch_bytes)
         watcher.start()
         try:
-            out, err = process.communicate()
+            out, err = process.communicate(timeout=self.deadline)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            watcher.reason = f"took longer than {self.deadline:g} s and was stopped"
         finally:
             watcher.stop()
+        if watch_bytes is not None and not watcher.reason and _size(self.path) > watch_bytes:
+            watcher.reason = _too_large(watch_bytes)  # it grew past the cap between two checks
         if watcher.reason:
-            raise GitError(f"git {args[0] if args[0] != '-c' else 'fetch'} {watcher.reason}")
+            raise GitError(f"git {args[0]} {watcher.reason}")
         if process.returncode != 0:
             message = err.decode("utf-8", "replace").strip().splitlines()
             raise GitError(f"git failed: {message[-1] if message else process.returncode}")
@@ -216,7 +226,7 @@ class _Watcher(threading.Thread):
             if time.monotonic() > self.ends:
                 self.reason = f"took longer than {self.deadline:g} s and was stopped"
             elif self.max_bytes is not None and _size(self.path) > self.max_bytes:
-                self.reason = f"stopped: the repository is larger than {self.max_bytes:,} bytes"
+                self.reason = _too_large(self.max_bytes)
             else:
                 continue
             self.process.kill()
@@ -225,6 +235,10 @@ class _Watcher(threading.Thread):
     def stop(self) -> None:
         self._stopped.set()
         self.join()
+
+
+def _too_large(max_bytes: int) -> str:
+    return f"stopped: the repository is larger than {max_bytes:,} bytes"
 
 
 def _size(path: Path) -> int:
