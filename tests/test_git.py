@@ -14,16 +14,19 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.admin import Actor, AdminResult, run_admin
 from bot.core import citation
+from bot.settings import Settings
 from knowledge.embed.embedder import Embedder
 from knowledge.errors import SourceError
 from knowledge.ingest.gitrepo import Remote, Repository
 from knowledge.ingest.refresh import refresh
 from knowledge.ingest.report import RunReport
-from knowledge.ingest.sources import SourceSpec, add_source
+from knowledge.ingest.sources import FOLDER_NOT_ALLOWED, SourceSpec, add_source
 from knowledge.retrieval.passages import load_passages
 from knowledge.storage.documents import Chunk, Document, Source
 from tests.pdf_maker import plain
+from tests.test_admin import Deps
 from tests.test_cli import run
 
 INSTALL = "# Install\n\nRun the installer with `zephyr setup` on a fresh host.\n"
@@ -272,6 +275,8 @@ def test_chat_may_add_a_local_repository_only_inside_the_folder_roots(
         ({"web_url": "https://x.org/{path}/{secret}"}, "write an http(s) address"),
         ({"web_url": "https://x.org/#{anchor}/{path}"}, "{anchor} goes at the end"),
         ({"web_url": "javascript:{path}"}, "write an http(s) address"),
+        ({"web_url": "https://x.org/{path:>999999999}"}, "write an http(s) address"),
+        ({"web_url": "https://x.org/{base.__class__}/{path}"}, "write an http(s) address"),
     ],
 )
 def test_bad_git_options_are_refused_with_what_to_write(
@@ -332,3 +337,27 @@ def test_git_commands_stop_at_their_deadline_and_fetches_at_the_size_cap(
         with pytest.raises(SourceError, match="larger than"):
             big = next(e for e in fetched.tree(commit) if e.path == b"docs/big.txt")
             blobs.read(big.blob, 1000)
+
+
+def test_chat_adds_git_sources_with_the_same_checks_and_status_shows_them(
+    sessions: sessionmaker[Session], embedder: Embedder, repo: Repo, tmp_path: Path
+) -> None:
+    settings = Settings(_env_file=None, TEAMBOT_ADMINS="slack:UALICE",  # type: ignore[call-arg]
+                        TEAMBOT_FOLDER_ROOTS=str(tmp_path / "shared"))  # fmt: skip
+    chat = Deps(sessions, settings, embedder=embedder, crawl_limits=None)
+    alice = Actor("slack", "UALICE")
+
+    def add(*words: str) -> AdminResult:
+        return run_admin(chat, alice, ["sources", "add", *words])
+
+    # A repository on the server's disk outside the roots: the folders' refusal, word for word.
+    local = add(str(repo.bare), "--name", "local", "--kind", "git")
+    assert not local.ok and local.text == FOLDER_NOT_ALLOWED
+    loopback = add("https://127.0.0.1/docs.git", "--name", "lo", "--kind", "git")
+    assert not loopback.ok and "loopback" in loopback.text
+    assert not add("ssh://example.org/docs.git", "--name", "s", "--kind", "git").ok
+    # From the terminal, the same repository is added, refreshed and shown with its kind.
+    add_git(sessions, repo, path="docs/")
+    refresh(sessions, embedder, "docs", data_dir=tmp_path / "data")
+    status = run_admin(chat, alice, ["status"]).text
+    assert "docs (git," in status and "5 documents" in status

@@ -303,6 +303,10 @@ def sources_add(deps: AdminDeps, actor: Actor, args: Args) -> str:
         name=args.options.get("name", ""),
         location=args.words[0],
         every=args.options.get("every"),
+        kind=args.options.get("kind"),
+        branch=args.options.get("branch"),
+        path=args.options.get("path"),
+        web_url=args.options.get("web-url"),
     )
     if not spec.name:
         raise AdminError("Give the source a name: admin sources add URL --name NAME.")
@@ -520,8 +524,9 @@ COMMANDS: dict[str, Command] = {
     for c in (
         Command("sources list", "sources list", sources_list, (0, 0)),
         Command(
-            "sources add", "sources add URL --name NAME [--every 6h]", sources_add, (1, 1),
-            ("name", "every"),
+            "sources add",
+            "sources add URL --name NAME [--every 6h] [--kind git --branch B --path P --web-url T]",
+            sources_add, (1, 1), ("name", "every", "kind", "branch", "path", "web-url"),
         ),
         Command("sources remove", "sources remove NAME", sources_remove, (1, 1)),
         Command("sources refresh", "sources refresh NAME", sources_refresh, (1, 1)),

@@ -82,9 +82,13 @@ def checked_options(branch: str | None, path: str | None, web_url: str | None) -
 
 def _check_template(template: str) -> None:
     try:
-        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        parsed = [(name, spec, conversion) for _, name, spec, conversion in
+                  string.Formatter().parse(template) if name is not None]  # fmt: skip
     except ValueError as exc:
         raise SourceError(f"--web-url {template!r} is not a template: {exc}.") from None
+    fields = {name for name, _, _ in parsed}
+    if any(spec or conversion for _, spec, conversion in parsed):  # {path:>999999999}
+        fields.add("")  # a format spec or conversion: refused like an unknown field
     unknown = fields - TEMPLATE_FIELDS
     if unknown or "{path}" not in template or not template.startswith(("https://", "http://")):
         raise SourceError(
