@@ -10,6 +10,7 @@ heading before; without an outline, a page's sections carry no heading, only the
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -20,6 +21,9 @@ from knowledge.types import Page, Section
 MAX_PDF_PAGES = 2000
 MAX_PDF_CHARS = 5_000_000
 PDF_DEADLINE_SECONDS = 60.0
+# What the reader's process needs of the environment: no tokens or keys go to a process that
+# parses hostile files.
+_CHILD_ENV = frozenset({"PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LANG", "TMPDIR"})
 _ENDS_SENTENCE = re.compile(r"[.!?:]['\")\]]?$")
 _STARTS = re.compile(r"[A-Z0-9\u2022\-*(\"']")
 
@@ -47,6 +51,7 @@ def extract_pdf(
             capture_output=True,
             timeout=deadline,
             check=False,
+            env={k: v for k, v in os.environ.items() if k in _CHILD_ENV},  # no secrets
         )
     except subprocess.TimeoutExpired:
         raise PdfError(f"took longer than {deadline:g} s to read; not indexed") from None
