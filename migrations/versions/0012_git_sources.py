@@ -4,7 +4,7 @@ A git source stores each file under its path in the repository (``documents.url`
 id as the entity tag and the commit it was read at as ``last_modified``; ``web_url`` is the
 file's hosted view at that commit (from the source's ``--web-url`` template), for citations.
 
-Revision ID: 0012
+Revision ID: 0012_git_sources
 Revises: 0010
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012"
+revision: str = "0012_git_sources"
 down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
