@@ -23,8 +23,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +31,11 @@ from urllib.parse import urlsplit
 
 from knowledge.crawl.netguard import AddressPolicy, resolve_checked
 from knowledge.errors import BlockedURLError, SourceError
+from knowledge.ingest.gitwatch import Watcher, folder_size, too_large
 
 GIT_DEADLINE_SECONDS = 600.0
 MAX_REPO_BYTES = 2 * 1024**3
 MAX_TREE_ENTRIES = 100_000
-_SIZE_CHECK_SECONDS = 0.5
 _CONFIG = (
     "protocol.allow=never",
     "core.hooksPath=/dev/null",
@@ -188,7 +186,7 @@ class Repository:
             stderr=subprocess.PIPE,
             env=self.env(),
         )
-        watcher = _Watcher(process, self.path, self.deadline, watch_bytes)
+        watcher = Watcher(process, self.path, self.deadline, watch_bytes)
         watcher.start()
         try:
             out, err = process.communicate(timeout=self.deadline)
@@ -198,56 +196,14 @@ class Repository:
             watcher.reason = f"took longer than {self.deadline:g} s and was stopped"
         finally:
             watcher.stop()
-        if watch_bytes is not None and not watcher.reason and _size(self.path) > watch_bytes:
-            watcher.reason = _too_large(watch_bytes)  # it grew past the cap between two checks
+        if watch_bytes is not None and not watcher.reason and folder_size(self.path) > watch_bytes:
+            watcher.reason = too_large(watch_bytes)  # it grew past the cap between two checks
         if watcher.reason:
             raise GitError(f"git {args[0]} {watcher.reason}")
         if process.returncode != 0:
             message = err.decode("utf-8", "replace").strip().splitlines()
             raise GitError(f"git failed: {message[-1] if message else process.returncode}")
         return out
-
-
-class _Watcher(threading.Thread):
-    """Kills a git process at its deadline, or once the repository grows past ``max_bytes``."""
-
-    def __init__(
-        self, process: subprocess.Popen, path: Path, deadline: float, max_bytes: int | None
-    ) -> None:
-        super().__init__(daemon=True)
-        self.process, self.path, self.max_bytes = process, path, max_bytes
-        self.ends = time.monotonic() + deadline
-        self.deadline = deadline
-        self.reason = ""
-        self._stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self._stopped.wait(_SIZE_CHECK_SECONDS if self.max_bytes else 0.05):
-            if time.monotonic() > self.ends:
-                self.reason = f"took longer than {self.deadline:g} s and was stopped"
-            elif self.max_bytes is not None and _size(self.path) > self.max_bytes:
-                self.reason = _too_large(self.max_bytes)
-            else:
-                continue
-            self.process.kill()
-            return
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self.join()
-
-
-def _too_large(max_bytes: int) -> str:
-    return f"stopped: the repository is larger than {max_bytes:,} bytes"
-
-
-def _size(path: Path) -> int:
-    total = 0
-    for top, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):  # gone since the walk listed it
-                total += os.lstat(os.path.join(top, name)).st_size
-    return total
 
 
 class BlobReader:
@@ -260,7 +216,7 @@ class BlobReader:
         self._repository = repository
         self.reads = 0
         self._process: subprocess.Popen | None = None
-        self._watcher: _Watcher | None = None
+        self._watcher: Watcher | None = None
 
     def close(self) -> None:
         if self._process is not None:
@@ -300,7 +256,7 @@ class BlobReader:
                 stderr=subprocess.DEVNULL,
                 env=repository.env(),
             )
-            self._watcher = _Watcher(self._process, repository.path, repository.deadline, None)
+            self._watcher = Watcher(self._process, repository.path, repository.deadline, None)
             self._watcher.start()
         return self._process
 
