@@ -6,6 +6,7 @@ Used by tests/test_pdf*.py and by bench/pdf_extract.py; nothing here is committe
 from __future__ import annotations
 
 import io
+import zlib
 from dataclasses import dataclass
 
 from reportlab.lib.pagesizes import A4
@@ -144,3 +145,32 @@ def image_only(pages: int = 2) -> bytes:
         sheet.showPage()
     sheet.save()
     return out.getvalue()
+
+
+def deflate_bomb(inflated_bytes: int) -> bytes:
+    """A one-page PDF whose content stream inflates to ``inflated_bytes`` (mostly spaces)
+    from a few hundred kilobytes, then shows one line of text."""
+    raw = b" " * inflated_bytes + b"BT /F1 12 Tf 72 720 Td (Hello bomb) Tj ET"
+    packer = zlib.compressobj(9)
+    stream = packer.compress(raw) + packer.flush()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer << /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)

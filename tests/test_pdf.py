@@ -19,7 +19,7 @@ from knowledge.ingest.refresh import refresh
 from knowledge.ingest.sources import SourceSpec, add_source
 from knowledge.storage.documents import Chunk, Document
 from tests.fakes.docsite import DocSite
-from tests.pdf_maker import handbook, image_only, plain, sentence
+from tests.pdf_maker import deflate_bomb, handbook, image_only, plain, sentence
 
 ENCRYPTED = "encrypted with a password"
 
@@ -85,6 +85,12 @@ def test_an_empty_user_password_is_no_lock() -> None:
 def test_a_pdf_that_cannot_be_indexed_says_why(data: bytes, kwargs: dict, reason: str) -> None:
     with pytest.raises(PdfError, match=reason):
         extract_pdf(data, fallback_title="x", **kwargs)
+
+
+def test_a_deflate_bomb_is_refused_and_a_small_stream_of_the_same_shape_is_read() -> None:
+    assert extract_pdf(deflate_bomb(1000), fallback_title="x").text == "Hello bomb"
+    with pytest.raises(PdfError, match="a compressed stream larger than teambot inflates"):
+        extract_pdf(deflate_bomb(120 * 2**20), fallback_title="x")  # 120 MB from ~120 kB
 
 
 def _chunks(sessions: sessionmaker[Session], url: str) -> list[Chunk]:

@@ -10,6 +10,7 @@ heading before; without an outline, a page's sections carry no heading, only the
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -23,6 +24,7 @@ MAX_PDF_CHARS = 5_000_000
 PDF_DEADLINE_SECONDS = 60.0
 # What the reader's process needs of the environment: no tokens or keys go to a process that
 # parses hostile files.
+log = logging.getLogger(__name__)
 _CHILD_ENV = frozenset({"PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "LANG", "TMPDIR"})
 _ENDS_SENTENCE = re.compile(r"[.!?:]['\")\]]?$")
 _STARTS = re.compile(r"[A-Z0-9\u2022\-*(\"']")
@@ -58,6 +60,7 @@ def extract_pdf(
     try:
         result = json.loads(child.stdout)
     except ValueError:
+        log.warning("the PDF reader stopped: %s", child.stderr[-2000:].decode("utf-8", "replace"))
         raise PdfError(
             f"could not be read (the reader stopped with code {child.returncode})"
         ) from None

@@ -35,7 +35,7 @@ class Refused(Exception):
 def read(data: bytes, max_pages: int, max_chars: int) -> dict[str, Any]:
     """Title, page texts and outline ``[level, title, page index]`` of the PDF in ``data``."""
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
+    from pypdf.errors import FileNotDecryptedError, LimitReachedError
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -61,10 +61,14 @@ def read(data: bytes, max_pages: int, max_chars: int) -> dict[str, Any]:
         return {"title": _title(reader), "pages": pages, "outline": _outline(reader)}
     except FileNotDecryptedError:
         raise Refused(ENCRYPTED) from None
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-        raise Refused(f"not a readable PDF ({type(exc).__name__}: {str(exc)[:200]})") from None
+    except LimitReachedError:  # a compression bomb, or a stream pypdf will not inflate whole
+        raise Refused("holds a compressed stream larger than teambot inflates") from None
     except RecursionError:
         raise Refused("not a readable PDF (nested too deeply)") from None
+    except (Refused, MemoryError):
+        raise
+    except Exception as exc:  # this process reads one hostile file: any error is the file's
+        raise Refused(f"not a readable PDF ({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
 def _title(reader: Any) -> str:
