@@ -325,11 +325,13 @@ def ingest(
 @sources_app.command("add")
 def sources_add(
     ctx: typer.Context,
-    location: Annotated[str, typer.Argument(help="Start URL, sitemap URL, page URL or folder.")],
+    location: Annotated[
+        str, typer.Argument(help="Start URL, sitemap URL, page URL, folder or git repository.")
+    ],
     name: Annotated[str, typer.Option(help="A short name to refer to the source by.")],
     kind: Annotated[
         str | None,
-        typer.Option(help="site, sitemap, page or folder (default: guessed from LOCATION)."),
+        typer.Option(help="site, sitemap, page, folder or git (default: guessed from LOCATION)."),
     ] = None,
     include: Annotated[
         list[str] | None, typer.Option(help="Only URLs matching this regex (repeatable).")
@@ -345,8 +347,25 @@ def sources_add(
         bool,
         typer.Option(help="Allow private/loopback addresses (intranet docs) for this source."),
     ] = False,
+    branch: Annotated[
+        str | None, typer.Option(help="git: the branch to index (default: main).")
+    ] = None,
+    path: Annotated[
+        str | None, typer.Option(help="git: only this folder of the repository, e.g. docs/.")
+    ] = None,
+    web_url: Annotated[
+        str | None,
+        typer.Option(
+            help="git: where citations link, e.g. '{base}/blob/{commit}/{path}#{anchor}' "
+            "(default: the file's path and heading)."
+        ),
+    ] = None,
 ) -> None:
-    """Register a source; `teambot refresh NAME` (or the worker) then indexes it."""
+    """Register a source; `teambot refresh NAME` (or the worker) then indexes it.
+
+    A git repository (--kind git) is an https:// URL or a local path; it is cloned once
+    into TEAMBOT_DATA_DIR and fetched on each refresh, which reads only the files that changed.
+    """
     from bot.admin.commands import TERMINAL, add_source_as
     from knowledge.ingest.sources import SourceSpec
 
@@ -361,6 +380,9 @@ def sources_add(
         every=every,
         cron=cron,
         allow_private=allow_private,
+        branch=branch,
+        path=path,
+        web_url=web_url,
     )
     typer.echo(add_source_as(runtime_of(ctx), _actor(), spec, TERMINAL))
 
@@ -413,6 +435,7 @@ def refresh_command(
                     each,
                     limits=runtime.crawl_limits,
                     progress=progress,
+                    data_dir=runtime.settings.data_dir,
                 )
             )
         except KnowledgeError as exc:

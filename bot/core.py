@@ -261,16 +261,21 @@ def validate_question(text: str, max_chars: int) -> str:
 
 
 def citation(n: int, passage: ScoredChunk) -> Citation:
-    """Where ``passage`` lives: a file path (and file URL) for folders, the page URL otherwise;
+    """Where ``passage`` lives: a file path (and file URL) for folders, a git file's hosted view
+    (or its path in the repository), the page URL otherwise;
     for a team answer, the message it was said in (bot.team_answers)."""
     if team_answers.is_team_answer(passage):
         return team_answers.team_citation(n, passage)
-    is_file = passage.source_kind == "folder"
-    url = (
-        Path(passage.source_location, passage.document_url).as_uri()
-        if is_file
-        else passage.document_url
-    )
+    web_url = passage.document_web_url  # a git file's hosted view (knowledge/ingest/git.py)
+    is_file = passage.source_kind in ("folder", "git") and not web_url  # shown as its path
+    if web_url:
+        url = web_url
+    elif passage.source_kind == "folder":
+        url = Path(passage.source_location, passage.document_url).as_uri()
+    elif is_file:  # a repository's file with no hosted view: the repository
+        url = passage.source_location
+    else:
+        url = passage.document_url
     return Citation(
         n=n,
         title=passage.document_title,

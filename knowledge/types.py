@@ -73,3 +73,4 @@ class ScoredChunk:
     source_name: str
     source_kind: str
     source_location: str
+    document_web_url: str | None = None  # a git file's hosted view, when its source has one

@@ -288,7 +288,17 @@ def test_extract_dispatches_by_suffix(suffix: str, text: str, expected: tuple[st
 
 
 def test_extract_rejects_unsupported_suffix() -> None:
-    assert sorted(SUPPORTED_SUFFIXES) == [".htm", ".html", ".markdown", ".md", ".rst", ".txt"]
+    assert sorted(SUPPORTED_SUFFIXES) == [
+        ".adoc",
+        ".asciidoc",
+        ".htm",
+        ".html",
+        ".markdown",
+        ".md",
+        ".pdf",
+        ".rst",
+        ".txt",
+    ]
     with pytest.raises(ValueError, match="png"):
         extract("binary", suffix=".png", fallback_title="f")
 

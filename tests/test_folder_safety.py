@@ -225,9 +225,7 @@ def test_a_file_or_folder_swapped_for_a_link_after_the_walk_is_not_followed(
         (docs / "guides").rename(docs / "old-guides")
         (docs / "guides").symlink_to(outside)
 
-        texts = [
-            folder.read_text(walked[name], report) for name in ("setup.md", "guides/passwd.md")
-        ]
+        texts = [folder.read(walked[name], report) for name in ("setup.md", "guides/passwd.md")]
 
     assert texts == [None, None]
     replaced = ("skipped", "replaced while teambot read the folder; not followed")

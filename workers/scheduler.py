@@ -28,6 +28,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -75,6 +76,7 @@ class WorkerSettings(Protocol):
     retention_days: int | None
     digest_channel: str
     digest_schedule: str
+    data_dir: Path  # git sources keep their clones here
 
 
 class WorkerDeps(Protocol):
@@ -148,6 +150,7 @@ class Worker:
                 name,
                 limits=runtime.crawl_limits,
                 lease_seconds=runtime.settings.refresh_lease_seconds,
+                data_dir=runtime.settings.data_dir,
             )
         except SourceBusyError as exc:
             log.info("skipped %s: %s", name, exc)

@@ -332,7 +332,13 @@ def sources_refresh(deps: AdminDeps, actor: Actor, args: Args) -> str:
             f"Queued a refresh of {name!r}: a worker ({len(workers)} running) starts it within "
             f"{coordination.HEARTBEAT_SECONDS} seconds; {then}."
         )
-    report = refresh(deps.sessions, deps.embedder, name, limits=deps.crawl_limits)
+    report = refresh(
+        deps.sessions,
+        deps.embedder,
+        name,
+        limits=deps.crawl_limits,
+        data_dir=deps.settings.data_dir,
+    )
     return "No worker is running, so teambot refreshed it here.\n" + report.summary()
 
 
@@ -518,7 +524,8 @@ COMMANDS: dict[str, Command] = {
         Command("sources list", "sources list", sources_list, (0, 0)),
         Command(
             "sources add", "sources add URL --name NAME [--every 6h] [--cron EXPR] [--kind K]"
-            " [--include RE] [--exclude RE] [--max-pages N]", sources_add, (1, 1),
+            " [--include RE] [--exclude RE] [--max-pages N] [--branch B --path P --web-url T]",
+            sources_add, (1, 1),
             source_edit.ADD_OPTIONS, ("allow-private",),
         ),
         Command(

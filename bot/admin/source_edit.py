@@ -21,7 +21,8 @@ from knowledge.storage.documents import Source
 if TYPE_CHECKING:
     from bot.admin.commands import AdminDeps, Args
 
-ADD_OPTIONS = ("name", "every", "cron", "kind", "include", "exclude", "max-pages")
+ADD_OPTIONS = ("name", "every", "cron", "kind", "include", "exclude", "max-pages", "branch", "path",
+               "web-url")  # fmt: skip
 EDIT_OPTIONS = ("every", "cron", "include", "exclude", "max-pages")
 PRIVATE_PLATFORMS = frozenset({"cli", "console"})
 NONE = "none"  # --include none: no include filter
@@ -53,7 +54,8 @@ def spec_of(actor: Actor, args: Args) -> SourceSpec:
         name=options.get("name", ""), location=args.words[0], kind=options.get("kind"),
         include=patterns(options.get("include")), exclude=patterns(options.get("exclude")),
         max_pages=max_pages(options.get("max-pages")), every=options.get("every"),
-        cron=options.get("cron"), allow_private=allow_private,
+        cron=options.get("cron"), allow_private=allow_private, branch=options.get("branch"),
+        path=options.get("path"), web_url=options.get("web-url"),
     )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ itself and stops at its cap, and every request has a deadline however slowly
 its bytes trickle in; pages are redirect-capped (redirects are followed by
 hand, so a hop outside the source or to a page already indexed is not even
 requested, and a redirect's own body is never read); anything that is not
-HTML, Markdown or text is skipped and counted. The
+HTML, Markdown, text or PDF is skipped and counted. The
 crawler only fetches; it never touches the database — it reports each page
 as a ``Fetched`` and the caller decides.
 """
@@ -52,7 +52,10 @@ MEDIA_SUFFIXES = {
     "text/markdown": ".md",
     "text/x-markdown": ".md",
     "text/plain": ".txt",
+    "application/pdf": ".pdf",
 }
+# Served as "some bytes" by many static hosts: read as a PDF when the URL ends in .pdf.
+GENERIC_MEDIA = frozenset({"application/octet-stream", "binary/octet-stream", "application/x-pdf"})
 # "disallowed": robots.txt forbids it now; what was indexed from it before is kept.
 Outcome = Literal["ok", "not_modified", "gone", "failed", "skipped", "disallowed"]
 Emit = Callable[["Fetched"], None]
@@ -122,7 +125,7 @@ class Fetched:
 
     url: str
     outcome: Outcome
-    text: str | None = None
+    text: str | bytes | None = None  # bytes for a PDF
     suffix: str | None = None
     etag: str | None = None
     last_modified: str | None = None
@@ -439,7 +442,7 @@ class Crawler:
         if status != 200:
             return _failed(final, f"HTTP {status}")
         media = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        suffix = MEDIA_SUFFIXES.get(media)
+        suffix = _suffix_of(media, final)
         if suffix is None:
             return _skipped(final, f"not a type teambot reads ({media or 'no content type'})")
         limit = self.target.limits.max_bytes
@@ -449,6 +452,15 @@ class Crawler:
         body = await reader.read(response)
         if reader.at_cap:
             return _failed(final, _too_large(limit))
+        if suffix == ".pdf":  # bytes: knowledge/ingest/pdf.py reads them, bounded, apart
+            return Fetched(
+                final,
+                "ok",
+                text=body,
+                suffix=suffix,
+                etag=response.headers.get("etag"),
+                last_modified=response.headers.get("last-modified"),
+            )
         if b"\x00" in body[:8192]:
             return _failed(final, f"binary content served as {media}")
         return Fetched(
@@ -511,6 +523,13 @@ class Crawler:
         log.warning("%s %s: crawling nothing on that host this run", robots_url, why)
         self.complete = False
         return Robots.deny_all(ROBOTS_AGENT, why)
+
+
+def _suffix_of(media: str, url: str) -> str | None:
+    """How to read a body of type ``media`` fetched from ``url`` (None: not at all)."""
+    if media in GENERIC_MEDIA and urlsplit(url).path.lower().endswith(".pdf"):
+        return ".pdf"
+    return MEDIA_SUFFIXES.get(media)
 
 
 def _is_redirect(response: httpx.Response) -> bool:

@@ -1,4 +1,5 @@
-"""Turn HTML, Markdown and plain-text documents into a ``Page`` of sectioned text.
+"""Turn HTML, Markdown, reStructuredText, AsciiDoc, plain-text and PDF documents into a
+``Page`` of sectioned text (PDF: knowledge/ingest/pdf.py; reST and AsciiDoc: markup.py).
 
 Answers quote the docs and link to ``page#anchor``, so extraction keeps only what a
 reader sees in the main content, split at headings, with the anchor each heading can
@@ -15,6 +16,8 @@ from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.element import PreformattedString
 from markdown_it import MarkdownIt
 
+from knowledge.ingest.markup import MarkupError, asciidoc_to_markdown, rst_to_html
+from knowledge.ingest.pdf import extract_pdf
 from knowledge.types import Page, Section
 
 _DROP_TAGS = frozenset(
@@ -277,23 +280,48 @@ def _extract_rst(text: str, *, fallback_title: str) -> Page:
     return Page(title or fallback_title, sections.result())
 
 
+def extract_rst(text: str, *, fallback_title: str) -> Page:
+    """reStructuredText through docutils (knowledge/ingest/markup.py), headings with the ids
+    docutils gives them; the regex reading above when docutils cannot parse it at all."""
+    try:
+        return extract_html(rst_to_html(text), fallback_title=fallback_title)
+    except MarkupError:
+        return _extract_rst(text, fallback_title=fallback_title)
+
+
+def extract_asciidoc(text: str, *, fallback_title: str) -> Page:
+    """AsciiDoc as text, with its ``=`` title lines as headings."""
+    return extract_markdown(asciidoc_to_markdown(text), fallback_title=fallback_title)
+
+
 _EXTRACTORS: dict[str, Callable[..., Page]] = {
     ".html": extract_html,
     ".htm": extract_html,
     ".md": extract_markdown,
     ".markdown": extract_markdown,
     ".txt": extract_text,
-    ".rst": _extract_rst,
+    ".rst": extract_rst,
+    ".adoc": extract_asciidoc,
+    ".asciidoc": extract_asciidoc,
 }
-SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_EXTRACTORS)
+# Formats read from bytes, not text: their extractor takes the file's bytes.
+_BINARY_EXTRACTORS: dict[str, Callable[..., Page]] = {".pdf": extract_pdf}
+BINARY_SUFFIXES: frozenset[str] = frozenset(_BINARY_EXTRACTORS)
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_EXTRACTORS) | BINARY_SUFFIXES
 
 
-def extract(text: str, *, suffix: str, fallback_title: str) -> Page:
-    """Extract a document by its file suffix (".md", ".html", ...).
+def extract(content: str | bytes, *, suffix: str, fallback_title: str) -> Page:
+    """Extract a document by its file suffix (".md", ".html", ".pdf", ...): text formats
+    from ``str``, binary ones (``BINARY_SUFFIXES``) from ``bytes``.
 
-    Raises ``ValueError`` when the suffix is not in ``SUPPORTED_SUFFIXES``.
+    Raises ``ValueError`` when the suffix is not in ``SUPPORTED_SUFFIXES`` or the content is
+    not of the kind the suffix needs, and ``PdfError`` for a PDF that cannot be indexed.
     """
-    extractor = _EXTRACTORS.get(suffix.lower())
+    suffix = suffix.lower()
+    binary = _BINARY_EXTRACTORS.get(suffix)
+    extractor = binary or _EXTRACTORS.get(suffix)
     if extractor is None:
         raise ValueError(f"unsupported document suffix {suffix!r}")
-    return extractor(text, fallback_title=fallback_title)
+    if isinstance(content, bytes) != (binary is not None):
+        raise ValueError(f"a {suffix} document given as {type(content).__name__}")
+    return extractor(content, fallback_title=fallback_title)

@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from types import TracebackType
 
 from knowledge.errors import SourceError
-from knowledge.ingest.extract import SUPPORTED_SUFFIXES
+from knowledge.ingest.extract import BINARY_SUFFIXES, SUPPORTED_SUFFIXES
 from knowledge.ingest.report import RunReport
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -113,8 +113,9 @@ class Folder:
                 if chosen is not None:
                     yield chosen
 
-    def read_text(self, file: FolderFile, report: RunReport) -> str | None:
-        """The file's text, or None with the reason in ``report`` (its earlier content stays)."""
+    def read(self, file: FolderFile, report: RunReport) -> str | bytes | None:
+        """The file's text (its bytes, for a PDF), or None with the reason in ``report`` (its
+        earlier content stays)."""
         try:
             fd = self._open_beneath(file.parts)
         except OSError as exc:
@@ -136,14 +137,7 @@ class Folder:
         if len(data) > MAX_FILE_BYTES:
             report.fail(file.name, f"larger than {MAX_FILE_BYTES // 2**20} MB")
             return None
-        if b"\x00" in data[:8192]:
-            report.fail(file.name, "binary, not text")
-            return None
-        try:
-            return data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            report.fail(file.name, f"not UTF-8 (byte {exc.start}); re-save it as UTF-8")
-            return None
+        return file_content(file.name, data, report)
 
     def _choose(
         self, report: RunReport, top: str, here: tuple[str, ...], name: str, names: set[str]
@@ -196,6 +190,21 @@ class Folder:
         finally:
             for fd in opened:
                 os.close(fd)
+
+
+def file_content(name: str, data: bytes, report: RunReport) -> str | bytes | None:
+    """A file's bytes as its extractor takes them: text decoded from UTF-8, a PDF as it is;
+    None, with the reason in ``report``, for a text file that is binary or not UTF-8."""
+    if PurePosixPath(name).suffix.lower() in BINARY_SUFFIXES:
+        return data
+    if b"\x00" in data[:8192]:
+        report.fail(name, "binary, not text")
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        report.fail(name, f"not UTF-8 (byte {exc.start}); re-save it as UTF-8")
+        return None
 
 
 def _stored_name(here: tuple[str, ...], name: str) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.crawl.links import is_javascript_shell
 from knowledge.embed.embedder import TextEmbedder
+from knowledge.errors import KnowledgeError
 from knowledge.ingest.chunk import chunk_page
 from knowledge.ingest.extract import extract
 from knowledge.ingest.report import RunReport
@@ -30,7 +31,7 @@ from knowledge.types import ChunkDraft
 log = logging.getLogger(__name__)
 
 # Bumped whenever extraction or chunking changes, so every document is re-chunked.
-PIPELINE_VERSION = "2"
+PIPELINE_VERSION = "3"  # 3: reStructuredText through docutils
 # Documents are embedded together until this many chunks wait, or the oldest has waited
 # this long (so a slow crawl's pages become searchable as it goes), then stored one by one.
 EMBED_GROUP_CHUNKS = 256
@@ -42,13 +43,14 @@ class FetchedDocument:
     """A document's current text as its source delivered it."""
 
     url: str
-    text: str
-    suffix: str  # how to read it: ".html", ".md", ".txt"...
+    text: str | bytes  # bytes for binary formats (extract.BINARY_SUFFIXES: PDF)
+    suffix: str  # how to read it: ".html", ".md", ".txt", ".pdf"...
     fallback_title: str
     etag: str | None = None
     last_modified: str | None = None
     sitemap_lastmod: datetime | None = None
     links: list[str] | None = None
+    web_url: str | None = None  # where a reader opens it, when not ``url`` (a git file)
 
 
 @dataclass(frozen=True)
@@ -101,12 +103,19 @@ class DocumentSync:
             page = extract(
                 document.text, suffix=document.suffix, fallback_title=document.fallback_title
             )
+        except KnowledgeError as exc:  # a PDF we refuse, and says why: encrypted, too large
+            self._report.fail(document.url, str(exc))
+            return
         except Exception as exc:  # a page that breaks the extractor must not stop the run
             log.exception("extracting %s failed", document.url)
             self._report.fail(document.url, f"could not be extracted ({type(exc).__name__})")
             return
         self._report.add_time("extract", time.perf_counter() - started)
-        if document.suffix in (".html", ".htm") and is_javascript_shell(document.text, page.text):
+        if (
+            document.suffix in (".html", ".htm")
+            and isinstance(document.text, str)
+            and is_javascript_shell(document.text, page.text)
+        ):
             self._report.skip(document.url, "a JavaScript app shell with no content to index")
             return
         content_hash = _digest([PIPELINE_VERSION, self._embedder.model_name, page.title, page.text])
@@ -200,6 +209,22 @@ class DocumentSync:
         self._metadata = [d for d in self._metadata if d.url != url]
         self._report.skip(url, f"the same content as {kept}")
 
+    def rename(self, old: str, new: str, *, last_modified: str, web_url: str | None) -> None:
+        """The document at ``old`` is now at ``new`` with the same content (a file moved in a
+        repository): its chunks stay, only its address changes; nothing is read or embedded."""
+        with self._sessions.begin() as session:
+            kept = store.rename_document(
+                session, self._source_id, old, new, last_modified=last_modified, web_url=web_url
+            )
+        known = self.known.pop(old)
+        self.known[new] = known
+        if self._holder.get(known.content_hash) == old:
+            self._holder[known.content_hash] = new
+        self._held[new] = self._held.pop(old, known.content_hash)
+        self.present.add(new)
+        self._report.pages_changed += 1
+        self._report.chunks_reused += kept
+
     def keep(self, url: str) -> None:
         """The document could not be read this run: keep what was stored, do not remove it."""
         if url in self.known:
@@ -259,6 +284,7 @@ class DocumentSync:
                     chunk_hashes=plan.chunk_hashes,
                     embeddings=[vectors[h] for h in plan.chunk_hashes],
                     model=model,
+                    web_url=plan.document.web_url,
                 )
             if plan.is_new:
                 report.pages_new += 1

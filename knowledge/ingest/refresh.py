@@ -5,15 +5,18 @@ or 410 is removed at once; a page that a complete crawl no longer reaches is
 removed after ``MISSING_GRACE_RUNS`` complete runs in a row missed it. A
 crawl cut short by the page limit or by robots.txt being unavailable, or in
 which more than ``MAX_FAILED_SHARE`` of the pages failed, may have missed
-links, so it removes nothing by absence. A folder's deleted files go at once.
+links, so it removes nothing by absence. A folder's deleted files go at once, and so do a git
+branch's (knowledge/ingest/git.py).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,6 +32,7 @@ from knowledge.crawl.crawler import (
 from knowledge.embed.embedder import TextEmbedder
 from knowledge.errors import SourceError
 from knowledge.ingest.folder import Folder
+from knowledge.ingest.git import GIT, sync_git
 from knowledge.ingest.pipeline import DocumentSync, FetchedDocument
 from knowledge.ingest.progress import NullProgress, Progress
 from knowledge.ingest.report import RunReport
@@ -42,6 +46,7 @@ from knowledge.storage.lease import LEASE_SECONDS, Lease
 log = logging.getLogger(__name__)
 
 MISSING_GRACE_RUNS = 2
+DEFAULT_DATA_DIR = Path("teambot-data")  # TEAMBOT_DATA_DIR's default (bot/settings.py)
 # A crawl with more failed pages than this share may have missed links: it removes nothing.
 MAX_FAILED_SHARE = 0.1
 
@@ -54,10 +59,12 @@ def refresh(
     limits: CrawlLimits | None = None,
     progress: Progress | None = None,
     lease_seconds: int = LEASE_SECONDS,
+    data_dir: Path | None = None,
 ) -> RunReport:
     """Bring the source called ``name`` in line with where its documents live.
 
-    Raises SourceBusyError when another process holds the source's lease."""
+    ``data_dir``: TEAMBOT_DATA_DIR, where git sources keep their clones (default
+    ``teambot-data``). Raises SourceBusyError when another process holds the source's lease."""
     with sessions() as session:
         source = session.scalar(select(Source).where(Source.name == name))
         if source is None:
@@ -80,7 +87,16 @@ def refresh(
         report = RunReport(source=name)
         started = time.perf_counter()
         try:
-            _run(sessions, embedder, source, report, lease, limits, progress or NullProgress())
+            _run(
+                sessions,
+                embedder,
+                source,
+                report,
+                lease,
+                limits,
+                progress or NullProgress(),
+                data_dir or DEFAULT_DATA_DIR,
+            )
         except BaseException as exc:
             report.timings["total"] = time.perf_counter() - started
             _finish(sessions, run_id, report, "failed", str(exc) or type(exc).__name__)
@@ -92,6 +108,43 @@ def refresh(
         lease.release()
 
 
+@dataclass(frozen=True)
+class SyncJob:
+    """What fetching one source's documents needs, whatever its kind."""
+
+    sync: DocumentSync
+    source: Source
+    report: RunReport
+    lease: Lease
+    limits: CrawlLimits
+    progress: Progress
+    data_dir: Path
+
+
+# How a run removes documents: "absent" removes at once what the source no longer has,
+# "settle" counts the runs that missed a page (a complete crawl), "keep" removes nothing.
+Removal = Literal["absent", "settle", "keep"]
+
+
+def _folder_job(job: SyncJob) -> Removal:
+    _sync_folder(job.sync, Path(job.source.location), job.report, job.lease, job.progress)
+    return "absent"
+
+
+def _git_job(job: SyncJob) -> Removal:
+    sync_git(job.sync, job.source, job.report, job.lease, job.progress, job.data_dir)
+    return "absent"
+
+
+def _web_job(job: SyncJob) -> Removal:
+    complete = _sync_web(job.sync, job.source, job.report, job.lease, job.limits, job.progress)
+    return "settle" if complete else "keep"
+
+
+# A source's kind → how its documents are fetched; every other kind is a web crawl.
+SYNCS: dict[str, Callable[[SyncJob], Removal]] = {"folder": _folder_job, GIT: _git_job}
+
+
 def _run(
     sessions: sessionmaker[Session],
     embedder: TextEmbedder,
@@ -100,23 +153,22 @@ def _run(
     lease: Lease,
     limits: CrawlLimits | None,
     progress: Progress,
+    data_dir: Path,
 ) -> None:
     sync = DocumentSync(sessions, embedder, source.id, report)
     progress.begin("Fetching", None)
-    if source.kind == "folder":
-        complete = _sync_folder(sync, Path(source.location), report, lease, progress)
-    else:
-        complete = _sync_web(sync, source, report, lease, limits or CrawlLimits(), progress)
+    job = SyncJob(sync, source, report, lease, limits or CrawlLimits(), progress, data_dir)
+    removal = SYNCS.get(source.kind, _web_job)(job)
     sync.flush()
     progress.end()
     with sessions.begin() as session:
         report.pages_removed += store.delete_documents(
             session, source.id, sync.gone | sync.duplicates
         )
-        if source.kind == "folder":
+        if removal == "absent":
             absent = set(sync.known) - sync.present - sync.gone
             report.pages_removed += store.delete_documents(session, source.id, absent)
-        elif complete:
+        elif removal == "settle":
             report.pages_removed += store.settle_missing(
                 session, source.id, sync.present, MISSING_GRACE_RUNS
             )
@@ -165,7 +217,7 @@ def _apply(sync: DocumentSync, fetched: Fetched, report: RunReport) -> None:
         sync.submit(
             FetchedDocument(
                 url=fetched.url,
-                text=fetched.text or "",
+                text=fetched.text if fetched.text is not None else "",
                 suffix=fetched.suffix or ".html",
                 fallback_title=_fallback_title(fetched.url),
                 etag=fetched.etag,
@@ -198,14 +250,14 @@ def _fallback_title(url: str) -> str:
 
 def _sync_folder(
     sync: DocumentSync, folder: Path, report: RunReport, lease: Lease, progress: Progress
-) -> bool:
+) -> None:
     if not folder.is_dir():
         raise SourceError(f"The folder {folder} of this source no longer exists.")
     started = time.perf_counter()
     with Folder(folder) as opened:
         for file in opened.files(report):
             report.pages_seen += 1
-            text = opened.read_text(file, report)
+            text = opened.read(file, report)
             if text is None:
                 sync.keep(file.name)
             else:
@@ -218,7 +270,6 @@ def _sync_folder(
             lease.renew_if_due()
             progress.advance()
     report.add_time("fetch", time.perf_counter() - started)
-    return True
 
 
 def _close_interrupted_runs(sessions: sessionmaker[Session], source_id: int) -> None:

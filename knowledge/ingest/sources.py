@@ -19,10 +19,12 @@ from sqlalchemy.orm import Session
 from knowledge.crawl.netguard import AddressPolicy, resolve_checked
 from knowledge.crawl.urls import UrlRules, canonicalize
 from knowledge.errors import BlockedURLError, SourceError
+from knowledge.ingest.git import GIT
+from knowledge.ingest.git import checked_options as git_checked_options
 from knowledge.storage import store
 from knowledge.storage.documents import Source
 
-KINDS = ("site", "sitemap", "page", "folder")
+KINDS = ("site", "sitemap", "page", "folder", GIT)
 _EVERY = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_EVERY_SECONDS = 60
@@ -51,6 +53,10 @@ class SourceSpec:
     cron: str | None = None
     allow_private: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    # --kind git only: the branch, the folder to read, the hosted view's template.
+    branch: str | None = None
+    path: str | None = None
+    web_url: str | None = None
 
 
 def parse_every(text: str) -> int:
@@ -123,9 +129,15 @@ def add_source(
             if value < (1 if key == "max_pages" else 0):
                 raise SourceError(f"--{key.replace('_', '-')} must be positive, not {value}.")
             options[key] = value
+    git_options = {"branch": spec.branch, "path": spec.path, "web_url": spec.web_url}
+    if kind == GIT:
+        options.update(git_checked_options(**git_options))
+        location, options["local"] = _git_location(spec.location, spec.allow_private, folder_roots)
+    elif any(value is not None for value in git_options.values()):
+        raise SourceError("--branch, --path and --web-url are for git sources (--kind git).")
     if kind == "folder":
         location = str(checked_folder(spec.location, folder_roots))
-    else:
+    elif kind != GIT:
         location = _checked_location(kind, spec.location, spec.allow_private)
     source = Source(
         name=name,
@@ -174,6 +186,27 @@ def resolve_folder(path: str | Path) -> Path:
             f"{path} is a file; teambot ingests folders. Pass the folder that contains it."
         )
     return folder.resolve()
+
+
+def _git_location(
+    location: str, allow_private: bool, folder_roots: Sequence[Path] | None
+) -> tuple[str, bool]:
+    """A repository's URL (https; http with --allow-private; checked by the SSRF guard) or,
+    like a folder, a local path; and whether it is local. Other transports are refused."""
+    scheme = urlsplit(location.strip()).scheme.lower()
+    if scheme in WEB_SCHEMES:
+        if scheme == "http" and not allow_private:
+            raise SourceError(
+                f"{location!r}: teambot fetches repositories over https (http only for a "
+                "private host added with --allow-private)."
+            )
+        return _checked_location(GIT, location, allow_private), False
+    if "://" in location or "::" in location or re.match(r"^[\w.-]+@[\w.-]+:", location):
+        raise SourceError(
+            f"{location!r}: teambot fetches repositories over https only; give an https:// "
+            "URL, or the path of a repository on the teambot server."
+        )
+    return str(checked_folder(location, folder_roots)), True
 
 
 def _checked_location(kind: str, location: str, allow_private: bool) -> str:

@@ -36,6 +36,7 @@ class PageInfo:
     source_name: str
     source_kind: str
     source_location: str
+    web_url: str | None = None  # where a reader opens it, when not ``url`` (a git file)
 
 
 # A chunk: (its document id, heading path, anchor, text). A plain tuple: 100k of them cost a
@@ -82,6 +83,7 @@ class Passages:
             source_name=page.source_name,
             source_kind=page.source_kind,
             source_location=page.source_location,
+            document_web_url=page.web_url,
         )
 
 
@@ -94,7 +96,7 @@ def load_pages(sessions: sessionmaker[Session]) -> dict[int, PageInfo]:
         rows = session.execute(
             select(
                 Document.id, Document.title, Document.url, Source.name, Source.kind,
-                Source.location,
+                Source.location, Document.web_url,
             ).join(Source, Document.source_id == Source.id)
         ).all()  # fmt: skip
     return {row[0]: PageInfo(*row) for row in rows}

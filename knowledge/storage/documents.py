@@ -76,6 +76,9 @@ class Document(Base):
     sitemap_lastmod: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The page's outgoing links, so a crawl can go on through a page that answered 304.
     links: Mapped[list[str] | None] = mapped_column(JSON)
+    # Where a reader opens it when that is not ``url``: a git file's hosted view at the commit
+    # it was read at (its path is ``url``, its blob id ``etag``, that commit ``last_modified``).
+    web_url: Mapped[str | None] = mapped_column(Text)
     # Complete crawls in a row that did not reach this page; see knowledge/ingest/refresh.py.
     missing_runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     fetched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -133,6 +133,7 @@ def save_document(
     chunk_hashes: Sequence[str],
     embeddings: Sequence[bytes],
     model: str,
+    web_url: str | None = None,
 ) -> None:
     """Insert or replace one document and all its chunks, and bump the index revision."""
     document = session.scalar(
@@ -149,6 +150,7 @@ def save_document(
     document.last_modified = last_modified
     document.sitemap_lastmod = sitemap_lastmod
     document.links = links
+    document.web_url = web_url
     document.missing_runs = 0
     document.status = "ok"
     document.error = None
@@ -169,6 +171,31 @@ def save_document(
         for draft, chunk_hash, embedding in zip(drafts, chunk_hashes, embeddings, strict=True)
     )
     bump_revision(session)
+
+
+def rename_document(
+    session: Session,
+    source_id: int,
+    old_url: str,
+    new_url: str,
+    *,
+    last_modified: str | None,
+    web_url: str | None,
+) -> int:
+    """Move a document to ``new_url``, its chunks and their vectors untouched (a file renamed
+    in a repository); returns how many chunks it kept."""
+    document = session.scalar(
+        select(Document).where(Document.source_id == source_id, Document.url == old_url)
+    )
+    if document is None:
+        return 0
+    document.url = new_url
+    document.last_modified = last_modified
+    document.web_url = web_url
+    document.missing_runs = 0
+    document.fetched_at = utcnow()
+    bump_revision(session)  # citations read the page's url from the caches
+    return session.scalar(select(func.count(Chunk.id)).where(Chunk.document_id == document.id))
 
 
 def delete_documents(session: Session, source_id: int, urls: Iterable[str]) -> int:
