@@ -21,8 +21,9 @@ from knowledge.crawl.urls import UrlRules, canonicalize
 from knowledge.errors import BlockedURLError, SourceError
 from knowledge.storage import store
 from knowledge.storage.documents import Source
+from knowledge.storage.slack_history import SLACK_CHANNEL
 
-KINDS = ("site", "sitemap", "page", "folder")
+KINDS = ("site", "sitemap", "page", "folder", SLACK_CHANNEL)
 _EVERY = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_EVERY_SECONDS = 60
@@ -82,6 +83,8 @@ def schedule_of(spec: SourceSpec) -> str | None:
 def guess_kind(location: str) -> str:
     """``folder`` for anything but an http(s) URL, from the text alone: never from the disk,
     so the answer (and what a chat admin is told) does not show whether a path exists."""
+    if location.strip().startswith(("#", "<#")):  # a Slack channel, as typed or as sent
+        return SLACK_CHANNEL
     parts = urlsplit(location.strip())
     if parts.scheme.lower() not in WEB_SCHEMES:
         return "folder"
@@ -123,7 +126,9 @@ def add_source(
             if value < (1 if key == "max_pages" else 0):
                 raise SourceError(f"--{key.replace('_', '-')} must be positive, not {value}.")
             options[key] = value
-    if kind == "folder":
+    if kind == SLACK_CHANNEL:  # checked with Slack first: knowledge.ingest.slack_channels
+        location = spec.location
+    elif kind == "folder":
         location = str(checked_folder(spec.location, folder_roots))
     else:
         location = _checked_location(kind, spec.location, spec.allow_private)

@@ -28,7 +28,8 @@ def metadata() -> MetaData:
     import knowledge.storage.answers
     import knowledge.storage.conversations
     import knowledge.storage.documents
-    import knowledge.storage.processes  # noqa: F401
+    import knowledge.storage.processes
+    import knowledge.storage.slack_history  # noqa: F401
 
     return Base.metadata
 
