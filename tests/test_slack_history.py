@@ -4,7 +4,9 @@ within bounds, and a cut-short run resumes where it stopped."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import select
@@ -18,6 +20,7 @@ from knowledge.ingest.slack_channels import add_channel, forget_channel, queue_t
 from knowledge.ingest.slack_client import SlackAccess, open_reader
 from knowledge.ingest.sources import SourceSpec
 from knowledge.storage.documents import Chunk, Document, Source
+from knowledge.storage.lease import Lease, SourceBusyError
 from knowledge.storage.slack_history import SlackChannel, SlackThread
 from tests.fakes.slack import BOT_TOKEN
 from tests.fakes.slack_history import HistorySlack
@@ -236,6 +239,25 @@ def test_past_the_retry_bound_the_run_is_partial_and_the_next_one_resumes(
     resumed = run(sessions, embedder, fake, name)
     assert (resumed.pages_new, resumed.pages_failed) == (2, 0)
     assert len(documents(sessions, name)) == 4
+
+
+def test_a_long_wait_keeps_the_sources_lease(
+    sessions: sessionmaker[Session], embedder: Embedder, fake: HistorySlack
+) -> None:
+    thread(fake, "question?", "answer")
+    name = add(sessions, fake)
+    fake.fail_next("conversations.history", retry_after=2)  # longer than the 1-s lease
+    with sessions() as session:
+        source_id = session.scalar(select(Source.id))
+    assert source_id is not None
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(refresh, sessions, embedder, name, lease_seconds=1,
+                              slack=access(fake))  # fmt: skip
+        fake.wait_for(lambda: fake.calls_to("conversations.history"))
+        time.sleep(1.5)  # the lease would have run out, had the wait not renewed it
+        with pytest.raises(SourceBusyError):
+            Lease(sessions, source_id, 1).acquire()
+        assert running.result(timeout=20).pages_new == 1
 
 
 def test_a_too_long_retry_after_ends_the_run_without_waiting(

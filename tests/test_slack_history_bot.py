@@ -40,12 +40,11 @@ def slack() -> Iterator[HistorySlack]:
 
 
 @pytest.fixture
-def bot(tmp_path: Path, docs: Path, embedder: Embedder, slack: HistorySlack,
+def bot(tmp_path: Path, embedder: Embedder, slack: HistorySlack,
         model: FakeOpenAI) -> Iterator[Bot]:  # fmt: skip
     runtime = make_runtime(f"sqlite:///{tmp_path / 'teambot.db'}", tmp_path / "data", embedder,
                            slack, model, teambot_admins="slack:UADMIN",
                            llm_route="extractive")  # fmt: skip
-    ingest_folder(runtime.sessions, embedder, docs, name="zephyr")
     running = Bot(runtime)
     yield running
     running.stop()
@@ -69,8 +68,9 @@ def answer_in(bot: Bot, slack: HistorySlack, channel: str, text: str) -> str:
 
 
 def test_a_private_channel_is_added_refreshed_used_only_there_and_forgotten(
-    bot: Bot, slack: HistorySlack
+    bot: Bot, slack: HistorySlack, docs: Path, embedder: Embedder
 ) -> None:
+    ingest_folder(bot.runtime.sessions, embedder, docs, name="zephyr")  # other docs to find
     root = slack.seed_message(PRIVATE, SECRET[0], user="UALICE")
     slack.seed_message(PRIVATE, SECRET[1], user="UBOB", thread_ts=root)
     link = f"https://teambot-test.slack.com/archives/{PRIVATE}/p{root.replace('.', '')}"
@@ -85,7 +85,9 @@ def test_a_private_channel_is_added_refreshed_used_only_there_and_forgotten(
     assert "1 new" in refreshed
     listed = admin_in_chat(bot, slack, "sources list")
     assert "slack-secret-ops" in listed and "slack-channel" in listed
-    assert "slack-secret-ops (slack-channel" in admin_in_chat(bot, slack, "status")
+    status = admin_in_chat(bot, slack, "status")
+    assert "slack-secret-ops (slack-channel" in status
+    assert "Slack channel #secret-ops (private: used only there); 0 threads waiting" in status
 
     assert link in answer_in(bot, slack, PRIVATE, ASKED)
     assert link not in answer_in(bot, slack, "C0GENERAL", ASKED)

@@ -36,7 +36,7 @@ from knowledge.storage import coordination, store
 from knowledge.storage.answers import TEAM_ANSWERS
 from knowledge.storage.documents import Chunk, Document, Source
 from knowledge.storage.processes import Heartbeat
-from knowledge.storage.slack_history import SLACK_CHANNEL
+from knowledge.storage.slack_history import SLACK_CHANNEL, channel_states
 
 if TYPE_CHECKING:
     from bot.core import Assistant
@@ -352,6 +352,7 @@ def status(deps: AdminDeps, actor: Actor, args: Args) -> str:
         revision = store.index_revision(session)
         sources = session.scalar(select(func.count(Source.id))) or 0
         summaries = store.source_summaries(session)
+        channels = channel_states(session)
         forgotten = retention.last_run(session)
         workers = coordination.live(session, coordination.WORKER)
         next_runs = coordination.next_runs(session)
@@ -371,6 +372,8 @@ def status(deps: AdminDeps, actor: Actor, args: Args) -> str:
         lines.append(
             f"{s.name} ({s.kind}, {_schedule_text(s)}): {s.documents} documents, {s.chunks} chunks"
         )
+        if s.name in channels:
+            lines.append(f"  Slack channel {channels[s.name]}")
         if s.refreshing_by:
             lines.append(f"  refreshing now: {s.refreshing_by}")
         if s.requested_at:

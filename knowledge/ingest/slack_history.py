@@ -74,6 +74,7 @@ def sync_channel(
             )
         session.expunge(channel)
     reader = open_reader(access)
+    reader.sleep = lambda seconds: _wait_renewing(lease, seconds)
     progress.begin("Listing threads", None)
     run = _ChannelRun(sessions, DocumentSync(sessions, embedder, source.id, report), channel,
                       reader, report, lease, progress)  # fmt: skip
@@ -289,6 +290,14 @@ class _ChannelRun:
                 session.execute(delete(SlackThread).where(
                     SlackThread.source_id == self.channel.source_id,
                     SlackThread.thread_ts.in_(chunk)))  # fmt: skip
+
+
+def _wait_renewing(lease: Lease, seconds: float) -> None:
+    """Wait out a Retry-After while keeping the source's lease (waits may outlast it)."""
+    ends = time.monotonic() + seconds
+    while (left := ends - time.monotonic()) > 0:
+        time.sleep(min(left, lease.check_seconds))
+        lease.renew_if_due()
 
 
 def _is_said(message: dict[str, Any]) -> bool:

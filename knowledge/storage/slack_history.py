@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
     select,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -95,3 +96,26 @@ def hidden_sources(session: Session, platform: str, channel: str) -> set[str]:
     return {
         name for name, channel_id in rows if platform != SLACK_PLATFORM or channel != channel_id
     }
+
+
+def channel_states(session: Session) -> dict[str, str]:
+    """Source name → where its channel's refresh stands, in a line for ``admin status``."""
+    waiting = dict(
+        session.execute(
+            select(SlackThread.source_id, func.count())
+            .where(SlackThread.stale)
+            .group_by(SlackThread.source_id)
+        ).all()
+    )
+    rows = session.execute(
+        select(Source.name, SlackChannel).join(SlackChannel, SlackChannel.source_id == Source.id)
+    )
+    states = {}
+    for name, channel in rows:
+        privacy = "private: used only there" if channel.is_private else "public"
+        listing = "; its listing resumes from a saved cursor" if channel.cursor else ""
+        count = waiting.get(channel.source_id, 0)
+        states[name] = (
+            f"#{channel.channel_name} ({privacy}); {count} threads waiting to be read{listing}"
+        )
+    return states
