@@ -3,11 +3,14 @@ transport, with Slack's rate limits waited out within bounds.
 
 slack_sdk reads a whole response with urllib and no size limit, and its timeout is per socket
 operation, so a server that drips bytes keeps a call alive for ever. ``BoundedWebClient`` keeps
-slack_sdk's API (methods, errors, ``SlackResponse``) and replaces only the transport: httpx,
-an identity body counted as it arrives and cut at ``max_response_bytes``, and a total deadline
-per request. ``SlackReader.call`` then answers HTTP 429 by waiting ``Retry-After`` (at most
-``max_wait_seconds`` at a time, at most ``max_retries`` times in a row); past that it raises
-``RateLimited`` and the run stops where it is, to resume at the next one.
+slack_sdk's API (methods, errors, ``SlackResponse``) and replaces only the transport, the one
+method every request goes through (``_perform_urllib_http_request_internal``; pyproject.toml
+pins the slack-sdk versions it was tested on): httpx, an identity body counted as it arrives
+and cut at ``max_response_bytes``, and a total deadline per request.
+
+``SlackReader.call`` answers HTTP 429 by waiting ``Retry-After`` (at most ``max_wait_seconds``
+at a time, at most ``max_retries`` times in a row); past that it raises ``RateLimited`` and the
+run stops where it is, to resume at the next one.
 """
 
 from __future__ import annotations
