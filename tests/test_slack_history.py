@@ -320,6 +320,22 @@ def test_a_hostile_message_is_capped_decoded_and_stripped(
     assert text.count("spam") < 2_000  # the huge reply was cut at MAX_MESSAGE_CHARS
 
 
+def test_hostile_fields_from_slack_are_ignored_not_fatal(
+    sessions: sessionmaker[Session], embedder: Embedder, fake: HistorySlack
+) -> None:
+    odd = thread(fake, "Odd parent?", "odd reply")
+    fine = thread(fake, "Fine parent?", "fine reply")
+    fake.set_fields(CHANNEL, odd, reply_count="lots", edited="yesterday", bot_profile=7)
+    junk = fake.seed_message(CHANNEL, "no real ts", user="UALICE")
+    fake.set_fields(CHANNEL, junk, ts="9" * 30 + ".1", reply_count=3)
+    name = add(sessions, fake)
+
+    report = run(sessions, embedder, fake, name)
+
+    assert (report.pages_new, report.pages_failed) == (1, 0)
+    assert set(documents(sessions, name)) == {permalink(fine)}
+
+
 def test_adding_a_channel_teambot_is_not_in_says_how_to_invite_it(
     sessions: sessionmaker[Session], fake: HistorySlack
 ) -> None:

@@ -1,5 +1,6 @@
-"""`teambot sources add '#channel'`, `teambot refresh --json` and `teambot sources list` for a
-Slack channel, as a person runs them: the real command in a subprocess, the fake Slack."""
+"""`teambot sources add '#channel'`, `teambot refresh --json`, `teambot sources list` and
+`teambot ask --channel` for a private Slack channel, as a person runs them: the real command
+in a subprocess, the fake Slack."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tests.test_cli import assert_clean_failure, run
 @pytest.fixture
 def fake() -> Iterator[HistorySlack]:
     with HistorySlack() as slack:
-        slack.add_channel("C0HELP", "help")
+        slack.add_channel("C0HELP", "help", private=True)
         root = slack.seed_message("C0HELP", "How do I request a laptop?", user="UALICE")
         slack.seed_message("C0HELP", "Fill in the IT form", user="UBOB", thread_ts=root)
         yield slack
@@ -48,3 +49,11 @@ def test_a_channel_is_added_refreshed_and_listed_from_the_terminal(
     listed = run("sources", "list", db_url=db, cwd=tmp_path, env={"COLUMNS": "200"})
     assert "slack-help" in listed.stdout and "slack-channel" in listed.stdout
     assert "#help (C0HELP)" in listed.stdout
+
+    question = "How do I request a laptop?"
+    elsewhere = run("ask", "--json", question, db_url=db, cwd=tmp_path)
+    there = run("ask", "--json", "--channel", "slack:C0HELP", question, db_url=db, cwd=tmp_path)
+    assert elsewhere.returncode == there.returncode == 0, elsewhere.stderr + there.stderr
+    cited = [[c["source"] for c in json.loads(r.stdout)["citations"]] for r in (elsewhere, there)]
+    assert "slack-help" not in cited[0]  # a private channel's history stays in the channel
+    assert cited[1][0] == "slack-help"

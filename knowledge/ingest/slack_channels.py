@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.errors import SourceError
 from knowledge.ingest.slack_client import SlackHistoryError, SlackReader
+from knowledge.ingest.slack_thread import is_ts
 from knowledge.ingest.sources import SourceSpec, add_source
 from knowledge.storage import store
 from knowledge.storage.documents import Chunk, Document, Source
@@ -32,7 +33,6 @@ from knowledge.storage.slack_history import (
 _MENTION = re.compile(r"^<#([CG][A-Z0-9]{2,30})(?:\|([^<>]{0,200}))?>$")
 _ID = re.compile(r"^[CG][A-Z0-9]{2,30}$")
 _NAME = re.compile(r"^#?([a-z0-9][a-z0-9._-]{0,79})$")
-_TS = re.compile(r"^\d{1,12}\.\d{1,6}$")
 MAX_LIST_PAGES = 20  # of 200 channels: conversations.list when a channel is named, not linked
 NOT_A_CHANNEL = (
     "{text!r} is not a Slack channel. Name it as #channel-name, by its id (C0123ABC), or "
@@ -170,7 +170,7 @@ def _source_named(session: Session, text: str) -> Source:
 def queue_thread(sessions: sessionmaker[Session], channel_id: str, thread_ts: str) -> int:
     """A message of thread ``thread_ts`` was written, edited or deleted: read the thread again
     at the next refresh of every source of ``channel_id``; how many sources that is."""
-    if not _TS.match(thread_ts) or not _ID.match(channel_id):
+    if not is_ts(thread_ts) or not _ID.match(channel_id):
         return 0
     with sessions.begin() as session:
         source_ids = channel_sources(session, channel_id)

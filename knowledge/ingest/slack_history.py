@@ -14,10 +14,8 @@ time; every call under knowledge.ingest.slack_client's deadline, size cap and 42
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -35,7 +33,7 @@ from knowledge.ingest.slack_client import (
     SlackReader,
     open_reader,
 )
-from knowledge.ingest.slack_text import mentioned_users, readable
+from knowledge.ingest.slack_thread import ThreadText, is_said, is_ts, minus, signature, ts_key
 from knowledge.storage import store
 from knowledge.storage.documents import Source
 from knowledge.storage.lease import Lease
@@ -45,7 +43,6 @@ PAGE_SIZE = 200  # messages per history page (Slack advises at most 200)
 MAX_PAGES = 50  # history pages per run (option ``max_pages``)
 MAX_THREADS_PER_RUN = 1000
 MAX_REPLY_PAGES = 10  # of PAGE_SIZE replies: a longer thread is indexed up to there
-MAX_USERS_PER_RUN = 1000  # users.info lookups; others are shown by id
 LOOKBACK_DAYS = 7  # threads this much older than the newest read are listed again (option)
 NO_ACCESS = (
     "Reading Slack history needs SLACK_BOT_TOKEN (and SLACK_API_URL for a Slack other than "
@@ -103,7 +100,7 @@ class _ChannelRun:
                  progress: Progress) -> None:  # fmt: skip
         self.sessions, self.sync, self.channel = sessions, sync, channel
         self.reader, self.report, self.lease, self.progress = reader, report, lease, progress
-        self.names: dict[str, str] = {}
+        self.text = ThreadText(reader, channel.channel_name or channel.channel_id)
         self.read: list[str] = []  # threads stored this run
         self.lost: list[str] = []  # threads found gone or without replies this run
 
@@ -115,7 +112,7 @@ class _ChannelRun:
         if c.cursor:
             oldest, cursor, newest = c.cursor_oldest or "", c.cursor, c.cursor_newest or ""
         else:
-            oldest, cursor, newest = _minus(c.newest_ts, lookback_seconds), None, c.newest_ts
+            oldest, cursor, newest = minus(c.newest_ts, lookback_seconds), None, c.newest_ts
         for _ in range(max_pages):
             params: dict[str, Any] = {"channel": c.channel_id, "limit": PAGE_SIZE}
             if oldest:
@@ -124,7 +121,8 @@ class _ChannelRun:
                 params["cursor"] = cursor
             page = self.reader.call("conversations.history", **params)
             messages = [m for m in page.get("messages") or [] if isinstance(m, dict)]
-            newest = max([newest, *(str(m.get("ts", "")) for m in messages)], key=_ts_key)
+            seen = [m["ts"] for m in messages if is_ts(m.get("ts"))]
+            newest = max([newest, *seen], key=ts_key)
             cursor = str((page.get("response_metadata") or {}).get("next_cursor") or "") or None
             if not page.get("has_more"):
                 cursor = None
@@ -139,19 +137,19 @@ class _ChannelRun:
     def _save_page(self, messages: list[dict[str, Any]], oldest: str, cursor: str | None,
                    newest: str) -> None:  # fmt: skip
         """Mark the page's moved threads stale and save where the listing stands, at once."""
-        by_ts = {str(m["ts"]): m for m in messages if m.get("ts")}
+        by_ts = {m["ts"]: m for m in messages if is_ts(m.get("ts"))}
         with self.sessions.begin() as session:
             rows = {t.thread_ts: t for t in session.scalars(select(SlackThread).where(
                 SlackThread.source_id == self.channel.source_id,
                 SlackThread.thread_ts.in_(list(by_ts))))}  # fmt: skip
             for ts, message in by_ts.items():
-                signature = _signature(message)
+                said = signature(message)
                 row = rows.get(ts)
-                if row is None and signature:
+                if row is None and said:
                     session.add(SlackThread(source_id=self.channel.source_id, thread_ts=ts,
-                                            signature=signature, stale=True))  # fmt: skip
-                elif row is not None and row.signature != signature:
-                    row.signature, row.stale = signature, True
+                                            signature=said, stale=True))  # fmt: skip
+                elif row is not None and row.signature != said:
+                    row.signature, row.stale = said, True
             state = session.get_one(SlackChannel, self.channel.source_id)
             state.cursor, state.cursor_oldest, state.cursor_newest = cursor, oldest, newest
             if cursor is None:
@@ -184,15 +182,14 @@ class _ChannelRun:
         report.pages_seen += 1
         messages = self._replies(ts)
         parent = messages[0] if messages and messages[0].get("ts") == ts else None
-        replies = [m for m in messages[1:] if _is_said(m)]
+        replies = [m for m in messages[1:] if is_said(m)]
         if parent is None or not replies:
             if url in self.sync.known:
                 self.sync.gone.add(url)
             self.lost.append(ts)
             return
         report.pages_fetched += 1
-        self._learn_names([parent, *replies])
-        text, title = self._document(parent, replies), self._title(parent)
+        text, title = self.text.document(parent, replies), self.text.title(parent)
         self.sync.submit(FetchedDocument(url=url, text=text, suffix=".txt", fallback_title=title))
         self.read.append(ts)
 
@@ -218,55 +215,6 @@ class _ChannelRun:
             if not page.get("has_more") or cursor is None:
                 break
         return messages
-
-    def _document(self, parent: dict[str, Any], replies: list[dict[str, Any]]) -> str:
-        question = self._said(parent) or "(the question was deleted)"
-        parts = [f"Question from {self._author(parent)} on {_day(parent)}:\n{question}"]
-        parts += [f"Answer from {self._author(m)} on {_day(m)}:\n{self._said(m)}" for m in replies]
-        return "\n\n".join(parts)
-
-    def _title(self, parent: dict[str, Any]) -> str:
-        first = next((line for line in self._said(parent).splitlines() if line.strip()), "")
-        first = " ".join(first.split())
-        if not first:
-            return f"A thread in #{self.channel.channel_name or self.channel.channel_id}"
-        return first if len(first) <= 120 else first[:119].rstrip() + "…"
-
-    def _said(self, message: dict[str, Any]) -> str:
-        if message.get("subtype") == "tombstone":
-            return ""
-        return readable(str(message.get("text") or ""), self._name)
-
-    def _author(self, message: dict[str, Any]) -> str:
-        user = message.get("user")
-        if isinstance(user, str) and user:
-            return "@" + self._name(user)
-        return "@" + str(message.get("username") or (message.get("bot_profile") or {}).get("name")
-                         or "someone")[:80]  # fmt: skip
-
-    # -- people and links --------------------------------------------------------------------
-
-    def _learn_names(self, messages: Iterable[dict[str, Any]]) -> None:
-        for message in messages:
-            for user in [message.get("user"), *mentioned_users(str(message.get("text") or ""))]:
-                if isinstance(user, str) and user and user not in self.names:
-                    self.names[user] = self._look_up(user)
-
-    def _look_up(self, user: str) -> str:
-        if len(self.names) >= MAX_USERS_PER_RUN:
-            return user
-        try:
-            info = self.reader.call("users.info", user=user).get("user") or {}
-        except RateLimited:
-            raise
-        except SlackHistoryError:
-            return user
-        profile = info.get("profile") or {}
-        name = profile.get("display_name") or profile.get("real_name") or info.get("name") or user
-        return readable(str(name), lambda u: u)[:80] or user
-
-    def _name(self, user: str) -> str:
-        return self.names.get(user, user)
 
     def _permalink(self, ts: str) -> str:
         base = (self.channel.workspace_url or "https://slack.com/").rstrip("/")
@@ -298,42 +246,6 @@ def _wait_renewing(lease: Lease, seconds: float) -> None:
     while (left := ends - time.monotonic()) > 0:
         time.sleep(min(left, lease.check_seconds))
         lease.renew_if_due()
-
-
-def _is_said(message: dict[str, Any]) -> bool:
-    """A reply someone wrote (not a join, a tombstone or an empty message)."""
-    return message.get("subtype") in (None, "thread_broadcast", "file_share", "bot_message") and (
-        bool(str(message.get("text") or "").strip())
-    )
-
-
-def _signature(message: dict[str, Any]) -> str:
-    """What the parent says about its thread; "" for a message without replies."""
-    if not int(message.get("reply_count") or 0):
-        return ""
-    edited = (message.get("edited") or {}).get("ts") or ""
-    text = hashlib.sha256(str(message.get("text") or "").encode()).hexdigest()[:16]
-    return f"{message.get('latest_reply', '')}|{message.get('reply_count')}|{edited}|{text}"[:200]
-
-
-def _ts_key(ts: str) -> tuple[int, int]:
-    seconds, _, micros = ts.partition(".")
-    try:
-        return int(seconds or 0), int((micros or "0")[:6].ljust(6, "0"))
-    except ValueError:
-        return 0, 0
-
-
-def _minus(ts: str, seconds: int) -> str:
-    if not ts:
-        return ""
-    whole, micros = _ts_key(ts)
-    return f"{max(0, whole - seconds)}.{micros:06d}"
-
-
-def _day(message: dict[str, Any]) -> str:
-    whole, _ = _ts_key(str(message.get("ts") or ""))
-    return f"{datetime.fromtimestamp(whole, UTC):%Y-%m-%d}"
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

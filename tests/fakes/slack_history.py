@@ -82,6 +82,13 @@ class HistorySlack(TeachingSlack):
             messages.remove(gone)
             self._recount(channel, gone.get("thread_ts"))
 
+    def set_fields(self, channel: str, message_ts: str, **fields: Any) -> None:
+        """Overwrite fields of a stored message as they are, hostile values (a ``ts`` too)."""
+        with self._lock:
+            message = self._find(channel, message_ts)
+            assert message is not None, f"no message {message_ts} in {channel}"
+            message.update(fields)
+
     def reply_count(self, channel: str, ts: str) -> int:
         with self._lock:
             return len(self._thread(channel, ts)) - 1
