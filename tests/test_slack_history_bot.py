@@ -17,6 +17,7 @@ from bot.types import Question
 from knowledge.embed.embedder import Embedder
 from knowledge.ingest.local import ingest_folder
 from knowledge.storage.conversations import AuditEntry
+from knowledge.storage.documents import Source
 from knowledge.storage.slack_history import SlackThread
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack import BOT_USER_ID, message_event
@@ -122,9 +123,14 @@ def test_edit_delete_and_reply_events_queue_their_thread(bot: Bot, slack: Histor
         with bot.runtime.sessions() as session:
             return set(session.scalars(select(SlackThread.thread_ts).where(SlackThread.stale)))
 
-    assert stale() == set()
+    def queued() -> bool:
+        with bot.runtime.sessions() as session:
+            return session.scalar(select(Source.refresh_requested_at)) is not None
+
+    assert stale() == set() and not queued()
     bot.event(slack.edit("C0GENERAL", answer, "In the wiki, under Operations"))
     slack.wait_for(lambda: stale() == {root})
+    assert queued()  # an edit asks a worker to refresh now
     refreshed = run_admin(bot.runtime, terminal, ["sources", "refresh", "slack-general"])
     assert "1 changed" in refreshed.text and stale() == set()
     bot.event(slack.delete("C0GENERAL", answer))

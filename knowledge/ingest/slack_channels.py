@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +22,7 @@ from knowledge.ingest.slack_client import SlackHistoryError, SlackReader
 from knowledge.ingest.slack_thread import is_ts
 from knowledge.ingest.sources import SourceSpec, add_source
 from knowledge.storage import store
+from knowledge.storage.db import utcnow
 from knowledge.storage.documents import Chunk, Document, Source
 from knowledge.storage.slack_history import (
     SLACK_CHANNEL,
@@ -33,6 +34,7 @@ from knowledge.storage.slack_history import (
 _MENTION = re.compile(r"^<#([CG][A-Z0-9]{2,30})(?:\|([^<>]{0,200}))?>$")
 _ID = re.compile(r"^[CG][A-Z0-9]{2,30}$")
 _NAME = re.compile(r"^#?([a-z0-9][a-z0-9._-]{0,79})$")
+EDITED_BY = "slack: a message was edited or deleted"  # who asked for the refresh
 MAX_LIST_PAGES = 20  # of 200 channels: conversations.list when a channel is named, not linked
 NOT_A_CHANNEL = (
     "{text!r} is not a Slack channel. Name it as #channel-name, by its id (C0123ABC), or "
@@ -167,9 +169,13 @@ def _source_named(session: Session, text: str) -> Source:
     return source
 
 
-def queue_thread(sessions: sessionmaker[Session], channel_id: str, thread_ts: str) -> int:
+def queue_thread(
+    sessions: sessionmaker[Session], channel_id: str, thread_ts: str, *, soon: bool = False
+) -> int:
     """A message of thread ``thread_ts`` was written, edited or deleted: read the thread again
-    at the next refresh of every source of ``channel_id``; how many sources that is."""
+    at the next refresh of every source of ``channel_id``; how many sources that is. ``soon``
+    (an edit or a deletion, which may take back what should not be quoted) also asks a worker
+    to refresh them now, unless a refresh is already queued."""
     if not is_ts(thread_ts) or not _ID.match(channel_id):
         return 0
     with sessions.begin() as session:
@@ -183,5 +189,11 @@ def queue_thread(sessions: sessionmaker[Session], channel_id: str, thread_ts: st
                 .on_conflict_do_update(
                     index_elements=["source_id", "thread_ts"], set_={"stale": True}
                 )
+            )
+        if soon and source_ids:
+            session.execute(
+                update(Source)
+                .where(Source.id.in_(source_ids), Source.refresh_requested_at.is_(None))
+                .values(refresh_requested_at=utcnow(), refresh_requested_by=EDITED_BY)
             )
     return len(source_ids)
