@@ -372,3 +372,24 @@ def test_forget_removes_documents_chunks_and_state_at_once(
     with sessions() as session:
         for table in (Source, Document, Chunk, SlackChannel, SlackThread):
             assert session.scalar(select(table)) is None, table
+
+
+def test_queueing_a_thread_twice_keeps_one_row_on_both_databases(
+    any_sessions: sessionmaker[Session],
+) -> None:
+    with any_sessions.begin() as session:
+        source = Source(name="slack-help", kind="slack-channel", location="#help", options={})
+        session.add(source)
+        session.flush()
+        session.add(SlackChannel(source_id=source.id, channel_id=CHANNEL, channel_name="help"))
+
+    assert queue_thread(any_sessions, CHANNEL, "1700000000.000100") == 1
+    assert queue_thread(any_sessions, CHANNEL, "1700000000.000100", soon=True) == 1
+    assert queue_thread(any_sessions, "C0OTHER", "1700000000.000100") == 0
+    assert queue_thread(any_sessions, CHANNEL, "not-a-ts'; DROP TABLE sources") == 0
+
+    with any_sessions() as session:
+        rows = session.execute(select(SlackThread.thread_ts, SlackThread.stale)).all()
+        requested = session.scalar(select(Source.refresh_requested_by))
+    assert rows == [("1700000000.000100", True)]
+    assert requested == "slack: a message was edited or deleted"
