@@ -178,11 +178,18 @@ def _actor() -> Actor:
     return Actor(CLI_PLATFORM, getpass.getuser())
 
 
-def _question(text: str, thread: str) -> Question:
+def _question(text: str, thread: str, where: str | None = None) -> Question:
+    """The terminal's question; ``where`` (``slack:C123``) asks it as if in that channel."""
+    from bot.admin.access import parse_actor
+    from bot.admin.channel import SHAPE
     from bot.types import Question
 
+    platform, channel = CLI_PLATFORM, CLI_CHANNEL
+    if where:
+        place = parse_actor(where, SHAPE)
+        platform, channel = place.platform, place.user_id
     return Question(
-        platform=CLI_PLATFORM, channel=CLI_CHANNEL, thread=thread, user=getpass.getuser(), text=text
+        platform=platform, channel=channel, thread=thread, user=getpass.getuser(), text=text
     )
 
 
@@ -208,6 +215,14 @@ def ask(
         int | None,
         typer.Option("--top-k", min=1, max=20, help="Passages to use (default: TOP_K)."),
     ] = None,
+    channel: Annotated[
+        str | None,
+        typer.Option(
+            help="Answer as if asked in this chat channel (PLATFORM:CHANNEL, e.g. slack:C0123): "
+            "its sources and settings, and a private channel's own history, which is used "
+            "nowhere else."
+        ),
+    ] = None,
 ) -> None:
     """Ask one question and print the answer with numbered citations."""
     from bot.core import validate_question
@@ -216,7 +231,7 @@ def ask(
     if top_k is not None:
         runtime.settings = runtime.settings.model_copy(update={"top_k": top_k})
     validate_question(question, runtime.settings.max_question_chars)  # before loading the model
-    asked = _question(question, thread or uuid.uuid4().hex)
+    asked = _question(question, thread or uuid.uuid4().hex, channel)
     if as_json:
         answer = runtime.assistant.ask(asked)
         typer.echo(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
@@ -326,12 +341,24 @@ def ingest(
 def sources_add(
     ctx: typer.Context,
     location: Annotated[
-        str, typer.Argument(help="Start URL, sitemap URL, page URL, folder or git repository.")
+        str,
+        typer.Argument(
+            help="Start URL, sitemap URL, page URL, folder, git repository, or a Slack channel "
+            "('#name' or its id)."
+        ),
     ],
-    name: Annotated[str, typer.Option(help="A short name to refer to the source by.")],
+    name: Annotated[
+        str,
+        typer.Option(
+            help="A short name to refer to the source by (a Slack channel's default: slack-NAME)."
+        ),
+    ] = "",
     kind: Annotated[
         str | None,
-        typer.Option(help="site, sitemap, page, folder or git (default: guessed from LOCATION)."),
+        typer.Option(
+            help="site, sitemap, page, folder, git or slack-channel (default: guessed from "
+            "LOCATION)."
+        ),
     ] = None,
     include: Annotated[
         list[str] | None, typer.Option(help="Only URLs matching this regex (repeatable).")
@@ -411,6 +438,7 @@ def refresh_command(
     from sqlalchemy import select
 
     from bot import render
+    from bot.admin.slack_sources import slack_access_of
     from knowledge.errors import KnowledgeError
     from knowledge.ingest.progress import NullProgress
     from knowledge.ingest.refresh import refresh
@@ -436,6 +464,7 @@ def refresh_command(
                     limits=runtime.crawl_limits,
                     progress=progress,
                     data_dir=runtime.settings.data_dir,
+                    slack=slack_access_of(runtime.settings),
                 )
             )
         except KnowledgeError as exc:

@@ -1,6 +1,7 @@
 """Team answers as the core sees them: where each may be used, and how it is cited.
 
-An answer saved in a private channel or a DM is used only there: searches elsewhere drop it.
+An answer saved in a private channel or a DM is used only there: searches elsewhere drop it,
+as they drop the indexed history of a private Slack channel (knowledge.storage.slack_history).
 Every channel searches team answers, whatever sources an admin chose for it. A citation
 names the question and credits the person: "answered by @user in #channel, DATE", linked
 to the original message.
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.types import Citation
 from knowledge.storage.answers import TEAM_ANSWERS, hidden_urls
+from knowledge.storage.slack_history import hidden_sources
 from knowledge.types import ScoredChunk
 
 
@@ -27,13 +29,17 @@ def searchable_sources(chosen: Collection[str] | None) -> tuple[str, ...] | None
 def usable_here(
     sessions: sessionmaker[Session], platform: str, channel: str
 ) -> Callable[[ScoredChunk], bool] | None:
-    """A search filter that drops private answers saved in other channels (None: nothing to
-    drop)."""
+    """A search filter that drops private answers saved in other channels and the history of
+    private channels other than this one (None: nothing to drop)."""
     with sessions() as session:
         hidden = hidden_urls(session, platform, channel)
-    if not hidden:
+        private = hidden_sources(session, platform, channel)
+    if not hidden and not private:
         return None
-    return lambda c: c.source_kind != TEAM_ANSWERS or c.document_url not in hidden
+    return lambda c: (
+        c.source_name not in private
+        and (c.source_kind != TEAM_ANSWERS or c.document_url not in hidden)
+    )
 
 
 def is_team_answer(passage: ScoredChunk) -> bool:

@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import ConflictingIdError
@@ -47,12 +47,16 @@ from knowledge.crawl.crawler import CrawlLimits
 from knowledge.embed.embedder import TextEmbedder
 from knowledge.errors import KnowledgeError
 from knowledge.ingest.refresh import refresh
+from knowledge.ingest.slack_client import slack_access
 from knowledge.storage import coordination
 from knowledge.storage.coordination import JOB_PREFIX
 from knowledge.storage.documents import Source
 from knowledge.storage.lease import SourceBusyError, new_owner
 from workers import jobs
 from workers.jobstore import SharedJobStore
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,8 @@ Digest = Callable[[sessionmaker[Session], TextEmbedder, str], object]
 
 
 class WorkerSettings(Protocol):
+    slack_bot_token: SecretStr  # a Slack channel's history is read with it
+    slack_api_url: str
     refresh_lease_seconds: int
     refresh_interval_minutes: int
     retention_days: int | None
@@ -141,7 +147,8 @@ class Worker:
         the source (nothing was done)."""
         with self._lock:
             self._active.add(name)
-        runtime = self.runtime
+        runtime, settings = self.runtime, self.runtime.settings
+        slack = slack_access(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
         log.info("refreshing %s (%s)", name, why)
         try:
             report = refresh(
@@ -151,6 +158,7 @@ class Worker:
                 limits=runtime.crawl_limits,
                 lease_seconds=runtime.settings.refresh_lease_seconds,
                 data_dir=runtime.settings.data_dir,
+                slack=slack,
             )
         except SourceBusyError as exc:
             log.info("skipped %s: %s", name, exc)

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import retention
-from bot.admin import access, activity, answers, channel, gaps, source_edit
+from bot.admin import access, activity, answers, channel, gaps, slack_sources, source_edit
 from bot.admin.access import Actor
 from bot.admin.text import columns
 from bot.audience import PUBLIC, Audience
@@ -32,11 +32,12 @@ from knowledge.crawl.urls import mask_url, mask_urls_in
 from knowledge.embed.embedder import TextEmbedder
 from knowledge.ingest.answers import remove_authored
 from knowledge.ingest.refresh import refresh
-from knowledge.ingest.sources import SourceSpec, add_source, remove_source
+from knowledge.ingest.sources import SourceSpec, add_source, guess_kind, remove_source
 from knowledge.storage import coordination, store
 from knowledge.storage.answers import TEAM_ANSWERS
 from knowledge.storage.documents import Chunk, Document, Source
 from knowledge.storage.processes import Heartbeat
+from knowledge.storage.slack_history import SLACK_CHANNEL, channel_states
 
 if TYPE_CHECKING:
     from bot.core import Assistant
@@ -268,7 +269,9 @@ def listed_sources(deps: SourcesDeps) -> list[store.SourceSummary]:
 def add_source_as(deps: SourcesDeps, actor: Actor, spec: SourceSpec, spelling: Spelling) -> str:
     """Register a source (checked by knowledge.ingest.sources). A folder only inside
     TEAMBOT_FOLDER_ROOTS unless ``actor`` is on a trusted platform (the terminal): a chat
-    admin is not the server's owner."""
+    admin is not the server's owner. A Slack channel is checked with Slack first."""
+    if (spec.kind or guess_kind(spec.location)) == SLACK_CHANNEL:
+        return slack_sources.add_channel_as(deps, spec, spelling)
     trusted = actor.platform in access.TRUSTED_PLATFORMS
     roots = None if trusted else deps.settings.folder_root_paths
     with deps.sessions.begin() as session:
@@ -306,13 +309,17 @@ def _last_run(run: Any) -> str:
 
 def sources_add(deps: AdminDeps, actor: Actor, args: Args) -> str:
     spec = source_edit.spec_of(actor, args)
-    if not spec.name:
+    if not spec.name and (spec.kind or guess_kind(spec.location)) != SLACK_CHANNEL:
         raise AdminError("Give the source a name: admin sources add URL --name NAME.")
     return add_source_as(deps, actor, spec, CHAT)
 
 
 def sources_remove(deps: AdminDeps, actor: Actor, args: Args) -> str:
     return remove_source_named(deps, args.words[0])
+
+
+def sources_forget(deps: AdminDeps, actor: Actor, args: Args) -> str:
+    return slack_sources.forget_channel_named(deps, args.words[0])
 
 
 def sources_refresh(deps: AdminDeps, actor: Actor, args: Args) -> str:
@@ -332,13 +339,9 @@ def sources_refresh(deps: AdminDeps, actor: Actor, args: Args) -> str:
             f"Queued a refresh of {name!r}: a worker ({len(workers)} running) starts it within "
             f"{coordination.HEARTBEAT_SECONDS} seconds; {then}."
         )
-    report = refresh(
-        deps.sessions,
-        deps.embedder,
-        name,
-        limits=deps.crawl_limits,
-        data_dir=deps.settings.data_dir,
-    )
+    report = refresh(deps.sessions, deps.embedder, name, limits=deps.crawl_limits,
+                     data_dir=deps.settings.data_dir,
+                     slack=slack_sources.slack_access_of(deps.settings))  # fmt: skip
     return "No worker is running, so teambot refreshed it here.\n" + report.summary()
 
 
@@ -351,6 +354,7 @@ def status(deps: AdminDeps, actor: Actor, args: Args) -> str:
         revision = store.index_revision(session)
         sources = session.scalar(select(func.count(Source.id))) or 0
         summaries = store.source_summaries(session)
+        channels = channel_states(session)
         forgotten = retention.last_run(session)
         workers = coordination.live(session, coordination.WORKER)
         next_runs = coordination.next_runs(session)
@@ -370,6 +374,8 @@ def status(deps: AdminDeps, actor: Actor, args: Args) -> str:
         lines.append(
             f"{s.name} ({s.kind}, {_schedule_text(s)}): {s.documents} documents, {s.chunks} chunks"
         )
+        if s.name in channels:
+            lines.append(f"  Slack channel {channels[s.name]}")
         if s.refreshing_by:
             lines.append(f"  refreshing now: {s.refreshing_by}")
         if s.requested_at:
@@ -524,7 +530,8 @@ COMMANDS: dict[str, Command] = {
         Command("sources list", "sources list", sources_list, (0, 0)),
         Command(
             "sources add", "sources add URL --name NAME [--every 6h] [--cron EXPR] [--kind K]"
-            " [--include RE] [--exclude RE] [--max-pages N] [--branch B --path P --web-url T]",
+            " [--include RE] [--exclude RE] [--max-pages N] [--branch B --path P --web-url T]\n"
+            "    sources add #channel --kind slack-channel [--name NAME] [--every 6h]",
             sources_add, (1, 1),
             source_edit.ADD_OPTIONS, ("allow-private",),
         ),
@@ -534,6 +541,8 @@ COMMANDS: dict[str, Command] = {
             source_edit.EDIT_OPTIONS,
         ),
         Command("sources remove", "sources remove NAME", sources_remove, (1, 1)),
+        Command("sources forget", "sources forget #channel  (a Slack channel's history)",
+                sources_forget, (1, 1)),
         Command("sources refresh", "sources refresh NAME", sources_refresh, (1, 1)),
         Command("status", "status", status, (0, 0)),
         Command("channel show", "channel show PLATFORM:CHANNEL", channel_show, (1, 1)),

@@ -50,6 +50,7 @@ from bot.chat_deps import ChatDeps
 from bot.errors import user_message
 from bot.slack import gates, render
 from bot.slack.feedback import REASON_CALLBACK, FeedbackListeners
+from bot.slack.history import HistoryEvents
 from bot.slack.identity import RATE_LIMIT_RETRIES, identify, start_up_client
 from bot.slack.teach import TEACH_OFFER, TEACH_SHORTCUT, SlackTeacher
 from bot.slack.text import plain_text
@@ -110,7 +111,7 @@ def build_app(runtime: ChatDeps) -> SlackApp:
     app.middleware(gates.ignore_incomplete)
     app.middleware(slack.claim_first_delivery)
     app.event("app_mention")(slack.on_mention)
-    _listen_for_teaching(app, slack.teacher)
+    _listen_for_edits(app, slack.teacher, slack.history)
     app.event("message")(slack.on_message)
     app.command("/ask")(slack.on_ask)
     app.command("/teambot")(slack.on_teambot)
@@ -121,13 +122,23 @@ def build_app(runtime: ChatDeps) -> SlackApp:
     return app
 
 
-def _listen_for_teaching(app: App, teacher: SlackTeacher) -> None:
-    """Teaching (bot.slack.teach), registered before the catch-all message listener: bolt
-    runs only the first listener that matches."""
+def _listen_for_edits(app: App, teacher: SlackTeacher, history: HistoryEvents) -> None:
+    """Teaching (bot.slack.teach) and the edits and deletions that a taught answer and an
+    indexed channel (bot.slack.history) follow, registered before the catch-all message
+    listener: bolt runs only the first listener that matches."""
     app.shortcut(TEACH_SHORTCUT)(teacher.on_shortcut)
     app.action(TEACH_OFFER)(teacher.on_offer)
-    app.event({"type": "message", "subtype": "message_changed"})(teacher.on_message_changed)
-    app.event({"type": "message", "subtype": "message_deleted"})(teacher.on_message_deleted)
+
+    def on_changed(event: dict[str, Any]) -> None:
+        history.on_changed(event)
+        teacher.on_message_changed(event)
+
+    def on_deleted(event: dict[str, Any]) -> None:
+        history.on_deleted(event)
+        teacher.on_message_deleted(event)
+
+    app.event({"type": "message", "subtype": "message_changed"})(on_changed)
+    app.event({"type": "message", "subtype": "message_deleted"})(on_deleted)
 
 
 def _may_answer(event: dict[str, Any]) -> bool:
@@ -206,6 +217,7 @@ class SlackAdapter:
         self.settings = runtime.settings
         self.inbox = runtime.inbox
         self.teacher = SlackTeacher(runtime)
+        self.history = HistoryEvents(runtime.sessions)
 
     def claim_first_delivery(
         self, body: dict[str, Any], next: Callable[[], None]
@@ -240,7 +252,8 @@ class SlackAdapter:
         self, event: dict[str, Any], body: dict[str, Any], client: WebClient, context: Any
     ) -> None:
         thread = event.get("thread_ts") or event["ts"]
-        command = _admin_command(plain_text(event.get("text", ""), context.bot_user_id))
+        text = plain_text(event.get("text", ""), context.bot_user_id, channel_ids=True)
+        command = _admin_command(text)
         if command is not None:
             where = ReplyTarget(PLATFORM, event["channel"], thread)
             result = self._admin(event.get("user", ""), command, where)
@@ -265,6 +278,7 @@ class SlackAdapter:
             self._answer(client, question, channel, thread, react_to=event["ts"],
                          event=_event_ref(body))  # fmt: skip
         elif thread:
+            self.history.on_reply(channel, thread)
             if self._note_person_answer(event, channel, thread, context.bot_user_id):
                 self.teacher.offer(client, channel, thread, event.get("user", ""), event["ts"])
             if not (self._follows_threads(channel) and self._answered_in(channel, thread)):
@@ -313,7 +327,7 @@ class SlackAdapter:
 
     def on_teambot(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
         """``/teambot admin …``: the admin commands, answered to the admin only."""
-        admin = _admin_command(plain_text(command.get("text", "")))
+        admin = _admin_command(plain_text(command.get("text", ""), channel_ids=True))
         if admin is None:
             ack("Usage: `/teambot admin COMMAND` (try `/teambot admin help`); "
                 "to ask a question, use `/ask`.")  # fmt: skip

@@ -6,7 +6,8 @@ removed after ``MISSING_GRACE_RUNS`` complete runs in a row missed it. A
 crawl cut short by the page limit or by robots.txt being unavailable, or in
 which more than ``MAX_FAILED_SHARE`` of the pages failed, may have missed
 links, so it removes nothing by absence. A folder's deleted files go at once, and so do a git
-branch's (knowledge/ingest/git.py).
+branch's (knowledge/ingest/git.py). A Slack channel follows its own rule
+(knowledge/ingest/slack_history.py).
 """
 
 from __future__ import annotations
@@ -36,12 +37,15 @@ from knowledge.ingest.git import GIT, sync_git
 from knowledge.ingest.pipeline import DocumentSync, FetchedDocument
 from knowledge.ingest.progress import NullProgress, Progress
 from knowledge.ingest.report import RunReport
+from knowledge.ingest.slack_client import SlackAccess
+from knowledge.ingest.slack_history import sync_channel
 from knowledge.ingest.sources import source_rules
 from knowledge.storage import store
 from knowledge.storage.answers import TEAM_ANSWERS
 from knowledge.storage.db import utcnow
 from knowledge.storage.documents import IngestionRun, Source
 from knowledge.storage.lease import LEASE_SECONDS, Lease
+from knowledge.storage.slack_history import SLACK_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +64,10 @@ def refresh(
     progress: Progress | None = None,
     lease_seconds: int = LEASE_SECONDS,
     data_dir: Path | None = None,
+    slack: SlackAccess | None = None,
 ) -> RunReport:
-    """Bring the source called ``name`` in line with where its documents live.
+    """Bring the source called ``name`` in line with where its documents live (``slack``:
+    how to reach Slack, for a channel's history).
 
     ``data_dir``: TEAMBOT_DATA_DIR, where git sources keep their clones (default
     ``teambot-data``). Raises SourceBusyError when another process holds the source's lease."""
@@ -87,16 +93,12 @@ def refresh(
         report = RunReport(source=name)
         started = time.perf_counter()
         try:
-            _run(
-                sessions,
-                embedder,
-                source,
-                report,
-                lease,
-                limits,
-                progress or NullProgress(),
-                data_dir or DEFAULT_DATA_DIR,
-            )
+            if source.kind == SLACK_CHANNEL:
+                sync_channel(sessions, embedder, source, report, lease, slack,
+                             progress or NullProgress())  # fmt: skip
+            else:
+                _run(sessions, embedder, source, report, lease, limits,
+                     progress or NullProgress(), data_dir or DEFAULT_DATA_DIR)  # fmt: skip
         except BaseException as exc:
             report.timings["total"] = time.perf_counter() - started
             _finish(sessions, run_id, report, "failed", str(exc) or type(exc).__name__)

@@ -23,8 +23,9 @@ from knowledge.ingest.git import GIT
 from knowledge.ingest.git import checked_options as git_checked_options
 from knowledge.storage import store
 from knowledge.storage.documents import Source
+from knowledge.storage.slack_history import SLACK_CHANNEL
 
-KINDS = ("site", "sitemap", "page", "folder", GIT)
+KINDS = ("site", "sitemap", "page", "folder", GIT, SLACK_CHANNEL)
 _EVERY = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_EVERY_SECONDS = 60
@@ -88,6 +89,8 @@ def schedule_of(spec: SourceSpec) -> str | None:
 def guess_kind(location: str) -> str:
     """``folder`` for anything but an http(s) URL, from the text alone: never from the disk,
     so the answer (and what a chat admin is told) does not show whether a path exists."""
+    if location.strip().startswith(("#", "<#")):  # a Slack channel, as typed or as sent
+        return SLACK_CHANNEL
     parts = urlsplit(location.strip())
     if parts.scheme.lower() not in WEB_SCHEMES:
         return "folder"
@@ -135,7 +138,9 @@ def add_source(
         location, options["local"] = _git_location(spec.location, spec.allow_private, folder_roots)
     elif any(value is not None for value in git_options.values()):
         raise SourceError("--branch, --path and --web-url are for git sources (--kind git).")
-    if kind == "folder":
+    if kind == SLACK_CHANNEL:  # checked with Slack first: knowledge.ingest.slack_channels
+        location = spec.location
+    elif kind == "folder":
         location = str(checked_folder(spec.location, folder_roots))
     elif kind != GIT:
         location = _checked_location(kind, spec.location, spec.allow_private)

@@ -29,7 +29,8 @@ def metadata() -> MetaData:
     import knowledge.storage.console
     import knowledge.storage.conversations
     import knowledge.storage.documents
-    import knowledge.storage.processes  # noqa: F401
+    import knowledge.storage.processes
+    import knowledge.storage.slack_history  # noqa: F401
 
     return Base.metadata
 

@@ -359,7 +359,7 @@ class FakeSlack(LocalFake):
         if fault is not None:
             headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
             return fault.status, _error(fault.error), headers
-        handler = _METHODS.get(method)
+        handler = self._handler_for(method)
         if handler is None:
             return 200, _error("unknown_method"), {}
         error = self._auth_error(method, token)
@@ -367,6 +367,10 @@ class FakeSlack(LocalFake):
             return 200, _error(error), {}
         with self._lock:
             return 200, handler(self, params), {}
+
+    def _handler_for(self, method: str) -> Callable[[Any, dict[str, Any]], dict[str, Any]] | None:
+        """What answers ``method`` (subclasses add methods by extending this)."""
+        return _METHODS.get(method)
 
     def _auth_error(self, method: str, token: str | None) -> str | None:
         expected, other = self.bot_token, self.app_token
