@@ -40,6 +40,10 @@ OUTPUT = Path(os.environ.get("TEAMBOT_TEST_OUTPUT") or Path(__file__).parent.par
 SHOTS = OUTPUT / "console"
 QUESTION = "Which TCP port does Acme Queue listen on by default?"
 REPLY = "By default Acme Queue listens on TCP port 7421 [1]."
+HOSTILE = (
+    'It is **7421** [1].\n\n<img src=x onerror="window.pwned=1"> <script>window.pwned=2</script> '
+    "[run](javascript:window.pwned=3) ![pixel](http://127.0.0.1:9/p.png) [docs](https://a.example/)"
+)
 WAIT_MS = 30_000
 
 
@@ -194,6 +198,11 @@ def test_sign_in_then_ask_and_watch_the_answer_stream_in_with_citations(
     assert answer.locator(".text").inner_text() == REPLY
     assert link.get_attribute("href").startswith(served.site.url("/docs/guide/configure.html"))
     assert "Confidence" in answer.locator(".note").inner_text()
+    cite = answer.locator(".text a.cite")
+    assert cite.inner_text() == "[1]"
+    assert answer.locator(cite.get_attribute("href") + " a").get_attribute(
+        "href"
+    ) == link.get_attribute("href")
     answer.get_by_role("button", name="Not helpful").click()
     page.get_by_text("Thanks, your feedback is recorded.").wait_for()
     shot(page, "ask")
@@ -201,12 +210,36 @@ def test_sign_in_then_ask_and_watch_the_answer_stream_in_with_citations(
     assert page.locator(".turn.question").first.inner_text() == QUESTION
     pressed = page.get_by_role("button", name="Not helpful").get_attribute("aria-pressed")
     assert pressed == "true"
+    ask_hostile(page, served)
     page.goto(served.url + "/console/questions")
     assert QUESTION in page.locator("table.questions").inner_text()
     shot(page, "questions")
     page.goto(served.url + "/console/questions/gaps")
     shot(page, "gaps")
     page.context.close()
+
+
+def ask_hostile(page: Page, served: Served) -> None:
+    """A hostile answer renders as inert Markdown, streamed and reloaded, and its [1] jumps to
+    the page it cites."""
+    served.model.script(Reply(HOSTILE))
+    page.goto(served.url + "/console/ask?t=hostile")
+    page.get_by_label("Your question").fill(QUESTION)
+    page.get_by_role("button", name="Ask").click()
+    for reloaded in (False, True):
+        if reloaded:
+            page.reload()
+        answer = page.locator(".turn.answer").last
+        answer.locator(".citations a").first.wait_for()
+        assert answer.locator(".text strong").inner_text() == "7421"
+        assert page.evaluate("() => window.pwned") is None
+        assert page.locator("#conversation img, #conversation script").count() == 0
+        hrefs = answer.locator(".text a").evaluate_all("links => links.map(a => a.href)")
+        assert not any(href.startswith("javascript:") for href in hrefs), hrefs
+        assert "http://127.0.0.1:9/p.png" in hrefs  # the image is only a link
+        answer.locator(".text a.cite").first.click()
+        assert page.evaluate("() => document.querySelector('.citations li:target a').href")
+    shot(page, "ask-markdown")
 
 
 def test_add_a_source_and_watch_its_refresh_finish(browser: Browser, served: Served) -> None:
