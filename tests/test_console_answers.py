@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from bot.console.answer_html import MAX_CHARS, answer_html
+from bot.console.answer_html import MAX_CHARS, OPEN_APART, answer_html
 from bot.runtime import Runtime
 from knowledge.embed.embedder import Embedder
 from tests.console_setup import corpus_runtime, csrf, signed_in
@@ -142,3 +142,16 @@ def test_a_huge_answer_is_cut_and_stays_quick(runtime: Runtime, model: FakeOpenA
 def test_markdown_tricks_stay_inert(text: str) -> None:
     html = answer_html(text, {1: "cite-1-1"})
     assert live_parts(html) == [], html
+
+
+def test_markers_link_to_listed_pages_only() -> None:
+    anchors = {1: "cite-7-1", 2: "cite-7-2"}
+    links = [
+        (a.get("href"), a.get("class"))
+        for text in ("Port [1][2], not [3].", "[1](https://evil.example/)", "`[2]`")
+        for tag, a in tags(answer_html(text, anchors))
+        if tag == "a"
+    ]
+    assert links == [("#cite-7-1", "cite"), ("#cite-7-2", "cite"), ("#cite-7-1", "cite")]
+    inside = tags(answer_html("[the guide [1]](https://docs.example/)", anchors))
+    assert inside == [("p", {}), ("a", {**OPEN_APART, "href": "https://docs.example/"})]

@@ -43,18 +43,18 @@ def is_safe_link(url: str) -> bool:
 
 def _citation(state: StateInline, silent: bool) -> bool:
     """``[n]`` for a listed page: a link to its entry (anything else is left to the other
-    rules, so ``[3]`` with no third page stays text)."""
-    if state.src[state.pos] != "[" or state.linkLevel > 0:
+    rules, so ``[3]`` with no third page stays text). Inside a link's text it stays text:
+    a silent call comes from reading a link's label, and links do not nest."""
+    if silent or state.src[state.pos] != "[" or state.linkLevel > 0:
         return False
     found = MARKER.match(state.src, state.pos)
     anchors: Mapping[int, str] = state.env.get("citations", {})
     if found is None or int(found.group(1)) not in anchors:
         return False
-    if not silent:
-        link = state.push("link_open", "a", 1)
-        link.attrs = {"href": "#" + anchors[int(found.group(1))], "class": "cite"}
-        state.push("text", "", 0).content = found.group(0)
-        state.push("link_close", "a", -1)
+    link = state.push("link_open", "a", 1)
+    link.attrs = {"href": "#" + anchors[int(found.group(1))], "class": "cite"}
+    state.push("text", "", 0).content = found.group(0)
+    state.push("link_close", "a", -1)
     state.pos = found.end()
     return True
 
