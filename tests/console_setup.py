@@ -13,6 +13,8 @@ from bot.console.app import console_app, login_link
 from bot.runtime import Runtime
 from bot.settings import Settings
 from knowledge.embed.embedder import Embedder
+from knowledge.ingest.local import ingest_folder
+from tests.corpus import write_corpus
 
 BASE = "http://testserver"
 
@@ -30,6 +32,20 @@ def console_runtime(tmp_path: Path, embedder: Embedder | None = None, **values: 
     runtime = Runtime(settings)
     if embedder is not None:
         runtime.__dict__["embedder"] = embedder
+    return runtime
+
+
+def corpus_runtime(tmp_path: Path, embedder: Embedder, model_url: str) -> Runtime:
+    """A Runtime answering from tests.corpus (source ``zephyr``) with the fake model at
+    ``model_url``."""
+    runtime = console_runtime(
+        tmp_path,
+        embedder,
+        local_llm_base_url=model_url,
+        local_llm_model="local-model",
+        llm_route="local-only",
+    )
+    ingest_folder(runtime.sessions, embedder, write_corpus(tmp_path / "docs"), name="zephyr")
     return runtime
 
 

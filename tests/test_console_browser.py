@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page
 
+from bot import gaps
 from bot.admin import Actor, run_admin
 from bot.console.app import login_link
 from bot.runtime import Runtime
@@ -40,7 +41,16 @@ OUTPUT = Path(os.environ.get("TEAMBOT_TEST_OUTPUT") or Path(__file__).parent.par
 SHOTS = OUTPUT / "console"
 QUESTION = "Which TCP port does Acme Queue listen on by default?"
 REPLY = "By default Acme Queue listens on TCP port 7421 [1]."
+HOSTILE = (
+    'It is **7421** [1].\n\n<img src=x onerror="window.pwned=1"> <script>window.pwned=2</script> '
+    "[run](javascript:window.pwned=3) ![pixel](http://127.0.0.1:9/p.png) [docs](https://a.example/)"
+)
 WAIT_MS = 30_000
+GAP_QUESTIONS = (
+    "How do I back up the Acme Queue journal?",
+    "What is the way to back up Acme Queue's journal every night?",
+    "Is there a dark mode for the dashboard?",
+)
 
 
 @dataclass
@@ -94,6 +104,20 @@ def seed_usage(runtime: Runtime) -> None:
             )
 
 
+def seed_gaps(runtime: Runtime) -> None:
+    """Abstained answers on two topics, for the Gaps page."""
+    with runtime.sessions.begin() as session:
+        conversation = Conversation(platform="slack", channel="C2", thread="gaps")
+        session.add(conversation)
+        session.flush()
+        for text in GAP_QUESTIONS:
+            answer = Turn(conversation_id=conversation.id, role="assistant", text="…",
+                          abstained=True, confidence=0.1)  # fmt: skip
+            session.add(answer)
+            session.flush()
+            gaps.add_gap(session, gaps.ABSTAINED, answer, text, "slack", "C2", [])
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp("console-browser")
@@ -126,6 +150,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iter
         )
         assert run_admin(runtime, cli, ["sources", "refresh", "acme-config"]).ok
         seed_usage(runtime)
+        seed_gaps(runtime)
         app = asgi_app(None, lambda: (True, {"ok": True}), console=web_console(runtime))
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
@@ -194,6 +219,11 @@ def test_sign_in_then_ask_and_watch_the_answer_stream_in_with_citations(
     assert answer.locator(".text").inner_text() == REPLY
     assert link.get_attribute("href").startswith(served.site.url("/docs/guide/configure.html"))
     assert "Confidence" in answer.locator(".note").inner_text()
+    cite = answer.locator(".text a.cite")
+    assert cite.inner_text() == "[1]"
+    assert answer.locator(cite.get_attribute("href") + " a").get_attribute(
+        "href"
+    ) == link.get_attribute("href")
     answer.get_by_role("button", name="Not helpful").click()
     page.get_by_text("Thanks, your feedback is recorded.").wait_for()
     shot(page, "ask")
@@ -201,12 +231,63 @@ def test_sign_in_then_ask_and_watch_the_answer_stream_in_with_citations(
     assert page.locator(".turn.question").first.inner_text() == QUESTION
     pressed = page.get_by_role("button", name="Not helpful").get_attribute("aria-pressed")
     assert pressed == "true"
-    page.goto(served.url + "/console/questions")
-    assert QUESTION in page.locator("table.questions").inner_text()
-    shot(page, "questions")
-    page.goto(served.url + "/console/questions/gaps")
-    shot(page, "gaps")
+    ask_hostile(page, served)
+    filter_questions_by_platform_from_the_keyboard(page, served)
+    open_a_gap_topic(page, served)
     page.context.close()
+
+
+def filter_questions_by_platform_from_the_keyboard(page: Page, served: Served) -> None:
+    page.goto(served.url + "/console/questions")
+    table = page.locator("table.questions")
+    assert QUESTION in table.inner_text()
+    shot(page, "questions")
+    page.get_by_label("Platform").focus()
+    page.keyboard.press("s")  # the first platform that starts with s: slack
+    page.keyboard.press("Tab")  # to Channel
+    page.keyboard.press("Tab")  # to Filter
+    page.keyboard.press("Enter")
+    page.wait_for_url("**platform=slack**")
+    places = table.locator("tbody td:nth-child(2)").all_inner_texts()
+    assert places and all(place.startswith("slack") for place in places), places
+    assert QUESTION not in table.inner_text()
+    assert page.get_by_label("Platform").input_value() == "slack"
+
+
+def open_a_gap_topic(page: Page, served: Served) -> None:
+    page.goto(served.url + "/console/questions/gaps")
+    topic = page.locator("details.topic").filter(has_text="back up").first
+    examples = topic.locator(".examples")
+    assert not examples.is_visible()
+    topic.locator("summary").focus()
+    page.keyboard.press("Enter")
+    examples.wait_for()
+    shown = examples.locator("li").all_inner_texts()
+    assert set(GAP_QUESTIONS[:2]) <= set(shown) and GAP_QUESTIONS[2] not in shown, shown
+    shot(page, "gaps")
+
+
+def ask_hostile(page: Page, served: Served) -> None:
+    """A hostile answer renders as inert Markdown, streamed and reloaded, and its [1] jumps to
+    the page it cites."""
+    served.model.script(Reply(HOSTILE))
+    page.goto(served.url + "/console/ask?t=hostile")
+    page.get_by_label("Your question").fill(QUESTION)
+    page.get_by_role("button", name="Ask").click()
+    for reloaded in (False, True):
+        if reloaded:
+            page.reload()
+        answer = page.locator(".turn.answer").last
+        answer.locator(".citations a").first.wait_for()
+        assert answer.locator(".text strong").inner_text() == "7421"
+        assert page.evaluate("() => window.pwned") is None
+        assert page.locator("#conversation img, #conversation script").count() == 0
+        hrefs = answer.locator(".text a").evaluate_all("links => links.map(a => a.href)")
+        assert not any(href.startswith("javascript:") for href in hrefs), hrefs
+        assert "http://127.0.0.1:9/p.png" in hrefs  # the image is only a link
+        answer.locator(".text a.cite").first.click()
+        assert page.evaluate("() => document.querySelector('.citations li:target a').href")
+    shot(page, "ask-markdown")
 
 
 def test_add_a_source_and_watch_its_refresh_finish(browser: Browser, served: Served) -> None:
@@ -265,18 +346,27 @@ def test_usage_charts_hold_drawn_data(browser: Browser, served: Served) -> None:
     shot(page, "usage")
     page.goto(served.url + "/console/models")
     assert "local" in page.locator(".health").inner_text()
-    assert "sources add" in page.locator("table").last.inner_text()
+    audit = page.locator("table").last
+    assert "sources add" in audit.inner_text()
     shot(page, "models")
+    page.get_by_label("Command").fill("refresh")
+    page.get_by_label("Command").press("Enter")  # filters the audit log
+    page.wait_for_url("**command=refresh**")
+    commands = audit.locator("tbody td:nth-child(3)").all_inner_texts()
+    assert commands and all("sources refresh" in c for c in commands), commands
+    assert page.get_by_label("Command").input_value() == "refresh"
     page.context.close()
 
 
 def test_pages_fit_a_phone_and_work_from_the_keyboard(browser: Browser, served: Served) -> None:
     page = signed_in_page(browser, served, width=375)
-    for name in ("ask", "sources", "questions", "usage", "models"):
+    for name in ("ask", "sources", "questions", "questions/gaps", "usage", "models"):
         page.goto(f"{served.url}/console/{name}")
+        if name == "questions/gaps":
+            page.locator("details.topic summary").first.click()
         overflow = page.evaluate("() => document.documentElement.scrollWidth")
         assert overflow <= 375, (name, overflow)
-        shot(page, f"{name}-phone")
+        shot(page, f"{name.replace('/', '-')}-phone")
     page.goto(served.url + "/console/ask")
     page.keyboard.press("Tab")  # the skip link comes first
     assert page.evaluate("() => document.activeElement.textContent") == "Skip to content"

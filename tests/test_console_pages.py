@@ -23,12 +23,11 @@ from bot.console.app import console_app
 from bot.runtime import Runtime
 from bot.serve import asgi_app, web_console
 from knowledge.embed.embedder import Embedder
-from knowledge.ingest.local import ingest_folder
 from knowledge.storage.conversations import Admin, AuditEntry, Feedback
 from knowledge.storage.documents import Source
 from tests.conftest import sqlite_url
-from tests.console_setup import BASE, console_runtime, csrf, signed_in
-from tests.corpus import ANSWER, write_corpus
+from tests.console_setup import BASE, console_runtime, corpus_runtime, csrf, signed_in
+from tests.corpus import ANSWER
 from tests.fakes.docsite import DocSite
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.slack_openid import CLIENT_ID, CLIENT_SECRET, FakeSlackOpenID
@@ -39,14 +38,7 @@ from tests.test_serve_modes import NO_PLATFORMS, START_SECONDS
 
 @pytest.fixture
 def runtime(tmp_path: Path, embedder: Embedder, model: FakeOpenAI) -> Iterator[Runtime]:
-    runtime = console_runtime(
-        tmp_path,
-        embedder,
-        local_llm_base_url=model.base_url,
-        local_llm_model="local-model",
-        llm_route="local-only",
-    )
-    ingest_folder(runtime.sessions, embedder, write_corpus(tmp_path / "docs"), name="zephyr")
+    runtime = corpus_runtime(tmp_path, embedder, model.base_url)
     yield runtime
     runtime.close()
 

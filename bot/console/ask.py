@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 
 from bot import feedback, render
+from bot.console.answer_html import answer_html
 from bot.console.auth import PREFIX
 from bot.console.web import PLATFORM, ConsoleDeps, user_of
 from bot.console.web import render as render_page
@@ -34,13 +35,23 @@ FAILED = "Something went wrong while answering; the server log has the details. 
 
 
 def answer_view(answer: Answer) -> dict[str, Any]:
-    """What the page shows of an answer, the same fields streamed or reloaded."""
+    """What the page shows of an answer, the same fields streamed or reloaded: ``html`` is
+    its Markdown made safe, each ``[n]`` linked to the listed page's ``anchor``."""
     heading, listed = render.listed_pages(answer)
+    key = str(answer.turn_id) if answer.turn_id else secrets.token_hex(4)
+    anchors = {c.n: f"cite-{key}-{c.n}" for c in listed}
     return {
         "text": answer.text,
+        "html": answer_html(answer.text, anchors),
         "heading": heading,
         "citations": [
-            {"n": c.n, "label": c.label, "url": render.citation_url(c), "location": c.location}
+            {
+                "n": c.n,
+                "label": c.label,
+                "url": render.citation_url(c),
+                "location": c.location,
+                "anchor": anchors[c.n],
+            }
             for c in listed
         ],
         "note": render.confidence_note(answer),

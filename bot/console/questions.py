@@ -15,10 +15,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bot.console.auth import PREFIX
+from bot.console.kept_topics import KeptTopics
 from bot.console.web import PAGE_SIZE, ConsoleDeps, Page, page_number, query_text, render
 from bot.gap_topics import Topic, topics
 from bot.gaps import read_gaps
-from knowledge.storage.conversations import Conversation, Feedback, Turn
+from knowledge.storage.conversations import Conversation, Feedback, Gap, Turn
 from knowledge.storage.db import as_utc, utcnow
 
 GAP_DAYS = 30
@@ -105,13 +106,25 @@ def platforms(deps: ConsoleDeps) -> list[str]:
                                     .order_by(Conversation.platform)))  # fmt: skip
 
 
-def gap_topics(deps: ConsoleDeps) -> list[Topic]:
-    """The gaps of the last GAP_DAYS days, grouped by topic."""
-    found = read_gaps(deps.sessions, utcnow() - timedelta(days=GAP_DAYS))
+def gap_topics(deps: ConsoleDeps, kept: KeptTopics) -> list[Topic]:
+    """The gaps of the last GAP_DAYS days, grouped by topic; embedded again only when the
+    gaps in the window have changed since a grouping ``kept``."""
+    since = utcnow() - timedelta(days=GAP_DAYS)
+    with deps.sessions() as session:
+        newest, count = session.execute(
+            select(func.max(Gap.id), func.count(Gap.id)).where(Gap.created_at >= since)
+        ).one()
+    return kept.get((GAP_DAYS, newest, count), lambda: _grouped(deps, since))
+
+
+def _grouped(deps: ConsoleDeps, since: datetime) -> list[Topic]:
+    found = read_gaps(deps.sessions, since)
     return topics(found, deps.embedder.embed_texts) if found else []
 
 
 def routes(deps: ConsoleDeps) -> list[Route]:
+    kept = KeptTopics()
+
     async def page(request: Request) -> Response:
         platform, channel = query_text(request, "platform"), query_text(request, "channel")
         asked, pager = await run_in_threadpool(recent, deps, page_number(request), platform,
@@ -122,7 +135,7 @@ def routes(deps: ConsoleDeps) -> list[Route]:
                       platforms=known)  # fmt: skip
 
     async def gaps(request: Request) -> Response:
-        grouped = await run_in_threadpool(gap_topics, deps)
+        grouped = await run_in_threadpool(gap_topics, deps, kept)
         return render(request, "gaps.html", title="Gaps", here="questions", topics=grouped,
                       days=GAP_DAYS)  # fmt: skip
 

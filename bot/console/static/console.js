@@ -25,12 +25,14 @@ function element(tag, attributes, text) {
 
 function renderAnswer(box, answer) {
   box.dataset.turn = answer.turn || "";
-  box.querySelector(".text").textContent = answer.text;
+  // The server made the Markdown safe (bot.console.answer_html): no raw HTML, only http(s)
+  // and mailto links, no images; the same HTML a reload of the conversation shows.
+  box.querySelector(".text").innerHTML = answer.html;
   if (answer.citations.length) {
     box.append(element("h2", { class: "sources-heading" }, answer.heading));
     const list = element("ol", { class: "citations" });
     for (const c of answer.citations) {
-      const item = element("li", { value: String(c.n) });
+      const item = element("li", { value: String(c.n), id: c.anchor });
       if (c.url && /^https?:/i.test(c.url)) {
         item.append(element("a", { href: c.url, rel: "noopener noreferrer", target: "_blank" }, c.label));
       } else {
