@@ -7,6 +7,8 @@ BotError
 ├── QuestionError            a question that cannot be asked as given (empty, too long)
 ├── SettingsError            a configuration that cannot work (says which variable to fix)
 ├── AdminError               an admin command that cannot run as given
+├── LinkRefused              a console sign-in link that opens no session (bot/console/auth.py)
+├── SlackRefused             Sign in with Slack refused this person (bot/console/slack_signin.py)
 └── ProviderError            one language model failed one request; the router fails over
     ├── ProviderTimeout          timeout
     ├── ProviderBadResponse      malformed

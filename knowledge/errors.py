@@ -8,15 +8,22 @@ TeambotError
 ├── CommandFailed                a terminal command that cannot go on (bot/cli.py)
 ├── KnowledgeError               documents: crawl, ingest, embed, store, search
 │   ├── SourceError              a source or path that cannot be used as given
-│   │   └── SourceBusyError      another process is refreshing this source right now
+│   │   ├── SourceBusyError      another process is refreshing this source right now
+│   │   └── GitError             a git repository that cannot be cloned or read
 │   ├── BlockedURLError          a URL teambot refuses to fetch (private, loopback, metadata…)
 │   ├── EmbeddingModelError      the embedding model cannot be loaded
 │   ├── SchemaError              the database schema is missing or out of date
-│   └── UnreadableBodyError      a body teambot will not decode (stacked, corrupt encoding…)
+│   ├── UnreadableBodyError      a body teambot will not decode (stacked, corrupt encoding…)
+│   ├── PdfError                 a PDF teambot will not index (encrypted, image-only, a bomb…)
+│   ├── MarkupError              a reStructuredText file docutils cannot parse at all
+│   └── SlackHistoryError        Slack would not give a channel's history
+│       └── RateLimited          Slack said 429 for longer than a run waits
 └── BotError                     people: questions, settings, admin, models (bot/errors.py)
     ├── QuestionError            a question that cannot be asked as given
     ├── SettingsError            a configuration that cannot work (names the variable)
     ├── AdminError               an admin command that cannot run as given
+    ├── LinkRefused              a console sign-in link that opens no session
+    ├── SlackRefused             Sign in with Slack that lets this person not in
     └── ProviderError            one model failed one request; the router fails over on it
         ├── ProviderTimeout          no answer (or no end of one) within the deadline
         ├── ProviderBadResponse      a response that is not a usable answer

@@ -25,6 +25,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.errors import BotError
 from knowledge.storage.console import ConsoleLoginLink, ConsoleSession
 from knowledge.storage.db import as_utc, utcnow
 
@@ -36,7 +37,7 @@ MAX_USER_CHARS = 100
 MAX_TOKEN_CHARS = 1000  # a real token is ~150 characters; anything longer is not read
 
 
-class LinkRefused(Exception):
+class LinkRefused(BotError):
     """A login link that does not open a session; the message says what to do instead."""
 
 

@@ -30,6 +30,7 @@ from bot.admin.access import configured_admins, is_admin
 from bot.console.auth import PREFIX, ConsoleAuth, safe_next
 from bot.console.signin import is_https, signed_in
 from bot.console.web import ConsoleDeps, refused
+from bot.errors import BotError
 
 LOGIN_MINUTES = 10
 STATE_COOKIE = "teambot_console_slack"
@@ -39,7 +40,7 @@ SCOPES = "openid profile"
 CALLBACK = f"{PREFIX}/auth/slack/callback"
 
 
-class SlackRefused(Exception):
+class SlackRefused(BotError):
     """Sign in with Slack did not let this person in; the message says why."""
 
 

@@ -17,6 +17,8 @@ from docutils.parsers.rst import directives
 from docutils.parsers.rst.directives.body import CodeBlock
 from docutils.utils import SystemMessage
 
+from knowledge.errors import KnowledgeError
+
 _SILENT = 5  # above docutils' "severe" (4): no message is reported, none stops the parse
 DOCUTILS_SETTINGS = {
     "file_insertion_enabled": False,
@@ -42,7 +44,7 @@ directives.register_directive("code-block", CodeBlock)
 directives.register_directive("sourcecode", CodeBlock)
 
 
-class MarkupError(ValueError):
+class MarkupError(KnowledgeError):
     """A document docutils could not parse at all."""
 
 

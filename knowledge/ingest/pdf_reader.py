@@ -28,7 +28,7 @@ _NO_TITLE = frozenset({"untitled", "untitled document", "anonymous", "(anonymous
 ENCRYPTED = "encrypted with a password; save a copy without one to have it indexed"
 
 
-class Refused(Exception):
+class _Refused(Exception):
     """A PDF teambot will not index; the message says why, for the run's report."""
 
 
@@ -40,35 +40,35 @@ def read(data: bytes, max_pages: int, max_chars: int) -> dict[str, Any]:
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
-            raise Refused(ENCRYPTED)
+            raise _Refused(ENCRYPTED)
         count = len(reader.pages)
         if count > max_pages:
-            raise Refused(f"has {count:,} pages; teambot reads PDFs of at most {max_pages:,}")
+            raise _Refused(f"has {count:,} pages; teambot reads PDFs of at most {max_pages:,}")
         pages, chars = [], 0
         for page in reader.pages:
             text = page.extract_text() or ""
             chars += len(text)
             if chars > max_chars:
-                raise Refused(
+                raise _Refused(
                     f"holds more than {max_chars:,} characters of text; split it into smaller files"
                 )
             pages.append(text)
         if not any(text.strip() for text in pages):
-            raise Refused(
+            raise _Refused(
                 "has no text layer (scanned or image-only); teambot does not read images, "
                 "so export it with its text"
             )
         return {"title": _title(reader), "pages": pages, "outline": _outline(reader)}
     except FileNotDecryptedError:
-        raise Refused(ENCRYPTED) from None
+        raise _Refused(ENCRYPTED) from None
     except LimitReachedError:  # a compression bomb, or a stream pypdf will not inflate whole
-        raise Refused("holds a compressed stream larger than teambot inflates") from None
+        raise _Refused("holds a compressed stream larger than teambot inflates") from None
     except RecursionError:
-        raise Refused("not a readable PDF (nested too deeply)") from None
-    except (Refused, MemoryError):
+        raise _Refused("not a readable PDF (nested too deeply)") from None
+    except (_Refused, MemoryError):
         raise
     except Exception as exc:  # this process reads one hostile file: any error is the file's
-        raise Refused(f"not a readable PDF ({type(exc).__name__}: {str(exc)[:200]})") from None
+        raise _Refused(f"not a readable PDF ({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
 def _title(reader: Any) -> str:
@@ -111,7 +111,7 @@ def main() -> None:
     data = sys.stdin.buffer.read()
     try:
         result = read(data, max_pages, max_chars)
-    except Refused as exc:
+    except _Refused as exc:
         result = {"error": str(exc)}
     except MemoryError:
         result = {"error": "needs more memory than teambot gives one PDF"}
