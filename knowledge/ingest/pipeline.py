@@ -133,7 +133,7 @@ class DocumentSync:
                 title=page.title,
                 content_hash=content_hash,
                 drafts=drafts,
-                chunk_hashes=[_digest([model, d.embed_text]) for d in drafts],
+                chunk_hashes=[chunk_hash(model, d.embed_text) for d in drafts],
                 is_new=known is None,
             )
         )
@@ -269,6 +269,12 @@ class DocumentSync:
 
 def _url_order(url: str) -> tuple[int, str]:
     return len(url), url
+
+
+def chunk_hash(model: str, embed_text: str) -> str:
+    """A chunk's ``content_hash``: the same text embedded by the same model has the same one,
+    which lets a page reuse vectors (and `teambot tune`'s re-embed write reusable ones)."""
+    return _digest([model, embed_text])
 
 
 def _digest(parts: list[str]) -> str:

@@ -28,6 +28,7 @@ def metadata() -> MetaData:
     import knowledge.storage.answers
     import knowledge.storage.conversations
     import knowledge.storage.documents
+    import knowledge.storage.models
     import knowledge.storage.processes  # noqa: F401
 
     return Base.metadata

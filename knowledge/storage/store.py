@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from knowledge.errors import SourceError
 from knowledge.storage.db import utcnow
 from knowledge.storage.documents import Chunk, Document, IndexState, IngestionRun, Source
+from knowledge.storage.models import kept_models
 from knowledge.types import ChunkDraft
 
 
@@ -142,7 +143,12 @@ def save_document(
         document = Document(source_id=source_id, url=url)
         session.add(document)
     else:
-        session.execute(delete(Chunk).where(Chunk.document_id == document.id))
+        # Rows of the active model version and of the one rollback returns to stay (the
+        # registry's background re-embed brings the other up to date); any other model's go.
+        kept = [name for name in kept_models(session) if name != model]
+        session.execute(
+            delete(Chunk).where(Chunk.document_id == document.id, Chunk.model.not_in(kept))
+        )
     document.title = title
     document.content_hash = content_hash
     document.etag = etag
