@@ -178,7 +178,6 @@ def _hard_negatives(
     import numpy as np
 
     bodies = [s.text.strip()[:MAX_PASSAGE_CHARS] for s in sections]
-    pages = [s.page for s in sections]
     if not pairs or not bodies:
         return [None] * len(pairs)
 
@@ -188,25 +187,40 @@ def _hard_negatives(
     index = bm25s.BM25()
     index.index(words(bodies), show_progress=False)
     k = min(NEGATIVE_CANDIDATES, len(bodies))
+    queries = words([p[1] for p in pairs])
     negatives: list[str | None] = []
-    for (kind, anchor, positive, page), terms in zip(
-        pairs, words([p[1] for p in pairs]), strict=True
-    ):
+    for (kind, anchor, positive, page), terms in zip(pairs, queries, strict=True):
         # Team answers have a source of their own: their negatives may come from any page.
         site = "" if kind == "answer" else page.split("\x1f", 1)[0]
-
-        def usable(i: int, page: str = page, site: str = site) -> bool:
-            return pages[i] != page and pages[i].startswith(site) and bodies[i] != positive
-
         scores = index.get_scores(terms) if terms else np.zeros(len(bodies))
-        best = np.argpartition(-scores, k - 1)[:k]
-        ranked = sorted(best.tolist(), key=lambda j: -scores[j])
-        found = next((bodies[i] for i in ranked if scores[i] > 0 and usable(i)), None)
+        best = sorted(np.argpartition(-scores, k - 1)[:k].tolist(), key=lambda j: -scores[j])
+        found = next(
+            (
+                bodies[i]
+                for i in best
+                if scores[i] > 0 and _usable(i, page, site, positive, sections)
+            ),
+            None,
+        )
         if found is None:  # no word in common with another page: any other page of the site
-            others = [i for i in range(len(pages)) if usable(i)]
-            found = bodies[others[hash_index(anchor, len(others))]] if others else None
+            start = hash_index(anchor, len(sections))
+            for step in range(len(sections)):
+                i = (start + step) % len(sections)
+                if _usable(i, page, site, positive, sections):
+                    found = bodies[i]
+                    break
         negatives.append(found)
     return negatives
+
+
+def _usable(i: int, page: str, site: str, positive: str, sections: Sequence[_Section]) -> bool:
+    """Whether section ``i`` may be the negative of a pair: another page, of ``site``."""
+    other = sections[i]
+    return (
+        other.page != page
+        and other.page.startswith(site)
+        and other.text.strip()[:MAX_PASSAGE_CHARS] != positive
+    )
 
 
 def hash_index(text: str, count: int) -> int:

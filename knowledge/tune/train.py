@@ -38,6 +38,7 @@ CHECKPOINT_SECONDS = 120.0
 CHECKPOINT = "checkpoint"
 STATE_FILE = "state.json"
 OPTIMISER_FILE = "optimiser.pt"
+WEIGHTS_FILE = "model.safetensors"  # the transformer's, at the root of both folder layouts
 
 
 class TuningError(KnowledgeError):
@@ -137,14 +138,16 @@ def train(
     return result
 
 
-def finished_model(run_dir: Path, target: Path, max_seq_length: int) -> None:
-    """Copy the checkpoint's weights to ``target`` as a plain sentence-transformers folder
-    that serves at ``max_seq_length`` word pieces (the base model's)."""
-    model = _load(str(run_dir / CHECKPOINT))
-    model.max_seq_length = max_seq_length
+def finished_model(base_model: str, run_dir: Path, target: Path) -> None:
+    """The base model's folder with the checkpoint's weights in ``target``.
+
+    Everything but the weights (tokenizer, pooling, sequence length, config) is the base
+    model's own files, so the tuned model loads, serves and exports to ONNX exactly as the
+    base model does; the folder appears whole or not at all."""
     tmp = target.with_name(target.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save(str(tmp))
+    shutil.copytree(resolve_model_path(base_model), tmp)
+    shutil.copyfile(run_dir / CHECKPOINT / WEIGHTS_FILE, tmp / WEIGHTS_FILE)
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
 
