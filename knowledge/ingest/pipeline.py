@@ -20,7 +20,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.crawl.links import is_javascript_shell
-from knowledge.embed.embedder import TextEmbedder
+from knowledge.embed.embedder import TextEmbedder, pinned
 from knowledge.ingest.chunk import chunk_page
 from knowledge.ingest.extract import extract
 from knowledge.ingest.report import RunReport
@@ -225,7 +225,8 @@ class DocumentSync:
             self._metadata = []
 
     def _store(self, group: list[_Planned]) -> None:
-        report, model = self._report, self._embedder.model_name
+        embedder = pinned(self._embedder)  # one model for the whole group, switch or not
+        report, model = self._report, embedder.model_name
         with self._sessions() as session:
             vectors = store.stored_embeddings(
                 session, (h for p in group for h in p.chunk_hashes), model
@@ -237,7 +238,7 @@ class DocumentSync:
                     texts.setdefault(chunk_hash, draft.embed_text)
         if texts:
             started = time.perf_counter()
-            embedded = self._embedder.embed_texts(list(texts.values()))
+            embedded = embedder.embed_texts(list(texts.values()))
             vectors.update(zip(texts, map(store.vector_bytes, embedded), strict=True))
             report.add_time("embed", time.perf_counter() - started)
             report.chunks_embedded += len(texts)
