@@ -60,12 +60,28 @@ def tune(
             help="Also gate on this question file (`teambot eval` format, page level; repeatable).",
         ),
     ] = None,
+    exclude_prefix: Annotated[
+        list[str] | None,
+        typer.Option(help="Pages under this path give no training pair (repeatable)."),
+    ] = None,
+    exclude_questions: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="The sections these question files name give no training pair, so "
+            "your evaluation questions never train the model (repeatable)."
+        ),
+    ] = None,
     threads: Annotated[
         int | None,
         typer.Option(min=1, max=64, help="CPU threads for training (default: half the cores)."),
     ] = None,
     no_switch: Annotated[
-        bool, typer.Option("--no-switch", help="Measure before/after only; never switch.")
+        bool,
+        typer.Option(
+            "--no-switch",
+            help="Measure before/after only; never switch (the "
+            "version's vectors are kept for measuring, not followed by ingest).",
+        ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -80,6 +96,7 @@ def tune(
     from bot import render
     from bot.cli import err, runtime_of
     from knowledge.evaluation.scoring import load_questions
+    from knowledge.tune.pairs import excluding
     from knowledge.tune.run import TuneOptions, tune
 
     seconds = parse_budget(budget)
@@ -88,8 +105,11 @@ def tune(
                           switch=not no_switch)  # fmt: skip
     if threads:
         options = replace(options, threads=threads)
+    kept_out = [q for path in exclude_questions or () for q in load_questions(path)]
     runtime = runtime_of(ctx)
     _check_sources(runtime, source)
+    if exclude_prefix or kept_out:
+        options = replace(options, skip=excluding(runtime.sessions, exclude_prefix or (), kept_out))
     s = runtime.settings
     report = tune(runtime.sessions, s.embedding_model, s.data_dir, runtime.load_embedder,
                   options, progress=render.ProgressBar(err))  # fmt: skip

@@ -19,10 +19,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from urllib.parse import unquote
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from knowledge.crawl.urls import relative_path
+from knowledge.evaluation.scoring import FOLDER_KIND, EvalQuestion
 from knowledge.ingest.chunk import context_line
 from knowledge.storage.answers import TEAM_ANSWERS
 from knowledge.storage.documents import Chunk, Document, Source
@@ -76,6 +79,38 @@ class _Section:
     text: str
     ordinal: int
     is_answer: bool
+
+
+def excluding(
+    sessions: sessionmaker[Session],
+    prefixes: Sequence[str] = (),
+    questions: Iterable[EvalQuestion] = (),
+) -> Skip:
+    """A ``Skip`` for the pages under ``prefixes`` and the sections the ``questions`` name
+    (page#anchor; a whole page when there is no anchor), by page path as `teambot eval`
+    writes it: evaluation questions then never become training pairs."""
+    with sessions() as session:
+        roots = {name: (kind, location) for name, kind, location in session.execute(
+            select(Source.name, Source.kind, Source.location))}  # fmt: skip
+    pages = {q.page for q in questions if q.page and not q.anchor}
+    sections = {(q.page, q.anchor) for q in questions if q.page and q.anchor}
+    wanted = tuple(prefixes)
+
+    def skip(page: str, anchor: str) -> bool:
+        name, url = page.split("\x1f", 1)
+        kind, location = roots.get(name, (FOLDER_KIND, ""))
+        path = url if kind == FOLDER_KIND else _relative(url, location)
+        under = bool(wanted) and path.startswith(wanted)
+        return under or path in pages or (path, anchor) in sections
+
+    return skip
+
+
+def _relative(url: str, root: str) -> str:
+    try:
+        return unquote(relative_path(url, root)) or "index.html"
+    except ValueError:
+        return url
 
 
 def page_key(source: str, url: str) -> str:

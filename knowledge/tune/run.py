@@ -138,6 +138,8 @@ def tune(
     if switched:
         switch(sessions, base, data_dir, target, progress=progress)
         set_status(sessions, version.name, READY, report.to_json())
+    elif not options.switch:  # --no-switch: vectors kept for measuring (bench/tune.py)
+        set_status(sessions, version.name, READY if verdict.better else REFUSED, report.to_json())
     else:
         set_status(sessions, version.name, REFUSED, report.to_json())
         forget_vectors(sessions, version.name)
