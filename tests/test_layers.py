@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ADAPTERS = ("bot.slack", "bot.discord")
-COMPOSITION_ROOT = ("bot.cli", "bot.cli_llm", "bot.serve", "bot.runtime")
+COMPOSITION_ROOT = ("bot.cli", "bot.cli_llm", "bot.cli_tune", "bot.serve", "bot.runtime")
 LEAVES = ("knowledge.errors", "knowledge.types")
 STORAGE = "knowledge.storage"
 # (modules the rule is about, what they must not import, modules exempt from the rule,

@@ -74,19 +74,20 @@ class ActiveModels:
         self._choice = ModelChoice(base)
         self._embedders: dict[str, TextEmbedder] = {}
 
-    def choice(self) -> ModelChoice:
+    def choice(self, *, fresh: bool = False) -> ModelChoice:
+        """The active version as of the last revision seen (``fresh``: read it now)."""
         if self._fixed:
             return self._choice
         stamp = self.revisions.stamp()
-        if stamp != self._stamp:
+        if fresh or stamp != self._stamp:
             with self._sessions() as session:
                 choice = active_choice(session, self._base, self._data_dir)
             self._choice, self._stamp = choice, stamp
         return self._choice
 
-    def current(self) -> TextEmbedder:
+    def current(self, *, fresh: bool = False) -> TextEmbedder:
         """The active version's embedder (loaded lazily, kept for the version before it too)."""
-        choice = self.choice()
+        choice = self.choice(fresh=fresh)
         embedder = self._embedders.get(choice.name)
         if embedder is not None:
             return embedder
@@ -108,34 +109,36 @@ class ActiveEmbedder:
         self._models = models
 
     def pinned(self) -> TextEmbedder:
-        return self._models.current()
+        """The active version's embedder as the database says now, not a second ago: work
+        that stores vectors must not start on a version another process just replaced."""
+        return self._models.current(fresh=True)
 
     @property
     def model_name(self) -> str:  # type: ignore[override]
-        return self.pinned().model_name
+        return self._models.current().model_name
 
     @property
     def batch_size(self) -> int:  # type: ignore[override]
-        return self.pinned().batch_size
+        return self._models.current().batch_size
 
     @property
     def dimension(self) -> int:
-        return self.pinned().dimension
+        return self._models.current().dimension
 
     @property
     def max_tokens(self) -> int:
-        return self.pinned().max_tokens
+        return self._models.current().max_tokens
 
     def count_tokens(self, text: str) -> int:
-        return self.pinned().count_tokens(text)
+        return self._models.current().count_tokens(text)
 
     def embed_texts(
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None
     ) -> np.ndarray:
-        return self.pinned().embed_texts(texts, progress)
+        return self._models.current().embed_texts(texts, progress)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.pinned().embed_query(text)
+        return self._models.current().embed_query(text)
 
 
 class SearchOptions(TypedDict, total=False):
