@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.retention import forget_expired
 from bot.runtime import Runtime
@@ -21,6 +21,7 @@ from bot.settings import Settings
 from knowledge.embed.embedder import Embedder, TextEmbedder, resolve_model_path
 from knowledge.ingest.local import ingest_folder
 from knowledge.retrieval.versioned import ModelChoice
+from knowledge.storage import store
 from knowledge.storage.documents import Chunk
 from knowledge.storage.models import REFUSED, active_version, version_named
 from knowledge.tune.gate import judge
@@ -124,6 +125,11 @@ def test_switch_and_rollback_while_a_replica_searches_and_a_worker_ingests(
     with admin.sessions() as session:  # rollback brought the base version up to date first
         assert not stale_documents(session, version.name, BASE)
         assert active_version(session).name == BASE  # type: ignore[union-attr]
+        # Both versions' rows are kept (rollback is instant); admins see one copy counted.
+        total = session.scalar(select(func.count(Chunk.id)))
+        assert store.serving_chunks(session) == store.chunk_count(session, BASE) == total // 2
+        [summary] = [s for s in store.source_summaries(session) if s.name == "zephyr"]
+        assert summary.chunks == store.chunk_count(session, BASE)
     used = set()
     for question, results in seen:
         # Every search saw a whole index (5 pages found) of one model and embedded the question

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import delete, event, func, select, update
+from sqlalchemy import ColumnElement, delete, event, func, select, true, update
 from sqlalchemy.orm import Session
 
 from knowledge.errors import SourceError
 from knowledge.storage.db import utcnow
 from knowledge.storage.documents import Chunk, Document, IndexState, IngestionRun, Source
-from knowledge.storage.models import kept_models
+from knowledge.storage.models import active_version, kept_models
 from knowledge.types import ChunkDraft
 
 
@@ -233,6 +233,16 @@ def index_stamp(session: Session) -> str:
     return f"r{revision}-{updated_at:%Y%m%d%H%M%S%f}"
 
 
+def serving_chunks(session: Session) -> int:
+    """Chunks of the serving model version (a tuned version's copies are not counted twice)."""
+    return session.scalar(select(func.count(Chunk.id)).where(_serving(session))) or 0
+
+
+def _serving(session: Session) -> ColumnElement[bool]:
+    active = active_version(session)
+    return true() if active is None else Chunk.model == active.name
+
+
 def chunk_count(session: Session, model: str) -> int:
     return session.scalar(select(func.count(Chunk.id)).where(Chunk.model == model)) or 0
 
@@ -272,6 +282,7 @@ def source_summaries(session: Session) -> list[SourceSummary]:
         session.execute(
             select(Document.source_id, func.count(Chunk.id))
             .join(Chunk, Chunk.document_id == Document.id)
+            .where(_serving(session))
             .group_by(Document.source_id)
         ).all()
     )
