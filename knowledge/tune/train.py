@@ -168,10 +168,15 @@ def _features(model: SentenceTransformer, batch: list[Pair]) -> list[dict[str, A
 
 
 def _loss(model: SentenceTransformer, loss_fn: Any, batch: list[Pair]) -> float:
+    """The loss on ``batch`` without dropout, so that two readings compare weights only."""
     import torch
 
-    with torch.no_grad():
-        return float(loss_fn(_features(model, batch), None))
+    model.eval()
+    try:
+        with torch.no_grad():
+            return float(loss_fn(_features(model, batch), None))
+    finally:
+        model.train()
 
 
 def _batches(count: int, config: TrainConfig) -> list[list[int]]:
