@@ -14,16 +14,17 @@ from pathlib import Path
 import numpy as np
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.retention import forget_expired
 from bot.runtime import Runtime
 from bot.settings import Settings
 from knowledge.embed.embedder import Embedder, TextEmbedder, resolve_model_path
 from knowledge.ingest.local import ingest_folder
-from knowledge.retrieval.versioned import ModelChoice
+from knowledge.retrieval.versioned import ModelChoice, active_choice
 from knowledge.storage import store
 from knowledge.storage.documents import Chunk
-from knowledge.storage.models import REFUSED, active_version, version_named
+from knowledge.storage.models import REFUSED, ModelVersion, active_version, version_named
 from knowledge.tune.gate import judge
 from knowledge.tune.pairs import build_pairs
 from knowledge.tune.reembed import embed_text, reembed, stale_documents
@@ -194,6 +195,22 @@ def test_the_gate_refuses_a_worse_model_and_tune_does_not_switch_to_it(
         assert version_named(session, report.version).status == REFUSED  # type: ignore[union-attr]
         assert not session.scalar(select(Chunk.id).where(Chunk.model == report.version))
     assert runtime.embedder.model_name == BASE
+
+
+def test_a_version_row_pointing_outside_the_data_folder_is_never_loaded(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    with sessions.begin() as session:
+        session.add_all([
+            ModelVersion(name="evil", base="all-MiniLM-L6-v2", path="../../etc", status="ready",
+                         is_active=True, report={}),
+        ])  # fmt: skip
+    with sessions() as session:
+        assert active_choice(session, "all-MiniLM-L6-v2", tmp_path / "data") == ModelChoice(
+            "all-MiniLM-L6-v2"
+        )
+        # A version tuned from another base model than EMBEDDING_MODEL is not used either.
+        assert active_choice(session, "other-model", tmp_path / "data").name == "other-model"
 
 
 def _wait_for(condition, seconds: float = 20.0) -> bool:  # type: ignore[no-untyped-def]

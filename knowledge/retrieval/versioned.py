@@ -47,7 +47,13 @@ def active_choice(session: Session, base: str, data_dir: Path) -> ModelChoice:
     version = active_version(session)
     if version is None or version.base != base:
         return ModelChoice(base)
-    return ModelChoice(version.name, data_dir / version.path if version.path else None)
+    if not version.path:
+        return ModelChoice(version.name)
+    path = (data_dir / version.path).resolve()
+    if not path.is_relative_to(data_dir.resolve()):  # a tampered row: never load from elsewhere
+        log.error("model version %s is outside TEAMBOT_DATA_DIR; serving %s", version.name, base)
+        return ModelChoice(base)
+    return ModelChoice(version.name, path)
 
 
 class ActiveModels:
