@@ -56,7 +56,13 @@ class Runtime:
         return ActiveModels(self.sessions, s.embedding_model, s.data_dir, self.load_embedder)
 
     def load_embedder(self, choice: ModelChoice) -> TextEmbedder:
+        """The embedder of a model version; a tuned version's folder is rebuilt from the
+        database first when this process's TEAMBOT_DATA_DIR lacks it."""
         from knowledge.embed.embedder import load_embedder
+        from knowledge.embed.stored import ensure_folder
+
+        if choice.path is not None:
+            ensure_folder(self.sessions, choice.name, self.settings.embedding_model, choice.path)
 
         return load_embedder(
             choice.name,

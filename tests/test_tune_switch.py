@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,11 +21,13 @@ from bot.retention import forget_expired
 from bot.runtime import Runtime
 from bot.settings import Settings
 from knowledge.embed.embedder import Embedder, TextEmbedder, resolve_model_path
+from knowledge.embed.stored import ensure_folder, save_files
+from knowledge.errors import EmbeddingModelError
 from knowledge.ingest.local import ingest_folder
 from knowledge.retrieval.versioned import ModelChoice, active_choice
 from knowledge.storage import store
 from knowledge.storage.documents import Chunk
-from knowledge.storage.models import REFUSED, ModelVersion, active_version, version_named
+from knowledge.storage.models import REFUSED, ModelFile, ModelVersion, active_version, version_named
 from knowledge.tune.gate import judge
 from knowledge.tune.pairs import build_pairs
 from knowledge.tune.reembed import embed_text, reembed, stale_documents
@@ -68,9 +71,10 @@ class Loader:
         return self.loaded[choice.name]
 
 
-def runtime_for(tmp_path: Path, loader: Loader) -> Runtime:
+def runtime_for(tmp_path: Path, loader: Loader, data_dir: Path | None = None) -> Runtime:
     runtime = Runtime(Settings(_env_file=None, database_url=sqlite_url(tmp_path),  # type: ignore[call-arg]
-                               data_dir=tmp_path / "data", embedding_backend="torch"))  # fmt: skip
+                               data_dir=data_dir or tmp_path / "data",
+                               embedding_backend="torch"))  # fmt: skip
     runtime.load_embedder = loader  # type: ignore[method-assign]
     return runtime
 
@@ -79,11 +83,17 @@ def test_switch_and_rollback_while_a_replica_searches_and_a_worker_ingests(
     tmp_path: Path, embedder: Embedder
 ) -> None:
     loader = Loader(embedder)
-    admin, replica, worker_runtime = (runtime_for(tmp_path, loader) for _ in range(3))
+    admin, worker_runtime = runtime_for(tmp_path, loader), runtime_for(tmp_path, loader)
+    # The replica has a data folder of its own: it rebuilds the tuned model from the database.
+    replica = runtime_for(tmp_path, loader, data_dir=tmp_path / "replica-data")
+    replica.load_embedder = lambda choice: (  # type: ignore[method-assign]
+        embedder if choice.name == BASE else Runtime.load_embedder(replica, choice)
+    )
     docs = write_tune_corpus(tmp_path / "docs")
     ingest_folder(admin.sessions, admin.embedder, docs, name="zephyr")
     version = new_version(admin.sessions, BASE)
     tuned_dir = noisy_model(tmp_path / "data" / str(version.path), scale=0.05)
+    save_files(admin.sessions, version.name, tuned_dir)
     tuned = loader(ModelChoice(version.name, tuned_dir))
     data_dir = tmp_path / "data"
 
@@ -123,6 +133,8 @@ def test_switch_and_rollback_while_a_replica_searches_and_a_worker_ingests(
         stop.set()
         searching.join()
 
+    rebuilt = tmp_path / "replica-data" / str(version.path) / "model.safetensors"
+    assert rebuilt.read_bytes() == (tuned_dir / "model.safetensors").read_bytes()
     with admin.sessions() as session:  # rollback brought the base version up to date first
         assert not stale_documents(session, version.name, BASE)
         assert active_version(session).name == BASE  # type: ignore[union-attr]
@@ -194,6 +206,7 @@ def test_the_gate_refuses_a_worse_model_and_tune_does_not_switch_to_it(
         assert active_version(session) is None  # the base model still serves
         assert version_named(session, report.version).status == REFUSED  # type: ignore[union-attr]
         assert not session.scalar(select(Chunk.id).where(Chunk.model == report.version))
+        assert not session.scalar(select(ModelFile.id).where(ModelFile.version == report.version))
     assert runtime.embedder.model_name == BASE
 
 
@@ -211,6 +224,21 @@ def test_a_version_row_pointing_outside_the_data_folder_is_never_loaded(
         )
         # A version tuned from another base model than EMBEDDING_MODEL is not used either.
         assert active_choice(session, "other-model", tmp_path / "data").name == "other-model"
+
+
+def test_a_rebuilt_model_folder_holds_only_the_files_it_may(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    weights = (Path(resolve_model_path(BASE)) / "model.safetensors").read_bytes()
+    with sessions.begin() as session:
+        session.add_all([ModelFile(version="v", name="model.safetensors", data=weights),
+                         ModelFile(version="v", name="../../escaped.py", data=b"import os"),
+                         ModelFile(version="v", name="onnx/../../x.onnx", data=b"")])  # fmt: skip
+    ensure_folder(sessions, "v", BASE, tmp_path / "data" / "models" / "v")
+    assert (tmp_path / "data" / "models" / "v" / "model.safetensors").read_bytes() == weights
+    assert not list(tmp_path.rglob("escaped.py")) and not list(tmp_path.rglob("x.onnx"))
+    with pytest.raises(EmbeddingModelError, match="no stored weights"):
+        ensure_folder(sessions, "gone", BASE, tmp_path / "data" / "models" / "gone")
 
 
 def _wait_for(condition, seconds: float = 20.0) -> bool:  # type: ignore[no-untyped-def]

@@ -93,7 +93,9 @@ class ActiveModels:
 
     def current(self, *, fresh: bool = False) -> TextEmbedder:
         """The active version's embedder (loaded lazily, kept for the version before it too)."""
-        choice = self.choice(fresh=fresh)
+        return self.embedder_for(self.choice(fresh=fresh))
+
+    def embedder_for(self, choice: ModelChoice) -> TextEmbedder:
         embedder = self._embedders.get(choice.name)
         if embedder is not None:
             return embedder
@@ -170,19 +172,21 @@ class VersionedRetriever:
     def current(self) -> Retriever:
         """The active version's retriever; while one thread builds a new version's indexes,
         the others keep searching the version they had."""
-        embedder = self._models.current()
+        choice = self._models.choice()
         serving = self._serving
-        if serving is not None and serving[0] == embedder.model_name:
+        if serving is not None and serving[0] == choice.name:
             return serving[1]
         if not self._lock.acquire(blocking=serving is None):
             return serving[1]  # type: ignore[index]  (serving is set when not blocking)
         try:
             serving = self._serving
-            if serving is None or serving[0] != embedder.model_name:
+            if serving is None or serving[0] != choice.name:
+                embedder = self._models.embedder_for(choice)  # loads it: seconds
                 retriever = self._make(embedder, self._models.revisions)
                 retriever.indexed_chunks()  # builds its indexes before any query uses them
-                log.info("embedding model version %s now serves", embedder.model_name)
-                self._serving = serving = (embedder.model_name, retriever)
+                embedder.embed_query("warm-up")  # opens its model before any query waits on it
+                log.info("embedding model version %s now serves", choice.name)
+                self._serving = serving = (choice.name, retriever)
         finally:
             self._lock.release()
         return serving[1]

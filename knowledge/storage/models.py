@@ -11,7 +11,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, select, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from knowledge.storage.db import Base, utcnow
@@ -36,6 +47,19 @@ class ModelVersion(Base):
     report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ModelFile(Base):
+    """A file of a tuned version's folder that differs from the base model's (its weights, its
+    ONNX export), so that every replica, whatever its TEAMBOT_DATA_DIR, can rebuild the folder."""
+
+    __tablename__ = "model_files"
+    __table_args__ = (UniqueConstraint("version", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[str] = mapped_column(String(200), index=True)
+    name: Mapped[str] = mapped_column(String(200))  # relative to the version's folder
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 def active_version(session: Session) -> ModelVersion | None:

@@ -29,6 +29,7 @@ from knowledge.storage.lease import Lease, SourceBusyError
 from knowledge.storage.models import (
     READY,
     TRAINING,
+    ModelFile,
     ModelVersion,
     activate,
     active_version,
@@ -118,10 +119,11 @@ def rollback_target(sessions: sessionmaker[Session], base: str) -> ModelVersion:
         return previous
 
 
-def forget_vectors(sessions: sessionmaker[Session], name: str) -> None:
-    """Delete a refused version's vectors (its folder stays, with its report)."""
+def forget_version(sessions: sessionmaker[Session], name: str) -> None:
+    """Delete a refused version's vectors and stored files (its row stays, with its report)."""
     with sessions.begin() as session:
         session.execute(delete(Chunk).where(Chunk.model == name))
+        session.execute(delete(ModelFile).where(ModelFile.version == name))
 
 
 def _register_base(session: Session, base: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.embed.embedder import TextEmbedder
+from knowledge.embed.stored import save_files
 from knowledge.evaluation.scoring import EvalQuestion
 from knowledge.ingest.progress import NullProgress, Progress
 from knowledge.retrieval.index import VectorIndex
@@ -27,7 +28,7 @@ from knowledge.tune.gate import Verdict, judge
 from knowledge.tune.pairs import PairSet, Skip, build_pairs
 from knowledge.tune.reembed import reembed
 from knowledge.tune.registry import (
-    forget_vectors,
+    forget_version,
     new_version,
     rollback_target,
     set_status,
@@ -123,6 +124,7 @@ def tune(
     finished_model(base, run_dir, model_dir)
     target = load(ModelChoice(version.name, model_dir))
     target.embed_query("warm-up")  # exports the ONNX model now, once, into model_dir
+    save_files(sessions, version.name, model_dir)  # for replicas with data folders of their own
     seconds["save+export"] = _lap(started)
     set_status(sessions, version.name, EMBEDDING, {})
     started = time.perf_counter()
@@ -142,7 +144,7 @@ def tune(
         set_status(sessions, version.name, READY if verdict.better else REFUSED, report.to_json())
     else:
         set_status(sessions, version.name, REFUSED, report.to_json())
-        forget_vectors(sessions, version.name)
+        forget_version(sessions, version.name)
     if training.finished:
         shutil.rmtree(run_dir, ignore_errors=True)  # the checkpoint is no longer needed
     return report

@@ -31,7 +31,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
     )
+    op.create_table(
+        "model_files",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.String(length=200), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("version", "name"),
+    )
+    op.create_index(op.f("ix_model_files_version"), "model_files", ["version"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_model_files_version"), table_name="model_files")
+    op.drop_table("model_files")
     op.drop_table("model_versions")
