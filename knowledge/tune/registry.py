@@ -27,7 +27,9 @@ from knowledge.storage import store
 from knowledge.storage.documents import Chunk, Source
 from knowledge.storage.lease import Lease, SourceBusyError
 from knowledge.storage.models import (
+    EMBEDDING,
     READY,
+    REFUSED,
     TRAINING,
     ModelFile,
     ModelVersion,
@@ -63,6 +65,11 @@ def new_version(sessions: sessionmaker[Session], base: str) -> ModelVersion:
         if unfinished is not None:
             session.expunge(unfinished)
             return unfinished
+        for stopped in session.scalars(  # stopped while re-embedding: its rows would linger
+            select(ModelVersion).where(ModelVersion.base == base, ModelVersion.status == EMBEDDING)
+        ):
+            stopped.status, stopped.report = REFUSED, {"error": "stopped before the gate"}
+            _forget(session, stopped.name)
         tuned = session.scalar(select(func.count(ModelVersion.id)).where(ModelVersion.base == base))
         name = f"{base}+tune{tuned or 1}"
         safe = _UNSAFE.sub("-", name.lower()).strip("-")
@@ -122,8 +129,12 @@ def rollback_target(sessions: sessionmaker[Session], base: str) -> ModelVersion:
 def forget_version(sessions: sessionmaker[Session], name: str) -> None:
     """Delete a refused version's vectors and stored files (its row stays, with its report)."""
     with sessions.begin() as session:
-        session.execute(delete(Chunk).where(Chunk.model == name))
-        session.execute(delete(ModelFile).where(ModelFile.version == name))
+        _forget(session, name)
+
+
+def _forget(session: Session, name: str) -> None:
+    session.execute(delete(Chunk).where(Chunk.model == name))
+    session.execute(delete(ModelFile).where(ModelFile.version == name))
 
 
 def _register_base(session: Session, base: str) -> None:
