@@ -145,8 +145,7 @@ def tune(
     else:
         set_status(sessions, version.name, REFUSED, report.to_json())
         forget_version(sessions, version.name)
-    if training.finished:
-        shutil.rmtree(run_dir, ignore_errors=True)  # the checkpoint is no longer needed
+    shutil.rmtree(run_dir, ignore_errors=True)  # the version is decided: its checkpoint goes
     return report
 
 
