@@ -24,6 +24,7 @@ from rich.console import Console
 
 from bot.cli_console import console_cli
 from bot.cli_llm import llm_app
+from bot.cli_tune import tune_app
 from bot.runtime import Runtime
 from knowledge.crawl.urls import mask_url, mask_urls_in
 from knowledge.errors import TeambotError
@@ -134,6 +135,7 @@ app.add_typer(sources_app, name="sources")
 app.add_typer(db_app, name="db")
 app.add_typer(llm_app, name="llm")
 app.add_typer(console_cli, name="console")
+app.add_typer(tune_app, name="tune")
 
 
 @app.callback()

@@ -16,7 +16,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge.storage.documents import Chunk, Document, IngestionRun, Source
+from knowledge.storage import store
+from knowledge.storage.documents import Document, IngestionRun, Source
 
 # Seconds: extractive answers take tens of ms, model answers seconds.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60)
@@ -80,7 +81,7 @@ class _KnowledgeBase(Collector):
             sizes = {
                 "sources": session.scalar(select(func.count(Source.id))) or 0,
                 "documents": session.scalar(select(func.count(Document.id))) or 0,
-                "chunks": session.scalar(select(func.count(Chunk.id))) or 0,
+                "chunks": store.serving_chunks(session),
             }
             runs = session.execute(
                 select(IngestionRun.status, func.count(IngestionRun.id)).group_by(

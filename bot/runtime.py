@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from bot.settings import Settings
     from knowledge.crawl.crawler import CrawlLimits
     from knowledge.embed.embedder import TextEmbedder
+    from knowledge.retrieval.revision import RevisionWatch
     from knowledge.retrieval.search import Retriever
+    from knowledge.retrieval.versioned import ActiveModels, ModelChoice, VersionedRetriever
 
 
 class Runtime:
@@ -46,29 +48,65 @@ class Runtime:
         return make_session_factory(self.engine)
 
     @cached_property
-    def embedder(self) -> TextEmbedder:
+    def models(self) -> ActiveModels:
+        """The active embedding model version (`teambot tune`), followed as the index is."""
+        from knowledge.retrieval.versioned import ActiveModels
+
+        s = self.settings
+        return ActiveModels(self.sessions, s.embedding_model, s.data_dir, self.load_embedder)
+
+    def load_embedder(self, choice: ModelChoice) -> TextEmbedder:
+        """The embedder of a model version; a tuned version's folder is rebuilt from the
+        database first when this process's TEAMBOT_DATA_DIR lacks it."""
         from knowledge.embed.embedder import load_embedder
+        from knowledge.embed.stored import ensure_folder
+
+        if choice.path is not None:
+            ensure_folder(self.sessions, choice.name, self.settings.embedding_model, choice.path)
 
         return load_embedder(
-            self.settings.embedding_model,
+            choice.name,
             backend=self.settings.embedding_backend,
             batch_size=self.settings.embedding_batch_size,
-            cache_dir=self.settings.embedding_cache_dir,
+            # A tuned version keeps its ONNX export in its own folder under TEAMBOT_DATA_DIR.
+            cache_dir=choice.path or self.settings.embedding_cache_dir,
+            model_dir=choice.path,
         )
 
     @cached_property
-    def retriever(self) -> Retriever:
+    def embedder(self) -> TextEmbedder:
+        """Always the active model version's embedder (ingest after `teambot tune` uses it)."""
+        from knowledge.retrieval.versioned import ActiveEmbedder
+
+        return ActiveEmbedder(self.models)
+
+    @cached_property
+    def retriever(self) -> VersionedRetriever:
+        from knowledge.retrieval.versioned import ActiveEmbedder, ActiveModels, VersionedRetriever
+
+        models = self.models
+        if not isinstance(self.embedder, ActiveEmbedder):  # a test's or bench's own model object
+            s = self.settings
+            models = ActiveModels(self.sessions, s.embedding_model, s.data_dir,
+                                  lambda _: self.embedder, fixed=True)  # fmt: skip
+        return VersionedRetriever(models, self._retriever_for)
+
+    def _retriever_for(self, embedder: TextEmbedder, revisions: RevisionWatch) -> Retriever:
         from knowledge.retrieval.index import VectorIndex
         from knowledge.retrieval.search import Retriever
         from knowledge.retrieval.snapshot import SnapshotStore
 
         snapshots = SnapshotStore(
-            self.settings.data_dir, self._database_identity(), self.embedder.model_name
+            self.settings.data_dir, self._database_identity(), embedder.model_name
         )
         index = VectorIndex(
-            self.sessions, self.embedder.model_name, self.embedder.dimension, snapshots=snapshots
+            self.sessions,
+            embedder.model_name,
+            embedder.dimension,
+            snapshots=snapshots,
+            revisions=revisions,
         )
-        return Retriever(self.sessions, self.embedder, index)
+        return Retriever(self.sessions, embedder, index)
 
     @cached_property
     def process_id(self) -> str:

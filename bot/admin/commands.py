@@ -35,7 +35,7 @@ from knowledge.ingest.refresh import refresh
 from knowledge.ingest.sources import SourceSpec, add_source, guess_kind, remove_source
 from knowledge.storage import coordination, store
 from knowledge.storage.answers import TEAM_ANSWERS
-from knowledge.storage.documents import Chunk, Document, Source
+from knowledge.storage.documents import Document, Source
 from knowledge.storage.processes import Heartbeat
 from knowledge.storage.slack_history import SLACK_CHANNEL, channel_states
 
@@ -350,7 +350,7 @@ def status(deps: AdminDeps, actor: Actor, args: Args) -> str:
     is running or queued, and its last run with counts and errors."""
     with deps.sessions() as session:
         documents = session.scalar(select(func.count(Document.id))) or 0
-        chunks = session.scalar(select(func.count(Chunk.id))) or 0
+        chunks = store.serving_chunks(session)
         revision = store.index_revision(session)
         sources = session.scalar(select(func.count(Source.id))) or 0
         summaries = store.source_summaries(session)

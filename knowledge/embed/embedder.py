@@ -62,6 +62,13 @@ class TextEmbedder(Protocol):
     def embed_query(self, text: str) -> np.ndarray: ...
 
 
+def pinned(embedder: TextEmbedder) -> TextEmbedder:
+    """The concrete embedder behind ``embedder`` right now: the active model version's when
+    it follows the registry (knowledge/retrieval/versioned.py), else ``embedder`` itself."""
+    pin = getattr(embedder, "pinned", None)
+    return pin() if callable(pin) else embedder
+
+
 def load_embedder(
     model_name: str,
     *,
@@ -69,15 +76,18 @@ def load_embedder(
     batch_size: int,
     cache_dir: Path,
     threads: int | None = None,
+    model_dir: Path | None = None,
 ) -> Embedder | OnnxEmbedder:
     """The embedder for ``backend``: "torch", "onnx" (fp32) or "onnx-int8".
 
     Nothing heavy happens here: the ONNX backends export the model to
     ``cache_dir/onnx`` on first use (needs torch, once) and import no torch
     afterwards. int8 vectors differ slightly from torch's (cosine ~0.995).
+    ``model_dir`` loads the weights from that folder while vectors are recorded under
+    ``model_name`` (a version made by `teambot tune`).
     """
     if backend == "torch":
-        return Embedder(model_name, batch_size=batch_size, threads=threads)
+        return Embedder(model_name, batch_size=batch_size, threads=threads, model_dir=model_dir)
     if backend in ("onnx", "onnx-int8"):
         from knowledge.embed.onnx_embedder import OnnxEmbedder
 
@@ -87,6 +97,7 @@ def load_embedder(
             quantized=backend == "onnx-int8",
             cache_dir=cache_dir,
             threads=threads,
+            model_dir=model_dir,
         )
     choices = ", ".join(BACKENDS)
     raise EmbeddingModelError(
@@ -118,9 +129,15 @@ class Embedder:
     """
 
     def __init__(
-        self, model_name: str, *, batch_size: int = 32, threads: int | None = None
+        self,
+        model_name: str,
+        *,
+        batch_size: int = 32,
+        threads: int | None = None,
+        model_dir: Path | None = None,
     ) -> None:
         self.model_name = model_name
+        self.model_dir = model_dir
         self.batch_size = batch_size
         self.threads = threads or os.cpu_count() or 1
         self._model: SentenceTransformer | None = None
@@ -142,7 +159,7 @@ class Embedder:
 
         transformers_logging.disable_progress_bar()  # its "Loading weights" bar is noise here
 
-        path = resolve_model_path(self.model_name)
+        path = str(self.model_dir) if self.model_dir else resolve_model_path(self.model_name)
         log.debug("loading embedding model %s from %s", self.model_name, path)
         try:
             return SentenceTransformer(path, device="cpu")

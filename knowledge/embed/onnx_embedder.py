@@ -91,12 +91,13 @@ class OnnxEmbedder:
         quantized: bool = True,
         cache_dir: Path,
         threads: int | None = None,
+        model_dir: Path | None = None,
     ) -> None:
         self.model_name = model_name
         self.batch_size = batch_size
         self.quantized = quantized
         self.threads = threads or os.cpu_count() or 1
-        self.model_dir = Path(resolve_model_path(model_name))
+        self.model_dir = model_dir or Path(resolve_model_path(model_name))
         self.config = read_model_config(model_name, self.model_dir)
         self.variant = "int8" if quantized else "fp32"
         safe_name = _UNSAFE_NAME_CHARS.sub("-", model_name.lower()).strip("-")

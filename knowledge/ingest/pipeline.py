@@ -20,7 +20,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.crawl.links import is_javascript_shell
-from knowledge.embed.embedder import TextEmbedder
+from knowledge.embed.embedder import TextEmbedder, pinned
 from knowledge.errors import KnowledgeError
 from knowledge.ingest.chunk import chunk_page
 from knowledge.ingest.extract import extract
@@ -142,7 +142,7 @@ class DocumentSync:
                 title=page.title,
                 content_hash=content_hash,
                 drafts=drafts,
-                chunk_hashes=[_digest([model, d.embed_text]) for d in drafts],
+                chunk_hashes=[chunk_hash(model, d.embed_text) for d in drafts],
                 is_new=known is None,
             )
         )
@@ -250,7 +250,8 @@ class DocumentSync:
             self._metadata = []
 
     def _store(self, group: list[_Planned]) -> None:
-        report, model = self._report, self._embedder.model_name
+        embedder = pinned(self._embedder)  # one model for the whole group, switch or not
+        report, model = self._report, embedder.model_name
         with self._sessions() as session:
             vectors = store.stored_embeddings(
                 session, (h for p in group for h in p.chunk_hashes), model
@@ -262,7 +263,7 @@ class DocumentSync:
                     texts.setdefault(chunk_hash, draft.embed_text)
         if texts:
             started = time.perf_counter()
-            embedded = self._embedder.embed_texts(list(texts.values()))
+            embedded = embedder.embed_texts(list(texts.values()))
             vectors.update(zip(texts, map(store.vector_bytes, embedded), strict=True))
             report.add_time("embed", time.perf_counter() - started)
             report.chunks_embedded += len(texts)
@@ -295,6 +296,12 @@ class DocumentSync:
 
 def _url_order(url: str) -> tuple[int, str]:
     return len(url), url
+
+
+def chunk_hash(model: str, embed_text: str) -> str:
+    """A chunk's ``content_hash``: the same text embedded by the same model has the same one,
+    which lets a page reuse vectors (and `teambot tune`'s re-embed write reusable ones)."""
+    return _digest([model, embed_text])
 
 
 def _digest(parts: list[str]) -> str:

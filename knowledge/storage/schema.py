@@ -29,6 +29,7 @@ def metadata() -> MetaData:
     import knowledge.storage.console
     import knowledge.storage.conversations
     import knowledge.storage.documents
+    import knowledge.storage.models
     import knowledge.storage.processes
     import knowledge.storage.slack_history  # noqa: F401
 

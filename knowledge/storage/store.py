@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import delete, event, func, select, update
+from sqlalchemy import ColumnElement, delete, event, func, select, true, update
 from sqlalchemy.orm import Session
 
 from knowledge.errors import SourceError
 from knowledge.storage.db import utcnow
 from knowledge.storage.documents import Chunk, Document, IndexState, IngestionRun, Source
+from knowledge.storage.models import active_version, kept_models
 from knowledge.types import ChunkDraft
 
 
@@ -143,7 +144,12 @@ def save_document(
         document = Document(source_id=source_id, url=url)
         session.add(document)
     else:
-        session.execute(delete(Chunk).where(Chunk.document_id == document.id))
+        # Rows of the active model version and of the one rollback returns to stay (the
+        # registry's background re-embed brings the other up to date); any other model's go.
+        kept = [name for name in kept_models(session) if name != model]
+        session.execute(
+            delete(Chunk).where(Chunk.document_id == document.id, Chunk.model.not_in(kept))
+        )
     document.title = title
     document.content_hash = content_hash
     document.etag = etag
@@ -254,6 +260,16 @@ def index_stamp(session: Session) -> str:
     return f"r{revision}-{updated_at:%Y%m%d%H%M%S%f}"
 
 
+def serving_chunks(session: Session) -> int:
+    """Chunks of the serving model version (a tuned version's copies are not counted twice)."""
+    return session.scalar(select(func.count(Chunk.id)).where(_serving(session))) or 0
+
+
+def _serving(session: Session) -> ColumnElement[bool]:
+    active = active_version(session)
+    return true() if active is None else Chunk.model == active.name
+
+
 def chunk_count(session: Session, model: str) -> int:
     return session.scalar(select(func.count(Chunk.id)).where(Chunk.model == model)) or 0
 
@@ -293,6 +309,7 @@ def source_summaries(session: Session) -> list[SourceSummary]:
         session.execute(
             select(Document.source_id, func.count(Chunk.id))
             .join(Chunk, Chunk.document_id == Document.id)
+            .where(_serving(session))
             .group_by(Document.source_id)
         ).all()
     )
