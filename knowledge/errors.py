@@ -16,8 +16,9 @@ TeambotError
 │   ├── UnreadableBodyError      a body teambot will not decode (stacked, corrupt encoding…)
 │   ├── PdfError                 a PDF teambot will not index (encrypted, image-only, a bomb…)
 │   ├── MarkupError              a reStructuredText file docutils cannot parse at all
-│   └── SlackHistoryError        Slack would not give a channel's history
-│       └── RateLimited          Slack said 429 for longer than a run waits
+│   ├── SlackHistoryError        Slack would not give a channel's history
+│   │   └── RateLimited          Slack said 429 for longer than a run waits
+│   └── TuningError              a `teambot tune` run that cannot start or go on as asked
 └── BotError                     people: questions, settings, admin, models (bot/errors.py)
     ├── QuestionError            a question that cannot be asked as given
     ├── SettingsError            a configuration that cannot work (names the variable)
