@@ -111,6 +111,7 @@ def seed_gaps(runtime: Runtime) -> None:
         session.add(conversation)
         session.flush()
         for text in GAP_QUESTIONS:
+            session.add(Turn(conversation_id=conversation.id, role="user", user_id="U2", text=text))
             answer = Turn(conversation_id=conversation.id, role="assistant", text="…",
                           abstained=True, confidence=0.1)  # fmt: skip
             session.add(answer)
