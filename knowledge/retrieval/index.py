@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import faiss
 import numpy as np
@@ -40,6 +40,9 @@ from knowledge.retrieval.revision import RevisionWatch
 from knowledge.retrieval.snapshot import SnapshotStore
 from knowledge.storage import store
 from knowledge.storage.documents import Chunk
+
+if TYPE_CHECKING:
+    from knowledge.retrieval.prefilter import Eligible
 
 log = logging.getLogger(__name__)
 
@@ -368,10 +371,15 @@ class VectorIndex:
         return out
 
     def search(
-        self, vector: np.ndarray, k: int, state: VectorState | None = None
+        self,
+        vector: np.ndarray,
+        k: int,
+        state: VectorState | None = None,
+        only: Eligible | None = None,
     ) -> list[tuple[int, float]]:
         """The ``k`` best chunk ids, each scored by the better of its own cosine similarity
-        and its window's, best first."""
+        and its window's, best first; with ``only``, the best of those chunks (FAISS skips
+        the others while it searches)."""
         state = state or self.state
         index, kind, following, hidden = state.main, state.kind, state.following, state.hidden
         delta = state.delta
@@ -380,16 +388,19 @@ class VectorIndex:
         faiss.omp_set_num_threads(SEARCH_THREADS)
         if delta is not None and delta.ntotal:  # small: searched whole
             scores, labels = delta.search(query, delta.ntotal)
+            if only is not None:
+                mine = np.isin(labels[0], only.labels)
+                scores, labels = scores[:, mine], labels[:, mine]
             recent = [(float(s), int(lb)) for s, lb in zip(scores[0], labels[0], strict=True)]
-        if index.ntotal + len(recent) == 0 or k <= 0:
+        # Labels the main index can return: with ``only``, at most its labels.
+        total = index.ntotal if only is None else min(index.ntotal, len(only.labels))
+        if total + len(recent) == 0 or k <= 0:
             return []
-        fetch = min(2 * k, index.ntotal)  # a chunk may come back twice: itself and its window
+        fetch = min(2 * k, total)  # a chunk may come back twice: itself and its window
         while True:
             found = list(recent)
             if fetch:
-                params = None
-                if kind == "hnsw":  # per call, so concurrent searches with different k don't race
-                    params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, fetch))
+                params = _search_parameters(kind, fetch, only)
                 scores, labels = index.search(query, fetch, params=params)
                 found += [
                     (float(s), int(lb))
@@ -404,12 +415,12 @@ class VectorIndex:
                 best.setdefault(chunk_id, score)  # results come best first
                 if label & WINDOW_BIT and chunk_id in following:
                     best.setdefault(following[chunk_id], score)
-            if len(best) >= k or fetch >= index.ntotal:
+            if len(best) >= k or fetch >= total:
                 cosines = (self._vectors(state, list(best)) @ query[0]).tolist()
                 own = dict(zip(best, cosines, strict=True))
                 ranked = sorted(best.items(), key=lambda item: (-item[1], -own[item[0]]))
                 return ranked[:k]
-            fetch = min(2 * fetch, index.ntotal)
+            fetch = min(2 * fetch, total)
 
     def similarities(
         self, chunk_ids: list[int], vector: np.ndarray, state: VectorState | None = None
@@ -425,6 +436,17 @@ class VectorIndex:
             held = [c for c in chunk_ids if _holds(state, c)]
             return self.similarities(held, vector, state) if len(held) < len(chunk_ids) else {}
         return dict(zip(chunk_ids, (vectors @ vector).tolist(), strict=True))
+
+
+def _search_parameters(
+    kind: IndexKind, fetch: int, only: Eligible | None
+) -> faiss.SearchParameters | None:
+    """Per call, so concurrent searches with different k or filters don't race; HNSW keeps
+    an efSearch of at least HNSW_EF_SEARCH with a filter too."""
+    selector = None if only is None else only.selector
+    if kind == "hnsw":
+        return faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, fetch), sel=selector)
+    return None if selector is None else faiss.SearchParameters(sel=selector)
 
 
 def _holds(state: VectorState, chunk_id: int) -> bool:

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import bm25s
 import bm25s.selection
@@ -24,6 +25,9 @@ from knowledge.retrieval.evidence import TermStat, name_words, without_links
 from knowledge.retrieval.passages import EMPTY, PageInfo, Passages, load_passages
 from knowledge.retrieval.postings import Postings, Vocabulary, bm25_index
 from knowledge.retrieval.revision import RevisionWatch
+
+if TYPE_CHECKING:
+    from knowledge.retrieval.prefilter import Eligible
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +126,10 @@ class LexicalIndex:
         return [self._vocabulary.encode(t) for t in tokens]
 
     def search(
-        self, query: str, k: int, state: LexicalState | None = None
+        self, query: str, k: int, state: LexicalState | None = None, only: Eligible | None = None
     ) -> list[tuple[int, float]]:
-        """The ``k`` best chunk ids by BM25 with their scores, best first; no zero scores."""
+        """The ``k`` best chunk ids by BM25 with their scores, best first; no zero scores.
+        With ``only``, the other passages score zero before the top ``k`` are taken."""
         state = state or self.state
         bm25, ids = state.bm25, state.postings.ids
         if bm25 is None or k <= 0:
@@ -133,6 +138,8 @@ class LexicalIndex:
         if not tokens:
             return []
         scores = bm25.get_scores(tokens)
+        if only is not None:
+            scores *= only.passages
         found = _top(scores, k)
         return [(int(ids[i]), float(scores[i])) for i in found]
 

@@ -36,6 +36,7 @@ from knowledge.retrieval.evidence import Evidence, ResultTerms, page_evidence
 from knowledge.retrieval.index import VectorIndex, VectorState
 from knowledge.retrieval.lexical import LexicalIndex, LexicalState, lexical_text
 from knowledge.retrieval.passages import Passages, load_pages
+from knowledge.retrieval.prefilter import EligibleCache
 from knowledge.storage.documents import Chunk
 from knowledge.types import ScoredChunk
 
@@ -88,6 +89,7 @@ class Retriever:
         self._revisions = index.revisions
         self._published = Published(None, index.state, self._lexical.state, EMPTY_ROWS)
         self._lock = threading.Lock()
+        self._eligible = EligibleCache()
 
     def _sync(self) -> Published:
         """The indexes at the current revision (read at most once a second). While one
@@ -184,7 +186,7 @@ class Retriever:
         per_page: bool = True,
     ) -> list[ScoredChunk]:
         """The ``k`` best chunks (from distinct pages unless ``per_page`` is False);
-        ``sources`` and ``keep`` filter them."""
+        ``sources`` restrict what is ranked, ``keep`` filters what was."""
         return self._search(query, k, method, sources, keep, per_page, with_evidence=False)[0]
 
     def search_with_evidence(
@@ -217,16 +219,20 @@ class Retriever:
         *,
         with_evidence: bool,
     ) -> tuple[list[ScoredChunk], Evidence | None]:
-        filtering = sources is not None or keep is not None
-        wanted = max(CANDIDATES, k * (FILTERED_OVERFETCH if filtering else OVERFETCH))
+        # ``sources`` restrict what each method ranks (knowledge/retrieval/prefilter.py);
+        # only ``keep`` drops candidates after fusion, so only it needs more of them.
+        wanted = max(CANDIDATES, k * (FILTERED_OVERFETCH if keep is not None else OVERFETCH))
         vector = self._embedder.embed_query(query)
         published = self._sync()
+        only = None
+        if sources is not None:
+            only = self._eligible.get(published.stamp, sources, published.lexical)
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
         if method in ("hybrid", "dense") or with_evidence:
-            dense = self._index.search(vector, wanted, published.vectors)
+            dense = self._index.search(vector, wanted, published.vectors, only)
         if method in ("hybrid", "bm25") or with_evidence:
-            lexical = self._lexical.search(query, wanted, published.lexical)
+            lexical = self._lexical.search(query, wanted, published.lexical, only)
         rankings = [r for m, r in (("dense", dense), ("bm25", lexical)) if method in ("hybrid", m)]
         # With both methods, a chunk's score is their fused passage score and, one page per
         # result, its page's fused score orders it (the passage score breaks ties).
@@ -256,13 +262,14 @@ class Retriever:
             if per_page and page_of[chunk_id] in cited:
                 continue
             result = chunk(chunk_id)
-            if not _filtered([result], sources, keep):
+            if keep is not None and not keep(result):
                 continue
             cited.add(page_of[chunk_id])
             results.append(replace(result, score=page[chunk_id]) if page else result)
         if not with_evidence:
             return results, None
-        loaded = _filtered([chunk(i) for i in held if i in similarities], sources, keep)
+        loaded = [chunk(i) for i in held if i in similarities]
+        loaded = [c for c in loaded if keep(c)] if keep is not None else loaded
         return results, self._evidence(query, loaded, dict(lexical), results, published)
 
     def _evidence(
@@ -301,18 +308,6 @@ class Retriever:
             for c in results
         )
         return Evidence(page_evidence(pages), terms, indexed, held)
-
-
-def _filtered(
-    chunks: list[ScoredChunk],
-    sources: Collection[str] | None,
-    keep: Callable[[ScoredChunk], bool] | None,
-) -> list[ScoredChunk]:
-    if sources is not None:
-        chunks = [c for c in chunks if c.source_name in sources]
-    if keep is not None:
-        chunks = [c for c in chunks if keep(c)]
-    return chunks
 
 
 def _without_repeats(texts: list[str], following: str) -> str:
