@@ -13,7 +13,8 @@ copy is cut to reach the size. Embedding 1M chunks with the real model would tak
 
 Questions: the section headings of ``bench.hard_questions`` (``--questions`` of them).
 "plain" searches the whole corpus; "filtered" leaves out faq/ and the question's own page
-in every copy (``teambot eval``'s hard mode: ``keep=excluding_pages``).
+in every copy (``teambot eval``'s hard mode: ``keep=excluding_pages``); "by source" searches
+copy 0 only (a channel's ``sources=`` setting).
 
 Each corpus is measured by child processes, one after another, on the same vectors:
 - ``serve``: a teambot process (Runtime, ONNX int8 embedder, FAISS + BM25 from SQL) times
@@ -21,7 +22,8 @@ Each corpus is measured by child processes, one after another, on the same vecto
   exact search of the same vectors; then a one-page change committed by this process (the
   "worker") is timed until the serving process finds it, with the CPU it spent on it.
 - ``tutorial``: sentence-transformers ``encode`` (torch, 1 thread) + FAISS flat inner product
-  over the same chunk vectors: k=10 plain; filtered takes 200 and drops excluded pages.
+  over the same chunk vectors: k=10 plain; filtered takes 200 and drops excluded pages, by
+  source takes 200 and drops the other copies.
 Peak RSS is the serving child's VmHWM (after loading, searching and applying the change).
 """
 
@@ -51,6 +53,8 @@ TUTORIAL_FILTER_DEPTH = 200
 K = 10
 CHANGE_TOKEN = "zqxjchanged"
 POLL_SECONDS = 0.01
+# A channel's ``sources=`` setting: the real docs only (copy 0; at 10k chunks 61% of them).
+SOURCE_FILTER = (DOCS_COPY.format(0),)
 
 
 def build_corpus(source_db: Path, target: Path, size: int, seed: int = 0) -> None:
@@ -162,7 +166,7 @@ def serve(db: Path, limit: int) -> None:
     with runtime.sessions() as session:
         roots = dict(session.execute(select(Source.name, Source.location)).all())
     asked = questions(limit)
-    plain, filtered = [], []
+    plain, filtered, by_source = [], [], []
     for question, page in asked:
         keep = excluding_pages(("faq/", page), roots)
         started = time.perf_counter()
@@ -171,10 +175,14 @@ def serve(db: Path, limit: int) -> None:
         started = time.perf_counter()
         retriever.search(question, K, keep=keep)
         filtered.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        retriever.search(question, K, sources=SOURCE_FILTER)
+        by_source.append((time.perf_counter() - started) * 1000)
     report = {
         "chunks": len(retriever._index), "kind": retriever._index.kind, "load_s": load_s,
         "parts_mb": memory_parts(retriever),
         "plain": percentiles(plain), "filtered": percentiles(filtered),
+        "by_source": percentiles(by_source),
         "rss_start_mb": rss_start, "rss_loaded_mb": rss_loaded, "peak_mb": vm("VmHWM"),
     }  # fmt: skip
     print(json.dumps(report), flush=True)
@@ -268,26 +276,28 @@ def tutorial(db: Path, limit: int) -> None:
     from sqlalchemy import create_engine, select
 
     from knowledge.embed.embedder import resolve_model_path
-    from knowledge.storage.documents import Chunk, Document
+    from knowledge.storage.documents import Chunk, Document, Source
 
     torch.set_num_threads(1)
     faiss.omp_set_num_threads(1)
     engine = create_engine(f"sqlite:///{db}")
     with engine.connect() as conn:
         rows = conn.execute(
-            select(Chunk.embedding, Document.url)
+            select(Chunk.embedding, Document.url, Source.name)
             .join(Document, Chunk.document_id == Document.id)
+            .join(Source, Document.source_id == Source.id)
             .order_by(Chunk.id)
         ).all()
     vectors = np.frombuffer(b"".join(r[0] for r in rows), dtype="<f4").reshape(len(rows), -1)
     root = "http://127.0.0.1:8766/"
     owners = [r[1].removeprefix(root) or "index.html" for r in rows]
+    sources = [r[2] for r in rows]
     del rows
     flat = faiss.IndexFlatIP(vectors.shape[1])
     flat.add(vectors)
     model = SentenceTransformer(resolve_model_path("all-MiniLM-L6-v2"), device="cpu")
     model.encode(["warm up"], normalize_embeddings=True)
-    plain, filtered = [], []
+    plain, filtered, by_source = [], [], []
     for question, page in questions(limit):
         started = time.perf_counter()
         q = model.encode([question], normalize_embeddings=True).astype(np.float32)
@@ -299,8 +309,13 @@ def tutorial(db: Path, limit: int) -> None:
         excluded = ("faq/", page)
         [i for i in ids[0] if i >= 0 and not owners[i].startswith(excluded)][:K]
         filtered.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        q = model.encode([question], normalize_embeddings=True).astype(np.float32)
+        _, ids = flat.search(q, TUTORIAL_FILTER_DEPTH)
+        [i for i in ids[0] if i >= 0 and sources[i] in SOURCE_FILTER][:K]
+        by_source.append((time.perf_counter() - started) * 1000)
     print(json.dumps({"plain": percentiles(plain), "filtered": percentiles(filtered),
-                      "peak_mb": vm("VmHWM")}))  # fmt: skip
+                      "by_source": percentiles(by_source), "peak_mb": vm("VmHWM")}))  # fmt: skip
 
 
 def child(mode: str, db: Path, limit: int, code: Path = HERE) -> subprocess.Popen[str]:
@@ -348,9 +363,10 @@ def measure_size(source: Path, size: int, limit: int, folder: Path, baseline: Pa
 def table(results: dict[int, dict]) -> str:
     lines = [
         "| chunks | teambot | index | hybrid plain p50 / p99 ms | hybrid filtered p50 / p99 ms "
-        "| recall@10 | serving RSS loaded / peak MB | change searchable s | apply CPU s "
-        "| start-up load s | caches MB: vectors / BM25 / passages |",
-        "|---:|---|---|---|---|---:|---|---:|---:|---:|---|",
+        "| by source p50 / p99 ms | recall@10 | serving RSS loaded / peak MB "
+        "| change searchable s | apply CPU s | start-up load s "
+        "| caches MB: vectors / BM25 / passages |",
+        "|---:|---|---|---|---|---|---:|---|---:|---:|---:|---|",
     ]
     for size, by_code in results.items():
         t = by_code["tutorial"]
@@ -359,7 +375,7 @@ def table(results: dict[int, dict]) -> str:
             cells = [
                 f"{size:,}", name, r["kind"],
                 "{:.1f} / {:.1f}".format(*r["plain"]), "{:.1f} / {:.1f}".format(*r["filtered"]),
-                f"{r['recall']:.3f}",
+                "{:.1f} / {:.1f}".format(*r["by_source"]), f"{r['recall']:.3f}",
                 f"{r['rss_loaded_mb']:.0f} / {r['peak_after_change_mb']:.0f}",
                 f"{r['searchable_s']:.2f}", f"{r['apply_cpu_s']:.2f}", f"{r['load_s']:.1f}",
                 " / ".join(f"{r['parts_mb'][part]:.0f}" for part in ("vectors", "bm25", "passages"))
@@ -368,7 +384,8 @@ def table(results: dict[int, dict]) -> str:
             lines.append("| " + " | ".join(cells) + " |")
         cells = [f"{size:,}", "tutorial (ST encode + flat)", "flat",
                  "{:.1f} / {:.1f}".format(*t["plain"]), "{:.1f} / {:.1f}".format(*t["filtered"]),
-                 "1.000", f"— / {t['peak_mb']:.0f}", "—", "—", "—", "—"]  # fmt: skip
+                 "{:.1f} / {:.1f}".format(*t["by_source"]), "1.000", f"— / {t['peak_mb']:.0f}",
+                 "—", "—", "—", "—"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
