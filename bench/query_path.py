@@ -157,11 +157,14 @@ def serve(db: Path, limit: int) -> None:
     data = Path(tempfile.mkdtemp())
     runtime = Runtime(Settings(database_url=f"sqlite:///{db}", embedding_backend="onnx-int8",
                                data_dir=data))  # fmt: skip
-    retriever = runtime.retriever
+    serving = runtime.retriever  # what the bot searches through: the active model's indexes
     rss_start = vm("VmRSS")
     started = time.perf_counter()
-    retriever.search("warm up", k=1)
+    serving.search("warm up", k=1)
     load_s = time.perf_counter() - started
+    # Its Retriever, for the caches and the vector index (a checkout from before model
+    # versions has no VersionedRetriever).
+    retriever = serving.current() if hasattr(serving, "current") else serving
     rss_loaded = vm("VmRSS")
     with runtime.sessions() as session:
         roots = dict(session.execute(select(Source.name, Source.location)).all())
@@ -170,13 +173,13 @@ def serve(db: Path, limit: int) -> None:
     for question, page in asked:
         keep = excluding_pages(("faq/", page), roots)
         started = time.perf_counter()
-        retriever.search(question, K)
+        serving.search(question, K)
         plain.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
-        retriever.search(question, K, keep=keep)
+        serving.search(question, K, keep=keep)
         filtered.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
-        retriever.search(question, K, sources=SOURCE_FILTER)
+        serving.search(question, K, sources=SOURCE_FILTER)
         by_source.append((time.perf_counter() - started) * 1000)
     report = {
         "chunks": len(retriever._index), "kind": retriever._index.kind, "load_s": load_s,
@@ -188,11 +191,11 @@ def serve(db: Path, limit: int) -> None:
     print(json.dumps(report), flush=True)
     committed = float(sys.stdin.readline())  # the parent changed a page at this time.time()
     cpu = time.process_time()
-    while not any(CHANGE_TOKEN in r.text for r in retriever.search(CHANGE_TOKEN, K)):
+    while not any(CHANGE_TOKEN in r.text for r in serving.search(CHANGE_TOKEN, K)):
         time.sleep(POLL_SECONDS)  # hybrid: both indexes must have caught up
     searchable = time.time() - committed
     cpu = time.process_time() - cpu
-    dense = retriever.search(CHANGE_TOKEN, 1, method="dense")
+    dense = serving.search(CHANGE_TOKEN, 1, method="dense")
     print(json.dumps({"searchable_s": searchable, "apply_cpu_s": cpu,
                       "dense_ok": bool(dense), "peak_after_change_mb": vm("VmHWM")}),
           flush=True)  # fmt: skip
