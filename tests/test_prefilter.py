@@ -183,6 +183,15 @@ def test_a_source_set_without_chunks_finds_nothing(
     assert search.search(QUESTIONS[0], K)  # the same index finds things unfiltered
 
 
+def test_one_source_name_given_as_a_string_is_that_source_not_its_letters(
+    shared: sessionmaker[Session], embedder: Embedder
+) -> None:
+    search = retriever(shared, embedder, hnsw=False)
+    found = search.search(QUESTIONS[1], K, sources="beta")
+    assert found == search.search(QUESTIONS[1], K, sources={"beta"})
+    assert {r.source_name for r in found} == {"beta"}
+
+
 def test_an_index_change_moves_the_cached_selection(
     sessions: sessionmaker[Session], embedder: Embedder, tmp_path: Path
 ) -> None:

@@ -62,7 +62,7 @@ class EligibleCache:
         self._lock = threading.Lock()
 
     def get(self, stamp: str | None, sources: Collection[str], lexical: LexicalState) -> Eligible:
-        key = frozenset(sources)
+        key = frozenset((sources,) if isinstance(sources, str) else sources)  # a name, not letters
         with self._lock:
             if stamp != self._stamp:
                 self._stamp, self._sets = stamp, {}
