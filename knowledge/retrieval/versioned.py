@@ -185,7 +185,8 @@ class VersionedRetriever:
                 retriever = self._make(embedder, self._models.revisions)
                 retriever.indexed_chunks()  # builds its indexes before any query uses them
                 embedder.embed_query("warm-up")  # opens its model before any query waits on it
-                log.info("embedding model version %s now serves", choice.name)
+                switched = serving is not None  # the first load is no news on every `ask`
+                (log.info if switched else log.debug)("embedding model %s now serves", choice.name)
                 self._serving = serving = (choice.name, retriever)
         finally:
             self._lock.release()
