@@ -293,6 +293,22 @@ def test_sign_in_with_slack_lets_admins_in_only(tmp_path: Path) -> None:
         assert bob.status_code == 403 and "admin admins add slack:UBOB" in bob.text
         forged = client.get("/console/auth/slack/callback?code=x&state=wrong")
         assert forged.status_code == 403
+        # A token endpoint that answers for another app, another sign-in, or with junk.
+        for claims, token, says in (
+            ({"aud": f"evil-{CLIENT_ID}-app"}, None, "audience"),
+            ({"aud": ["evil-app"]}, None, "audience"),
+            ({"nonce": "someone-elses"}, None, "nonce"),
+            ({}, "not.a-jwt", "no usable ID token"),
+            ({}, "a.b", "no usable ID token"),
+        ):
+            slack.id_token_claims, slack.id_token = claims, token
+            client.cookies.clear()
+            hostile = through_slack("UALICE")
+            assert hostile.status_code == 403 and says in hostile.text, (claims, token)
+            assert client.get("/console/sources", follow_redirects=False).status_code == 303
+        slack.id_token_claims, slack.id_token = {"aud": ["other-app", CLIENT_ID]}, None
+        client.cookies.clear()
+        assert through_slack("UALICE").status_code == 303  # a list naming the app is fine
         with runtime.sessions.begin() as session:
             session.add(Admin(platform="slack", user_id="UCAROL", added_by="cli:ops"))
         client.cookies.clear()

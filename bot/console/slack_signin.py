@@ -121,8 +121,9 @@ class SlackSignIn:
             "code": code, "redirect_uri": self._redirect, "grant_type": "authorization_code",
         })  # fmt: skip
         claims = _id_token_claims(str(tokens.get("id_token", "")))
-        audience = claims.get("aud")
-        if audience != self._client_id and self._client_id not in (audience or []):
+        audience = claims.get("aud")  # one string, or a list of them (never a substring)
+        audiences = audience if isinstance(audience, list) else [audience]
+        if self._client_id not in audiences:
             raise SlackRefused("Slack's ID token is for another app (audience).")
         if not nonce or not secrets.compare_digest(str(claims.get("nonce", "")), nonce):
             raise SlackRefused("Slack's ID token does not match this sign-in (nonce).")

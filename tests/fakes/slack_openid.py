@@ -38,6 +38,9 @@ class FakeSlackOpenID(FakeSlack):
         self._codes: dict[str, dict[str, str]] = {}  # code → user, nonce, redirect_uri
         self._tokens: dict[str, str] = {}  # access token → user
         self.authorize_requests: list[dict[str, str]] = []
+        # What a hostile or broken token endpoint puts in the ID token instead (tests set it).
+        self.id_token_claims: dict[str, Any] = {}
+        self.id_token: str | None = None  # a raw ID token sent as is
 
     @property
     def authorize_url(self) -> str:
@@ -94,9 +97,10 @@ class FakeSlackOpenID(FakeSlack):
         self._tokens[access] = grant["user"]
         claims = {"iss": "https://slack.com", "sub": grant["user"], "aud": CLIENT_ID,
                   "nonce": grant["nonce"], "https://slack.com/user_id": grant["user"],
-                  "https://slack.com/team_id": TEAM_ID}  # fmt: skip
+                  "https://slack.com/team_id": TEAM_ID} | self.id_token_claims  # fmt: skip
+        id_token = self.id_token if self.id_token is not None else _jwt(claims)
         return {"ok": True, "access_token": access, "token_type": "Bearer",
-                "id_token": _jwt(claims)}  # fmt: skip
+                "id_token": id_token}  # fmt: skip
 
 
 def _jwt(claims: dict[str, Any]) -> str:
