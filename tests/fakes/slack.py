@@ -721,7 +721,7 @@ def app_mention_event(
 ) -> dict[str, Any]:
     """The Events API envelope of an ``app_mention`` (put ``<@UBOT>`` in ``text`` yourself)."""
     event = {"type": "app_mention", "user": user, "text": text, "ts": ts, "channel": channel}
-    return _event_callback(event, thread_ts, event_id)
+    return event_callback(event, thread_ts, event_id)
 
 
 def message_event(
@@ -740,12 +740,13 @@ def message_event(
         "channel_type": channel_type,
         **fields,
     }
-    return _event_callback(event, event.pop("thread_ts", None), event_id)
+    return event_callback(event, event.pop("thread_ts", None), event_id)
 
 
-def _event_callback(
-    event: dict[str, Any], thread_ts: str | None, event_id: str | None
+def event_callback(
+    event: dict[str, Any], thread_ts: str | None, event_id: str | None = None
 ) -> dict[str, Any]:
+    """The Events API envelope Slack POSTs around ``event``."""
     event = {**event, "team": TEAM_ID, "event_ts": event["ts"]}
     if thread_ts is not None:
         event["thread_ts"] = thread_ts

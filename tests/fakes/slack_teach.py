@@ -24,12 +24,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from tests.fakes.slack import (
-    APP_ID,
-    BOT_USER_ID,
     TEAM_DOMAIN,
     TEAM_ID,
     VERIFICATION_TOKEN,
     FakeSlack,
+    event_callback,
 )
 
 PERMALINK_ORIGIN = f"https://{TEAM_DOMAIN}.slack.com"
@@ -147,23 +146,4 @@ def message_shortcut_form(*args: Any) -> bytes:
 
 def _envelope(event: dict[str, Any], channel: str) -> dict[str, Any]:
     channel_type = {"D": "im", "G": "group"}.get(channel[:1], "channel")
-    event = {**event, "channel_type": channel_type, "event_ts": event["ts"]}
-    return {
-        "token": VERIFICATION_TOKEN,
-        "team_id": TEAM_ID,
-        "api_app_id": APP_ID,
-        "event": event,
-        "type": "event_callback",
-        "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
-        "event_time": int(float(event["ts"])),
-        "authorizations": [
-            {
-                "enterprise_id": None,
-                "team_id": TEAM_ID,
-                "user_id": BOT_USER_ID,
-                "is_bot": True,
-                "is_enterprise_install": False,
-            }
-        ],
-        "is_ext_shared_channel": False,
-    }
+    return event_callback({**event, "channel_type": channel_type}, None)
