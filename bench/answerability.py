@@ -130,8 +130,10 @@ from sqlalchemy import select
 from bench import logistic
 from bot.runtime import Runtime
 from bot.settings import Settings
-from knowledge.evaluation.scoring import excluding_pages, ranked_keys
+from knowledge.evaluation.run import page_keys
+from knowledge.evaluation.scoring import ranked_keys
 from knowledge.retrieval import confidence
+from knowledge.retrieval.prefilter import Scope
 from knowledge.storage.documents import Source
 
 QUESTIONS = Path("/tmp/conf/answerability")
@@ -203,6 +205,7 @@ def collect(runtime: Runtime, records: list[dict[str, Any]], part: str) -> list[
     """Search every question in both modes, with evidence."""
     with runtime.sessions() as session:
         roots = dict(session.execute(select(Source.name, Source.location)).all())
+    keys = page_keys(runtime.sessions, roots)
     rows = []
     for mode in MODES:
         for record in records:
@@ -211,7 +214,7 @@ def collect(runtime: Runtime, records: list[dict[str, Any]], part: str) -> list[
                 continue
             excluded, gold = plan
             results, evidence = runtime.retriever.search_with_evidence(
-                record["question"], TOP_K, keep=excluding_pages(excluded, roots)
+                record["question"], TOP_K, scope=Scope.of(pages_once=keys.under(excluded))
             )
             pages = ranked_keys(results, "page", roots)
             rows.append(

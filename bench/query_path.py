@@ -13,8 +13,10 @@ copy is cut to reach the size. Embedding 1M chunks with the real model would tak
 
 Questions: the section headings of ``bench.hard_questions`` (``--questions`` of them).
 "plain" searches the whole corpus; "filtered" leaves out faq/ and the question's own page
-in every copy (``teambot eval``'s hard mode: ``keep=excluding_pages``); "by source" searches
-copy 0 only (a channel's ``sources=`` setting).
+in every copy (``teambot eval``'s hard mode: a ``Scope`` that skips the faq/ pages and, for
+this search only, the question's own pages); "by source" searches copy 0 only (a channel's
+``sources=`` setting). A ``--baseline`` checkout from before scopes filters as it did then
+(``keep=`` after fusion, ``sources=``).
 
 Each corpus is measured by child processes, one after another, on the same vectors:
 - ``serve``: a teambot process (Runtime, ONNX int8 embedder, FAISS + BM25 from SQL) times
@@ -37,8 +39,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -150,7 +153,6 @@ def serve(db: Path, limit: int) -> None:
 
     from bot.runtime import Runtime
     from bot.settings import Settings
-    from knowledge.evaluation.scoring import excluding_pages
     from knowledge.retrieval.index import VectorIndex
     from knowledge.storage.documents import Source
 
@@ -169,17 +171,18 @@ def serve(db: Path, limit: int) -> None:
     with runtime.sessions() as session:
         roots = dict(session.execute(select(Source.name, Source.location)).all())
     asked = questions(limit)
+    hard_mode, only_copy_0 = filters(runtime.sessions, roots)
     plain, filtered, by_source = [], [], []
     for question, page in asked:
-        keep = excluding_pages(("faq/", page), roots)
+        hard = hard_mode(page)
         started = time.perf_counter()
         serving.search(question, K)
         plain.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
-        serving.search(question, K, keep=keep)
+        serving.search(question, K, **hard)
         filtered.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
-        serving.search(question, K, sources=SOURCE_FILTER)
+        serving.search(question, K, **only_copy_0)
         by_source.append((time.perf_counter() - started) * 1000)
     report = {
         "chunks": len(retriever._index), "kind": retriever._index.kind, "load_s": load_s,
@@ -208,6 +211,23 @@ def serve(db: Path, limit: int) -> None:
     truth = [[c for c, _ in exact.search(v, K)] for v in vectors]
     recall = float(np.mean([len(set(h) & set(t)) / K for h, t in zip(hits, truth, strict=True)]))
     print(json.dumps({"recall": recall}), flush=True)
+
+
+def filters(sessions: Any, roots: dict[str, str]) -> tuple[Callable[[str], dict], dict]:
+    """The search options of the hard mode (given the question's page) and of "by source",
+    in the API of the checkout being measured."""
+    try:
+        from knowledge.evaluation.run import page_keys
+        from knowledge.retrieval.prefilter import Scope
+    except ImportError:  # a checkout from before scopes
+        from knowledge.evaluation.scoring import excluding_pages
+
+        return (lambda page: {"keep": excluding_pages(("faq/", page), roots)},
+                {"sources": SOURCE_FILTER})  # fmt: skip
+    keys = page_keys(sessions, roots)
+    faq = keys.under(("faq/",))
+    return (lambda page: {"scope": Scope.of(skip_pages=faq, pages_once=keys.under((page,)))},
+            {"scope": Scope.of(SOURCE_FILTER)})  # fmt: skip
 
 
 def memory_parts(retriever: Retriever) -> dict[str, float]:

@@ -38,6 +38,7 @@ import faiss
 import numpy as np
 import Stemmer
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from bench.hard_questions import Stats, build
 from bench.measure import measure
@@ -46,11 +47,10 @@ from bench.refresh_site import DJANGO_DOCS, DJANGO_EXCLUDES, TEAMBOT, serve
 from bot.runtime import Runtime
 from bot.settings import Settings
 from knowledge.embed.embedder import resolve_model_path
-from knowledge.evaluation.run import evaluate_retrieval
+from knowledge.evaluation.run import evaluate_retrieval, page_keys
 from knowledge.evaluation.scoring import (
     EvalQuestion,
     Metrics,
-    excluding_pages,
     gold_for,
     load_questions,
     per_question,
@@ -58,7 +58,9 @@ from knowledge.evaluation.scoring import (
     score,
 )
 from knowledge.ingest.extract import extract
-from knowledge.retrieval.search import Method
+from knowledge.retrieval.prefilter import Scope
+from knowledge.retrieval.search import Method, Retriever
+from knowledge.retrieval.versioned import VersionedRetriever
 from knowledge.storage.documents import Document, Source
 
 EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval" / "django-faq.links.jsonl"
@@ -149,13 +151,19 @@ def paired_difference(a: Result, b: Result, key: str) -> tuple[float, float, flo
     return paired([x[key] for x in a.per_question], [y[key] for y in b.per_question])
 
 
-def teambot_ranker(runtime: Runtime, roots: dict[str, str], method: Method) -> Ranker:
-    """Pages in teambot's order, through the same search the bot and `teambot eval` use
-    (which takes the filtered path only when something is left out)."""
+def teambot_ranker(
+    search: Retriever | VersionedRetriever,
+    sessions: sessionmaker[Session],
+    roots: dict[str, str],
+    method: Method = "hybrid",
+) -> Ranker:
+    """Pages in teambot's order, through the same search the bot and `teambot eval` use (the
+    excluded pages are left out before ranking)."""
+    keys = page_keys(sessions, roots)
 
     def rank(query: str, excluded: tuple[str, ...]) -> list[str]:
-        keep = excluding_pages(excluded, roots)
-        found = runtime.retriever.search(query, 10, method=method, keep=keep)
+        scope = Scope.of(pages_once=keys.under(excluded))
+        found = search.search(query, 10, method=method, scope=scope)
         return ranked_keys(found, "page", roots)
 
     return rank
@@ -205,7 +213,7 @@ def main() -> None:
     section: list[tuple[str, Metrics]] = []
     for method in ("dense", "bm25", "hybrid"):
         print(f"teambot {method}…", file=sys.stderr)
-        results = run(teambot_ranker(runtime, roots, method))  # type: ignore[arg-type]
+        results = run(teambot_ranker(runtime.retriever, runtime.sessions, roots, method))  # type: ignore[arg-type]
         known = evaluate_retrieval(runtime.retriever, runtime.sessions, questions, sources=None,
                                    k=10, level="section", exclude_prefixes=(),
                                    method=method)  # fmt: skip

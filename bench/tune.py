@@ -32,11 +32,18 @@ from bench.hard_questions import to_json
 from bench.measure import measure
 from bench.paired import paired
 from bench.refresh_site import DJANGO_DOCS, DJANGO_EXCLUDES, serve
-from bench.retrieval import EVAL, Mode, Ranker, Result, evaluate, generated_questions, modes
+from bench.retrieval import (
+    EVAL,
+    Mode,
+    Result,
+    evaluate,
+    generated_questions,
+    modes,
+    teambot_ranker,
+)  # fmt: skip
 from bot.runtime import Runtime
 from bot.settings import Settings
-from knowledge.evaluation.scoring import excluding_pages, load_questions, ranked_keys
-from knowledge.retrieval.search import Retriever
+from knowledge.evaluation.scoring import load_questions
 from knowledge.retrieval.versioned import ModelChoice
 from knowledge.storage.documents import Source
 from knowledge.storage.models import version_named
@@ -60,14 +67,6 @@ def ingest(db: Path, env: dict[str, str], port: int) -> float:
         return float(measure([*TEAMBOT, "refresh", "django"], REPO, env)["seconds"])
     finally:
         server.terminate()
-
-
-def ranker(search: Retriever, roots: dict[str, str]) -> Ranker:
-    def rank(query: str, excluded: tuple[str, ...]) -> list[str]:
-        found = search.search(query, 10, keep=excluding_pages(excluded, roots))
-        return ranked_keys(found, "page", roots)
-
-    return rank
 
 
 def mrr_rows(result: Result) -> list[float]:
@@ -138,7 +137,7 @@ def main() -> None:
     results = {}
     for name, embedder in (("untuned", untuned), ("tuned", tuned)):
         print(f"evaluating {name}…", file=sys.stderr)
-        rank = ranker(retriever(runtime.sessions, embedder), roots)
+        rank = teambot_ranker(retriever(runtime.sessions, embedder), runtime.sessions, roots)
         results[name] = {mode.name: evaluate(mode, rank) for mode in all_modes}
     print(table(all_modes, results["untuned"], results["tuned"]))
     print(f"\ntune: {run['seconds']:.0f} s wall, peak RSS {run['peak_mb']:.0f} MB, exit "

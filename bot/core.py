@@ -186,12 +186,11 @@ class Assistant:
         """Search ``query`` within the channel's sources and the team answers usable there,
         and judge the evidence, at the channel's own abstention threshold if an admin set one,
         else MIN_CONFIDENCE."""
-        keep = team_answers.usable_here(self._memory.sessions, question.platform,
-                                        question.channel)  # fmt: skip
+        scope = team_answers.scope_here(self._memory.sessions, question.platform,
+                                        question.channel, prefs.sources)  # fmt: skip
         results, evidence = self._retriever.search_with_evidence(
-            query, self._top_k, method=self._method,
-            sources=team_answers.searchable_sources(prefs.sources), keep=keep,
-        )  # fmt: skip
+            query, self._top_k, method=self._method, scope=scope
+        )
         threshold = self._min_confidence if prefs.min_confidence is None else prefs.min_confidence
         verdict = assess(query, results, evidence, threshold=threshold)
         return Explanation(query, self._method, prefs.sources, self._min_relevance, threshold,

@@ -9,37 +9,29 @@ to the original message.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.types import Citation
+from knowledge.retrieval.prefilter import Scope
 from knowledge.storage.answers import TEAM_ANSWERS, hidden_urls
 from knowledge.storage.slack_history import hidden_sources
 from knowledge.types import ScoredChunk
 
 
-def searchable_sources(chosen: Collection[str] | None) -> tuple[str, ...] | None:
-    """The channel's sources (None: all of them) with the team answers added."""
-    if chosen is None:
-        return None
-    return tuple(dict.fromkeys([*chosen, TEAM_ANSWERS]))
-
-
-def usable_here(
-    sessions: sessionmaker[Session], platform: str, channel: str
-) -> Callable[[ScoredChunk], bool] | None:
-    """A search filter that drops private answers saved in other channels and the history of
-    private channels other than this one (None: nothing to drop)."""
+def scope_here(
+    sessions: sessionmaker[Session], platform: str, channel: str, chosen: Collection[str] | None
+) -> Scope | None:
+    """What a search in this channel may rank: the channel's sources (None: all of them) with
+    the team answers added, less the private answers saved in other channels and the history
+    of private channels other than this one (None: everything)."""
     with sessions() as session:
         hidden = hidden_urls(session, platform, channel)
         private = hidden_sources(session, platform, channel)
-    if not hidden and not private:
-        return None
-    return lambda c: (
-        c.source_name not in private
-        and (c.source_kind != TEAM_ANSWERS or c.document_url not in hidden)
-    )
+    sources = None if chosen is None else [*chosen, TEAM_ANSWERS]
+    return Scope.of(sources, skip_sources=private,
+                    skip_pages=[(TEAM_ANSWERS, url) for url in hidden])  # fmt: skip
 
 
 def is_team_answer(passage: ScoredChunk) -> bool:

@@ -23,6 +23,7 @@ from knowledge.retrieval.evidence import (
     page_evidence,
 )
 from knowledge.retrieval.index import VectorIndex
+from knowledge.retrieval.prefilter import Scope
 from knowledge.retrieval.search import Retriever
 from knowledge.storage.db import make_engine, make_session_factory
 from knowledge.storage.schema import upgrade
@@ -125,8 +126,8 @@ def test_off_topic_words_the_docs_never_use_are_the_reason(retriever: Retriever)
 
 def test_search_with_evidence_returns_what_search_returns(retriever: Retriever) -> None:
     question = "How do I encrypt connections?"
-    keep = lambda chunk: chunk.document_url != "guide/network.md"  # noqa: E731
-    for kwargs in ({}, {"keep": keep}, {"method": "dense"}, {"method": "bm25"}):
+    scope = Scope.of(skip_pages=[("zephyr", "guide/network.md")])
+    for kwargs in ({}, {"scope": scope}, {"method": "dense"}, {"method": "bm25"}):
         results, evidence = retriever.search_with_evidence(question, 3, **kwargs)  # type: ignore[arg-type]
         plain = retriever.search(question, 3, **kwargs)  # type: ignore[arg-type]
         # The same chunks and scores; cosines agree to float32 rounding (evidence may load
@@ -136,7 +137,7 @@ def test_search_with_evidence_returns_what_search_returns(retriever: Retriever) 
         assert len(evidence.results) == len(results)
         assert {p.dense_rank for p in evidence.pages} == set(range(1, len(evidence.pages) + 1))
         assert all(p.bm25 > 0 for p in evidence.pages if p.bm25_rank is not None)
-    _, filtered = retriever.search_with_evidence(question, 3, keep=keep)
+    _, filtered = retriever.search_with_evidence(question, 3, scope=scope)
     assert "guide/network.md" not in {p.document_url for p in filtered.pages}
     _, unfiltered = retriever.search_with_evidence(question, 3)
     assert unfiltered.by_dense()[0].document_url == "guide/network.md"

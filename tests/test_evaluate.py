@@ -13,7 +13,7 @@ from knowledge.evaluation.answerability import Judged, summarise
 from knowledge.evaluation.scoring import (
     EvalQuestion,
     Metrics,
-    excluding_pages,
+    PageKeys,
     format_table,
     gold_for,
     load_questions,
@@ -229,19 +229,20 @@ def test_result_key_for_folder_source() -> None:
     assert result_key(result, "section", {}) == "faq/admin.html#anchor"
 
 
-def test_excluding_pages_filters_by_page_path_prefix() -> None:
-    roots = {"django": ROOT}
-    assert excluding_pages((), roots) is None
-    keep = excluding_pages(("faq/", "intro/install.html"), roots)
-    assert keep is not None
-    kept = [
-        keep(chunk(ROOT + path, anchor))
-        for path, anchor in [
-            ("faq/admin.html", "a"), ("faq/admin.html", "b"), ("intro/install.html", ""),
-            ("intro/tutorial01.html", ""), ("ref/faq-like.html", ""),
-        ]
-    ]  # fmt: skip
-    assert kept == [False, False, False, True, True]
+def test_page_keys_name_the_pages_under_path_prefixes() -> None:
+    paths = ["faq/admin.html", "faq/usage.html", "intro/install.html", "intro/tutorial01.html",
+             "ref/faq-like.html", "", "intro/"]  # fmt: skip
+    pages = [("django", "web", ROOT + p) for p in paths] + [("notes", "folder", "faq/mine.md")]
+    keys = PageKeys(pages, {"django": ROOT})
+    assert keys.under(()) == frozenset()
+    assert keys.under(("faq/", "intro/install.html")) == {
+        ("django", ROOT + "faq/admin.html"), ("django", ROOT + "faq/usage.html"),
+        ("django", ROOT + "intro/install.html"), ("notes", "faq/mine.md"),
+    }  # fmt: skip
+    # A directory URL stands for its index.html, as in results' keys.
+    assert keys.under(("index.html",)) == {("django", ROOT)}
+    assert keys.under(("intro/index.html",)) == {("django", ROOT + "intro/")}
+    assert keys.under(("zzz",)) == frozenset()
 
 
 def test_section_key_without_anchor_is_the_page() -> None:

@@ -1,7 +1,9 @@
-"""``sources=`` is applied before ranking (issue #23): each method ranks only the chosen
-sources' chunks, and a search returns what the post-filter path returns when every ranking
-is filtered to the same eligible chunks first (ids, order and scores), for exact and HNSW
-indexes and every method; the cached selection follows index changes."""
+"""A search's scope is applied before ranking (issue #23): each method ranks only the chunks of
+the chosen sources less the skipped sources and pages, and a search returns what the
+post-filter path returns when every ranking is filtered to the same eligible chunks first
+(ids, order and scores), for exact and HNSW indexes, every method, and both forms a selection
+takes (the eligible labels, or the others when they are fewer); the cached selection follows
+index changes."""
 
 import random
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from knowledge.embed.embedder import Embedder
 from knowledge.ingest.local import ingest_folder
 from knowledge.retrieval.index import VectorIndex, VectorState
 from knowledge.retrieval.lexical import LexicalState
+from knowledge.retrieval.prefilter import Scope
 from knowledge.retrieval.search import METHODS, Method, Retriever
 from knowledge.storage.db import make_engine, make_session_factory
 from knowledge.storage.documents import Chunk, Document, Source
@@ -41,6 +44,7 @@ QUESTIONS = [
     "upgrade plugin version rollback",
 ]
 K = 4
+BETA = Scope.of({"beta"})
 
 
 def write_source(folder: Path, seed: int, pages: int = 10) -> Path:
@@ -84,17 +88,33 @@ def retriever(sessions: sessionmaker[Session], embedder: Embedder, hnsw: bool) -
     return Retriever(sessions, embedder, index)
 
 
-def chunks_of(sessions: sessionmaker[Session], sources: set[str]) -> set[int]:
+def chunks_of(sessions: sessionmaker[Session], scope: Scope) -> set[int]:
     """The eligible chunk ids, read from the database (not from the code under test)."""
+    skipped = scope.skip_pages | scope.pages_once
     with sessions() as session:
-        return set(
-            session.scalars(
-                select(Chunk.id)
-                .join(Document, Chunk.document_id == Document.id)
-                .join(Source, Document.source_id == Source.id)
-                .where(Source.name.in_(sources))
-            )
-        )
+        rows = session.execute(
+            select(Chunk.id, Source.name, Document.url)
+            .join(Document, Chunk.document_id == Document.id)
+            .join(Source, Document.source_id == Source.id)
+        ).all()
+    return {
+        chunk_id for chunk_id, name, url in rows
+        if (scope.sources is None or name in scope.sources)
+        and name not in scope.skip_sources and (name, url) not in skipped
+    }  # fmt: skip
+
+
+# Scopes of every shape: sources chosen (a third: the eligible labels are listed; two
+# thirds: the others are), a source skipped, pages skipped for the revision or for one search.
+SCOPES = {
+    "one source": Scope.of({"beta"}),
+    "two sources": Scope.of({"alpha", "gamma"}),
+    "a source skipped": Scope.of(skip_sources={"alpha"}),
+    "pages skipped": Scope.of(skip_pages=[("beta", "page1.md"), ("gamma", "page2.md")]),
+    "pages once": Scope.of(pages_once=[("alpha", "page0.md"), ("beta", "page3.md")]),
+    "all of it": Scope.of({"gamma", "beta"}, skip_sources={"beta"},
+                          skip_pages=[("gamma", "page4.md")], pages_once=[("gamma", "page5.md")]),
+}  # fmt: skip
 
 
 @contextmanager
@@ -123,32 +143,33 @@ def post_filtered(search: Retriever, eligible: set[int]) -> Iterator[None]:
         del search._index.search, search._lexical.search
 
 
-def ranked(search: Retriever, method: Method, sources: set[str] | None) -> list[object]:
+def ranked(search: Retriever, method: Method, scope: Scope | None) -> list[object]:
     out: list[object] = []
     for question in QUESTIONS:
         for per_page in (True, False):
-            found = search.search(question, K, method=method, sources=sources, per_page=per_page)
+            found = search.search(question, K, method=method, scope=scope, per_page=per_page)
             out.append([(r.chunk_id, round(r.score, 6), r.source_name) for r in found])
     return out
 
 
 @pytest.mark.parametrize("hnsw", [False, True], ids=["flat", "hnsw"])
-def test_a_source_filter_ranks_what_the_post_filter_path_ranks_over_the_same_chunks(
+def test_a_scope_ranks_what_the_post_filter_path_ranks_over_the_same_chunks(
     shared: sessionmaker[Session], embedder: Embedder, hnsw: bool
 ) -> None:
     sessions = shared
     search = retriever(sessions, embedder, hnsw)
     assert search.indexed_chunks() == 120  # 40 a source: more than a ranking takes (50)
     assert search._index.kind == ("hnsw" if hnsw else "flat")
-    for sources in ({"beta"}, {"alpha", "gamma"}):
-        eligible = chunks_of(sessions, sources)
+    for name, scope in SCOPES.items():
+        assert scope is not None
+        eligible = chunks_of(sessions, scope)
         for method in METHODS:
-            prefiltered = ranked(search, method, sources)
+            prefiltered = ranked(search, method, scope)
             with post_filtered(search, eligible):
                 expected = ranked(search, method, None)
-            assert prefiltered == expected, (method, sources)
+            assert prefiltered == expected, (method, name)
             assert all(len(r) == K for r in prefiltered)  # enough eligible chunks for every k
-            assert {name for r in prefiltered for _, _, name in r} == sources
+            assert {c for r in prefiltered for c, _, _ in r} <= eligible
 
 
 def test_dense_and_bm25_rank_only_eligible_chunks_below_the_top_of_the_others(
@@ -158,8 +179,10 @@ def test_dense_and_bm25_rank_only_eligible_chunks_below_the_top_of_the_others(
     sessions = shared
     search = retriever(sessions, embedder, hnsw=False)
     published = search._sync()
-    only = search._eligible.get(published.stamp, {"gamma"}, published.lexical)
-    eligible = chunks_of(sessions, {"gamma"})
+    scope = Scope.of({"gamma"}, pages_once=[("gamma", "page0.md")])
+    assert scope is not None
+    only = search._eligible.filter(published.stamp, scope, published.lexical)
+    eligible = chunks_of(sessions, scope)
     vector = embedder.embed_query(QUESTIONS[0])
     dense = search._index.search(vector, 10**6, published.vectors, only)
     assert {c for c, _ in dense} == eligible
@@ -177,8 +200,8 @@ def test_a_source_set_without_chunks_finds_nothing(
 ) -> None:
     search = retriever(shared, embedder, hnsw=True)
     for method in METHODS:
-        assert search.search(QUESTIONS[0], K, method=method, sources=sources) == []
-        results, evidence = search.search_with_evidence(QUESTIONS[0], K, sources=sources)
+        assert search.search(QUESTIONS[0], K, method=method, scope=Scope.of(sources)) == []
+        results, evidence = search.search_with_evidence(QUESTIONS[0], K, scope=Scope.of(sources))
         assert results == [] and evidence.pages == ()
     assert search.search(QUESTIONS[0], K)  # the same index finds things unfiltered
 
@@ -187,8 +210,8 @@ def test_one_source_name_given_as_a_string_is_that_source_not_its_letters(
     shared: sessionmaker[Session], embedder: Embedder
 ) -> None:
     search = retriever(shared, embedder, hnsw=False)
-    found = search.search(QUESTIONS[1], K, sources="beta")
-    assert found == search.search(QUESTIONS[1], K, sources={"beta"})
+    found = search.search(QUESTIONS[1], K, scope=Scope.of("beta"))
+    assert found == search.search(QUESTIONS[1], K, scope=Scope.of({"beta"}))
     assert {r.source_name for r in found} == {"beta"}
 
 
@@ -198,8 +221,8 @@ def test_an_index_change_moves_the_cached_selection(
     folders = ingest_sources(sessions, embedder, tmp_path)
     search = retriever(sessions, embedder, hnsw=False)
     question = "quokka wombat migration"
-    before = ranked(search, "bm25", {"beta"})
-    assert not any("quokka" in r.text for r in search.search(question, K, sources={"beta"}))
+    before = ranked(search, "bm25", BETA)
+    assert not any("quokka" in r.text for r in search.search(question, K, scope=BETA))
 
     # A new beta page and a new alpha page with the same rare words; a beta page goes.
     text = "# Quokka\n\n## Wombat\n\nThe quokka wombat migration runs nightly.\n"
@@ -210,12 +233,12 @@ def test_an_index_change_moves_the_cached_selection(
         ingest_folder(sessions, embedder, folders[name], name=name)
 
     for method in METHODS:
-        found = search.search(question, K, method=method, sources={"beta"})
+        found = search.search(question, K, method=method, scope=BETA)
         assert {r.source_name for r in found} == {"beta"}, method
         assert any("quokka" in r.text for r in found), method
         assert not any(r.document_url.endswith("page0.md") for r in found), method
     assert search._published.vectors.delta is not None  # applied as a change, not rebuilt
-    assert ranked(search, "bm25", {"beta"}) != before
+    assert ranked(search, "bm25", BETA) != before
     fresh = retriever(sessions, embedder, hnsw=False)
     for method in METHODS:
-        assert ranked(search, method, {"beta"}) == ranked(fresh, method, {"beta"}), method
+        assert ranked(search, method, BETA) == ranked(fresh, method, BETA), method

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from knowledge.embed.embedder import Embedder
 from knowledge.ingest.local import ingest_folder
 from knowledge.retrieval.index import VectorIndex
+from knowledge.retrieval.prefilter import Scope
 from knowledge.retrieval.revision import RevisionWatch
 from knowledge.retrieval.search import Retriever
 from knowledge.storage.documents import IndexState
@@ -73,7 +74,7 @@ def test_the_revision_is_read_once_per_interval_however_many_questions(
 
     for _ in range(50):
         retriever.search(QUESTION, k=3)
-        retriever.search_with_evidence(QUESTION, k=3, keep=lambda c: True)
+        retriever.search_with_evidence(QUESTION, k=3, scope=Scope.of(["zephyr"]))
         clock.now += 0.009  # 100 searches within 0.45 s
     assert statements.revision_reads() == 0
 
@@ -91,7 +92,7 @@ def test_a_search_reads_nothing_else_from_the_database(
     statements = Statements(sessions)
 
     for method in ("hybrid", "dense", "bm25"):
-        retriever.search(QUESTION, k=4, method=method, sources=["zephyr"])  # type: ignore[arg-type]
+        retriever.search(QUESTION, k=4, method=method, scope=Scope.of(["zephyr"]))  # type: ignore[arg-type]
         retriever.search_with_evidence(QUESTION, k=4, method=method)  # type: ignore[arg-type]
 
     assert statements.seen == []

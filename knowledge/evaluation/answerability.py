@@ -18,9 +18,10 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.errors import KnowledgeError
-from knowledge.evaluation.run import source_roots
-from knowledge.evaluation.scoring import EvalQuestion, excluding_pages
+from knowledge.evaluation.run import page_keys, source_roots
+from knowledge.evaluation.scoring import EvalQuestion
 from knowledge.retrieval.confidence import assess
+from knowledge.retrieval.prefilter import Scope
 from knowledge.retrieval.search import Method, Retriever
 
 
@@ -129,16 +130,17 @@ def evaluate_answerability(
             f"{len(unlabelled)} question(s) lack `answerable` (true or false), e.g. "
             f"{unlabelled[0]!r}: --answerability needs it on every line."
         )
-    roots = source_roots(sessions, sources)
+    keys = page_keys(sessions, source_roots(sessions, sources))
+    shared = keys.under(exclude_prefixes)
     judged = []
     for question in questions:
-        excluded = exclude_prefixes if question.answerable else ()
-        if question.answerable and exclude_own_page and question.page:
-            excluded += (question.page,)
+        scope = Scope.of(sources)
+        if question.answerable:
+            own = (question.page,) if exclude_own_page and question.page else ()
+            scope = Scope.of(sources, skip_pages=shared, pages_once=keys.under(own))
         results, evidence = retriever.search_with_evidence(
-            question.question, k, method=method, sources=sources,
-            keep=excluding_pages(excluded, roots),
-        )  # fmt: skip
+            question.question, k, method=method, scope=scope
+        )
         verdict = assess(question.question, results, evidence, threshold=threshold)
         close = any(r.similarity >= min_relevance for r in results)
         judged.append(Judged(bool(question.answerable), verdict.confidence,

@@ -15,15 +15,16 @@ from knowledge.evaluation.scoring import (
     EvalQuestion,
     Level,
     Metrics,
-    excluding_pages,
+    PageKeys,
     format_table,
     gold_for,
     per_question,
     ranked_keys,
     score,
 )
+from knowledge.retrieval.prefilter import Scope
 from knowledge.retrieval.search import Method, Retriever
-from knowledge.storage.documents import Source
+from knowledge.storage.documents import Document, Source
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,17 @@ def source_roots(sessions: sessionmaker[Session], sources: list[str] | None) -> 
     return roots
 
 
+def page_keys(sessions: sessionmaker[Session], roots: dict[str, str]) -> PageKeys:
+    """Every stored page by its key, to leave pages out by path prefix."""
+    with sessions() as session:
+        pages = session.execute(
+            select(Source.name, Source.kind, Document.url).join(
+                Source, Document.source_id == Source.id
+            )
+        ).all()
+    return PageKeys([tuple(row) for row in pages], roots)
+
+
 def evaluate_retrieval(
     retriever: Retriever,
     sessions: sessionmaker[Session],
@@ -85,24 +97,18 @@ def evaluate_retrieval(
     its ``linked_pages`` are the gold: hard mode for questions written from the indexed
     pages themselves, such as bench/hard_questions.py's section headings."""
     roots = source_roots(sessions, sources)
-    shared_keep = excluding_pages(exclude_prefixes, roots)
+    keys = page_keys(sessions, roots)
+    shared = keys.under(exclude_prefixes)
     rankings, golds, latencies = [], [], []
     for question in questions:
-        excluded, keep = exclude_prefixes, shared_keep
-        if exclude_own_page and question.page:
-            excluded += (question.page,)
-            keep = excluding_pages(excluded, roots)
-        gold = gold_for(question, level, exclude_prefixes=excluded)
+        own = (question.page,) if exclude_own_page and question.page else ()
+        gold = gold_for(question, level, exclude_prefixes=exclude_prefixes + own)
         if not gold:
             continue
+        scope = Scope.of(sources, skip_pages=shared, pages_once=keys.under(own))
         started = time.perf_counter()
         results = retriever.search(
-            question.question,
-            k,
-            method=method,
-            sources=sources,
-            keep=keep,
-            per_page=level == "page",
+            question.question, k, method=method, scope=scope, per_page=level == "page"
         )
         latencies.append((time.perf_counter() - started) * 1000)
         rankings.append(ranked_keys(results, level, roots))

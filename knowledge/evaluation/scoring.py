@@ -16,7 +16,8 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Callable, Iterable
+from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -161,23 +162,28 @@ def result_key(chunk: ScoredChunk, level: Level, roots: dict[str, str]) -> str:
     return path
 
 
-def excluding_pages(
-    prefixes: tuple[str, ...], roots: dict[str, str]
-) -> Callable[[ScoredChunk], bool] | None:
-    """A search filter that drops results whose page path starts with one of ``prefixes``
-    (None when there are none). A filtered search checks hundreds of candidates from a
-    few dozen pages, so each page's verdict is computed once."""
-    if not prefixes:
-        return None
-    verdicts: dict[tuple[str, str], bool] = {}
+class PageKeys:
+    """Every indexed page by its key (its path under its source root), to name the pages
+    under some prefixes: hard mode leaves them out before a search ranks anything."""
 
-    def keep(chunk: ScoredChunk) -> bool:
-        page = (chunk.source_name, chunk.document_url)
-        if page not in verdicts:
-            verdicts[page] = not result_key(chunk, "page", roots).startswith(prefixes)
-        return verdicts[page]
+    def __init__(self, pages: Iterable[tuple[str, str, str]], roots: dict[str, str]) -> None:
+        """``pages``: (source name, source kind, document url) of each page."""
+        keyed = sorted(
+            (_page_path(kind, url, None if kind == FOLDER_KIND else roots.get(name)), (name, url))
+            for name, kind, url in pages
+        )
+        self._keys = [key for key, _ in keyed]
+        self._pages = [page for _, page in keyed]
 
-    return keep
+    def under(self, prefixes: Iterable[str]) -> frozenset[tuple[str, str]]:
+        """The (source name, url) of the pages whose key starts with one of ``prefixes``."""
+        found: set[tuple[str, str]] = set()
+        for prefix in prefixes:
+            at = bisect_left(self._keys, prefix)
+            while at < len(self._keys) and self._keys[at].startswith(prefix):
+                found.add(self._pages[at])
+                at += 1
+        return frozenset(found)
 
 
 def ranked_keys(results: list[ScoredChunk], level: Level, roots: dict[str, str]) -> list[str]:

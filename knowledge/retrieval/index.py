@@ -42,7 +42,7 @@ from knowledge.storage import store
 from knowledge.storage.documents import Chunk
 
 if TYPE_CHECKING:
-    from knowledge.retrieval.prefilter import Eligible
+    from knowledge.retrieval.prefilter import Filter
 
 log = logging.getLogger(__name__)
 
@@ -375,13 +375,14 @@ class VectorIndex:
         vector: np.ndarray,
         k: int,
         state: VectorState | None = None,
-        only: Eligible | None = None,
+        only: Filter | None = None,
     ) -> list[tuple[int, float]]:
         """The ``k`` best chunk ids, each scored by the better of its own cosine similarity
         and its window's, best first; with ``only``, the best of those chunks (FAISS skips
         the others while it searches)."""
         state = state or self.state
         index, kind, following, hidden = state.main, state.kind, state.following, state.hidden
+        dropped = frozenset() if only is None else only.dropped
         delta = state.delta
         recent: list[tuple[float, int]] = []
         query = vector.reshape(1, -1).astype(np.float32)
@@ -389,11 +390,11 @@ class VectorIndex:
         if delta is not None and delta.ntotal:  # small: searched whole
             scores, labels = delta.search(query, delta.ntotal)
             if only is not None:
-                mine = np.isin(labels[0], only.labels)
+                mine = only.allows(labels[0])
                 scores, labels = scores[:, mine], labels[:, mine]
             recent = [(float(s), int(lb)) for s, lb in zip(scores[0], labels[0], strict=True)]
         # Labels the main index can return: with ``only``, at most its labels.
-        total = index.ntotal if only is None else min(index.ntotal, len(only.labels))
+        total = index.ntotal if only is None else only.most(index.ntotal)
         if total + len(recent) == 0 or k <= 0:
             return []
         fetch = min(2 * k, total)  # a chunk may come back twice: itself and its window
@@ -405,7 +406,7 @@ class VectorIndex:
                 found += [
                     (float(s), int(lb))
                     for s, lb in zip(scores[0], labels[0], strict=True)
-                    if lb != -1 and int(lb) not in hidden
+                    if lb != -1 and int(lb) not in hidden and int(lb) not in dropped
                 ]
                 if recent:
                     found.sort(key=lambda pair: -pair[0])
@@ -439,7 +440,7 @@ class VectorIndex:
 
 
 def _search_parameters(
-    kind: IndexKind, fetch: int, only: Eligible | None
+    kind: IndexKind, fetch: int, only: Filter | None
 ) -> faiss.SearchParameters | None:
     """Per call, so concurrent searches with different k or filters don't race; HNSW keeps
     an efSearch of at least HNSW_EF_SEARCH with a filter too."""

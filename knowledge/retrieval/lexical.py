@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import bm25s
-import bm25s.selection
 import numpy as np
 import Stemmer
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,7 +26,7 @@ from knowledge.retrieval.postings import Postings, Vocabulary, bm25_index
 from knowledge.retrieval.revision import RevisionWatch
 
 if TYPE_CHECKING:
-    from knowledge.retrieval.prefilter import Eligible
+    from knowledge.retrieval.prefilter import Filter
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +125,7 @@ class LexicalIndex:
         return [self._vocabulary.encode(t) for t in tokens]
 
     def search(
-        self, query: str, k: int, state: LexicalState | None = None, only: Eligible | None = None
+        self, query: str, k: int, state: LexicalState | None = None, only: Filter | None = None
     ) -> list[tuple[int, float]]:
         """The ``k`` best chunk ids by BM25 with their scores, best first; no zero scores.
         With ``only``, the other passages score zero before the top ``k`` are taken."""
@@ -139,7 +138,7 @@ class LexicalIndex:
             return []
         scores = bm25.get_scores(tokens)
         if only is not None:
-            scores *= only.passages
+            only.zero(scores)
         found = _top(scores, k)
         return [(int(ids[i]), float(scores[i])) for i in found]
 
@@ -168,21 +167,21 @@ class LexicalIndex:
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the ``k`` best positive scores, best first: the ones bm25s's ``retrieve``
-    returns.
+    """Positions of the ``k`` best positive scores, best first; equal scores in passage
+    order (chunk id order), also where they straddle the k-th place.
 
     bm25s's top-k runs ``argpartition`` over every passage, mostly zeros, which numpy does
-    slowly (100k passages: 8-15 ms a query); the positive ones are usually a few thousand, so
-    they are partitioned alone. Where equal scores straddle the k-th place, which of them
-    make the cut is up to numpy's partition: that case takes bm25s's own path, so that the
-    candidates are the ones they have always been."""
+    slowly (100k passages: 8-15 ms a query); the positive ones are usually a fraction, so they
+    are partitioned alone. Ties at the cut were once handed to bm25s's own top-k over every
+    score; with near-duplicate passages (versions of the same docs) nearly every question has
+    them, and at 1M passages that path took ~47 ms a question (bench/README.md, issue #23)."""
     positive = np.flatnonzero(scores > 0)
     if len(positive) > k:
-        part = np.argpartition(-scores[positive], k)
-        if scores[positive[part[:k]]].min() == scores[positive[part[k]]]:
-            _, top = bm25s.selection.topk(scores, k=k, backend="numpy", sorted=True)
-            return top[scores[top] > 0]
-        positive = positive[part[:k]]
+        values = scores[positive]
+        kth = -np.partition(-values, k - 1)[k - 1]  # the k-th best score
+        above = positive[values > kth]
+        tied = positive[values == kth][: k - len(above)]  # the first ones, in passage order
+        positive = np.concatenate([above, tied])
     return positive[np.lexsort((positive, -scores[positive]))]
 
 

@@ -1,20 +1,25 @@
-"""A channel's ``sources=`` restriction applied before ranking, not after fusion (issue #23).
+"""What a search may rank, applied before ranking, not after fusion (issue #23).
 
-Filtering after fusion ranked hundreds of candidates of every source, fused them and then
-threw most away (and had to over-fetch to have k left). Instead each method ranks only the
-eligible chunks: FAISS searches with an ``IDSelector`` over their labels (chunks and their
-windows), BM25 zeroes the other passages' scores before its top-k. Fusion then sees what a
-search of those sources alone would rank, at the candidate count of a plain search.
+Filtering after fusion ranked hundreds of candidates of every page, fused them and then threw
+many away (and had to over-fetch to have k left). Instead each method ranks only the eligible
+chunks: FAISS searches with an ``IDSelector`` over their labels (chunks and their windows),
+BM25 zeroes the other passages' scores before its top-k. Fusion then sees what a search of
+those chunks alone would rank, at the candidate count of a plain search.
 
-What a source set selects is built once per published revision (``Eligible``) and reused by
-every search of that set until the revision moves.
+A ``Scope`` says what is eligible: a channel's sources, less the sources and pages it must not
+see (private history, private team answers, the FAQ pages a hard-mode evaluation leaves out).
+What a scope selects is built once per published revision (``Eligible``) and reused by every
+search of that scope until the revision moves. A few pages that differ with every search (an
+evaluated question's own page) are left out per search instead (``Scope.pages_once``): their
+labels are dropped from the dense results, which over-fetch as they do for labels a change
+hid, and their passages' BM25 scores are zeroed.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import faiss
 import numpy as np
@@ -22,57 +27,197 @@ import numpy as np
 from knowledge.retrieval.index import WINDOW_BIT
 from knowledge.retrieval.lexical import LexicalState
 
-# Distinct source sets held per revision: a handful of channel settings in practice; past
-# this, the cache starts again rather than grow with whatever sets callers pass.
-MAX_CACHED_SETS = 64
+# Distinct scopes held per revision: a handful of channel settings in practice; past this,
+# the cache starts again rather than grow with whatever scopes callers pass.
+MAX_CACHED_SCOPES = 64
+
+Page = tuple[str, str]  # (source name, document url)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a search ranks: the chunks of ``sources`` (None: every source), less those of
+    ``skip_sources`` and of the pages in ``skip_pages`` and ``pages_once``."""
+
+    sources: frozenset[str] | None = None
+    skip_sources: frozenset[str] = frozenset()
+    skip_pages: frozenset[Page] = frozenset()
+    # Left out of this search only, not kept per revision: for a few pages that change with
+    # each search (a question's own page in hard mode).
+    pages_once: frozenset[Page] = field(default=frozenset(), compare=False)
+
+    @staticmethod
+    def of(
+        sources: Collection[str] | None = None,
+        *,
+        skip_sources: Collection[str] = (),
+        skip_pages: Collection[Page] = (),
+        pages_once: Collection[Page] = (),
+    ) -> Scope | None:
+        """A scope from plain collections (a single source name is a name, not letters);
+        None when it leaves nothing out."""
+        scope = Scope(
+            None if sources is None else _names(sources), _names(skip_sources),
+            frozenset(skip_pages), frozenset(pages_once),
+        )  # fmt: skip
+        return None if scope == Scope() and not scope.pages_once else scope
+
+    @property
+    def kept(self) -> Scope:
+        """The part of this scope that is kept per revision."""
+        return Scope(self.sources, self.skip_sources, self.skip_pages)
+
+
+def _names(names: Collection[str]) -> frozenset[str]:
+    return frozenset((names,) if isinstance(names, str) else names)
+
+
+@dataclass(frozen=True)
+class PageTable:
+    """Where each page's chunks sit among the BM25 passages of one revision."""
+
+    documents: np.ndarray  # int64: each passage's document id (the postings' order)
+    by_document: np.ndarray  # passage positions sorted by document id
+    sorted_documents: np.ndarray  # documents[by_document]
+    document_of: dict[Page, int]
+
+    @staticmethod
+    def of(lexical: LexicalState) -> PageTable:
+        chunks = lexical.passages.chunks
+        ids = lexical.postings.ids
+        documents = np.fromiter((chunks[i][0] for i in ids.tolist()), np.int64, len(ids))
+        by_document = np.argsort(documents, kind="stable")
+        pages = lexical.passages.pages
+        return PageTable(documents, by_document, documents[by_document],
+                         {(p.source_name, p.url): d for d, p in pages.items()})  # fmt: skip
+
+    def positions(self, pages: Collection[Page]) -> np.ndarray:
+        """The passage positions of these pages' chunks (pages not indexed hold none)."""
+        found = [self.document_of[p] for p in pages if p in self.document_of]
+        docs = self.sorted_documents
+        spans = [
+            self.by_document[np.searchsorted(docs, d) : np.searchsorted(docs, d, "right")]
+            for d in found
+        ]
+        return np.concatenate(spans) if spans else np.zeros(0, np.int64)
 
 
 @dataclass(frozen=True)
 class Eligible:
-    """The chunks of some sources at one revision, in the forms each ranking filters by."""
+    """The chunks a scope selects at one revision, in the forms each ranking filters by."""
 
-    labels: np.ndarray  # int64, sorted: the chunks' ids and their windows' labels
-    selector: faiss.IDSelectorBatch  # the same labels, for FAISS (holds its own copy)
     passages: np.ndarray  # bool, one per BM25 passage (the postings' order)
+    # FAISS labels (chunk ids and their windows'), sorted: the eligible ones, or, when fewer,
+    # the others (``excludes``).
+    labels: np.ndarray
+    excludes: bool
+    selector: faiss.IDSelector
+    parts: tuple[faiss.IDSelector, ...]  # what ``selector`` points to (kept alive with it)
 
     def __len__(self) -> int:
         return int(self.passages.sum())
 
+    def allows(self, labels: np.ndarray) -> np.ndarray:
+        """Which of these FAISS labels are eligible (bool, one each)."""
+        held = np.isin(labels, self.labels)
+        return ~held if self.excludes else held
 
-def eligible(sources: Collection[str], lexical: LexicalState) -> Eligible:
-    """What ``sources`` select at the revision of ``lexical`` (whose passages the vector
-    index of the same revision holds: the labels serve its main index and its delta)."""
-    passages = lexical.passages
-    documents = {p.document_id for p in passages.pages.values() if p.source_name in sources}
-    chunks = np.fromiter(
-        (c for c, row in passages.chunks.items() if row[0] in documents), np.int64
-    ) if documents else np.zeros(0, np.int64)  # fmt: skip
+    def most(self, ntotal: int) -> int:
+        """At most how many of an index's ``ntotal`` labels are eligible."""
+        return ntotal if self.excludes else min(ntotal, len(self.labels))
+
+
+@dataclass(frozen=True)
+class Filter:
+    """What one search leaves out: its scope's ``Eligible`` (None: every chunk is), and the
+    labels and passage positions of its ``pages_once``."""
+
+    eligible: Eligible | None
+    dropped: frozenset[int]
+    zeroed: np.ndarray  # passage positions whose BM25 scores are set to zero
+
+    def allows(self, labels: np.ndarray) -> np.ndarray:
+        allowed = np.ones(len(labels), bool) if self.eligible is None else (
+            self.eligible.allows(labels))  # fmt: skip
+        if self.dropped:
+            allowed &= ~np.isin(labels, np.fromiter(self.dropped, np.int64, len(self.dropped)))
+        return allowed
+
+    def most(self, ntotal: int) -> int:
+        return ntotal if self.eligible is None else self.eligible.most(ntotal)
+
+    @property
+    def selector(self) -> faiss.IDSelector | None:
+        return None if self.eligible is None else self.eligible.selector
+
+    def zero(self, scores: np.ndarray) -> None:
+        """Leave only eligible passages' BM25 scores (in place)."""
+        if self.eligible is not None:
+            scores *= self.eligible.passages
+        scores[self.zeroed] = 0.0
+
+
+def eligible(scope: Scope, lexical: LexicalState, table: PageTable) -> Eligible:
+    """What ``scope`` selects at the revision of ``lexical`` (whose passages the vector index
+    of the same revision holds: the labels serve its main index and its delta)."""
+    pages = lexical.passages.pages
+    documents = [
+        d for d, p in pages.items()
+        if (scope.sources is None or p.source_name in scope.sources)
+        and p.source_name not in scope.skip_sources
+    ]  # fmt: skip
+    passages = np.isin(table.documents, np.asarray(documents, np.int64))
+    passages[table.positions(scope.skip_pages)] = False
+    excludes = int(passages.sum()) > len(passages) // 2
+    chunks = lexical.postings.ids[~passages if excludes else passages]
     labels = np.sort(np.concatenate([chunks, chunks | WINDOW_BIT]))
-    selector = faiss.IDSelectorBatch(len(labels), faiss.swig_ptr(labels))
-    return Eligible(labels, selector, np.isin(lexical.postings.ids, chunks))
+    batch = faiss.IDSelectorBatch(len(labels), faiss.swig_ptr(labels))
+    selector = faiss.IDSelectorNot(batch) if excludes else batch
+    return Eligible(passages, labels, excludes, selector, (batch,))
 
 
 class EligibleCache:
-    """``eligible`` per source set, for the revision last asked about (thread-safe: a race
-    builds the same value twice)."""
+    """``Filter`` per scope, with ``Eligible`` kept per scope for the revision last asked about
+    (thread-safe: a race builds the same value twice)."""
 
     def __init__(self) -> None:
         self._stamp: str | None = None
-        self._sets: dict[frozenset[str], Eligible] = {}
+        self._table: PageTable | None = None
+        self._scopes: dict[Scope, Eligible] = {}
         self._lock = threading.Lock()
 
-    def get(self, stamp: str | None, sources: Collection[str], lexical: LexicalState) -> Eligible:
-        key = frozenset((sources,) if isinstance(sources, str) else sources)  # a name, not letters
+    def filter(self, stamp: str | None, scope: Scope, lexical: LexicalState) -> Filter:
+        table = self._page_table(stamp, lexical)
+        kept = scope.kept
+        found = None if kept == Scope() else self._eligible(stamp, kept, lexical, table)
+        zeroed = table.positions(scope.pages_once)
+        chunks = lexical.postings.ids[zeroed]
+        dropped = frozenset([*chunks.tolist(), *(chunks | WINDOW_BIT).tolist()])
+        return Filter(found, dropped, zeroed)
+
+    def _page_table(self, stamp: str | None, lexical: LexicalState) -> PageTable:
         with self._lock:
             if stamp != self._stamp:
-                self._stamp, self._sets = stamp, {}
-            found = self._sets.get(key)
+                self._stamp, self._table, self._scopes = stamp, None, {}
+            table = self._table
+        if table is None:
+            table = PageTable.of(lexical)
+            with self._lock:
+                if stamp == self._stamp:
+                    self._table = table
+        return table
+
+    def _eligible(
+        self, stamp: str | None, scope: Scope, lexical: LexicalState, table: PageTable
+    ) -> Eligible:
+        with self._lock:
+            found = self._scopes.get(scope)
         if found is not None:
             return found
-        built = eligible(key, lexical)
+        built = eligible(scope, lexical, table)
         with self._lock:
             if stamp == self._stamp:
-                if len(self._sets) >= MAX_CACHED_SETS:
-                    self._sets = {}
-                self._sets[key] = built
+                if len(self._scopes) >= MAX_CACHED_SCOPES:
+                    self._scopes = {}
+                self._scopes[scope] = built
         return built

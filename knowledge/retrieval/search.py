@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, TypeVar
 
@@ -36,7 +36,7 @@ from knowledge.retrieval.evidence import Evidence, ResultTerms, page_evidence
 from knowledge.retrieval.index import VectorIndex, VectorState
 from knowledge.retrieval.lexical import LexicalIndex, LexicalState, lexical_text
 from knowledge.retrieval.passages import Passages, load_pages
-from knowledge.retrieval.prefilter import EligibleCache
+from knowledge.retrieval.prefilter import EligibleCache, Scope
 from knowledge.storage.documents import Chunk
 from knowledge.types import ScoredChunk
 
@@ -47,9 +47,8 @@ Key = TypeVar("Key", int, tuple[str, str])  # a chunk id, or a page: (source nam
 METHODS: tuple[Method, ...] = ("hybrid", "dense", "bm25")
 # Candidates taken from each ranking before fusion, filtering and one-per-page.
 CANDIDATES = 50
-# Candidates per wanted result, and more when filters may drop many of them.
+# Candidates per wanted result.
 OVERFETCH = 5
-FILTERED_OVERFETCH = 20
 # Weight of the dense score in the fused one (BM25 gets the rest). Equal weights: the
 # paper's advice without tuning data, and what was measured.
 DENSE_WEIGHT = 0.5
@@ -181,13 +180,12 @@ class Retriever:
         k: int,
         *,
         method: Method = "hybrid",
-        sources: Collection[str] | None = None,
-        keep: Callable[[ScoredChunk], bool] | None = None,
+        scope: Scope | None = None,
         per_page: bool = True,
     ) -> list[ScoredChunk]:
-        """The ``k`` best chunks (from distinct pages unless ``per_page`` is False);
-        ``sources`` restrict what is ranked, ``keep`` filters what was."""
-        return self._search(query, k, method, sources, keep, per_page, with_evidence=False)[0]
+        """The ``k`` best chunks (from distinct pages unless ``per_page`` is False) of those
+        ``scope`` allows (None: every chunk)."""
+        return self._search(query, k, method, scope, per_page, with_evidence=False)[0]
 
     def search_with_evidence(
         self,
@@ -195,16 +193,13 @@ class Retriever:
         k: int,
         *,
         method: Method = "hybrid",
-        sources: Collection[str] | None = None,
-        keep: Callable[[ScoredChunk], bool] | None = None,
+        scope: Scope | None = None,
         per_page: bool = True,
     ) -> tuple[list[ScoredChunk], Evidence]:
         """``search``'s results, plus what each method saw of the candidates that passed the
         filters (knowledge/evidence.py), for a confidence score. Both methods run whichever
         orders the results; with the default hybrid method that costs nothing extra."""
-        results, evidence = self._search(
-            query, k, method, sources, keep, per_page, with_evidence=True
-        )
+        results, evidence = self._search(query, k, method, scope, per_page, with_evidence=True)
         assert evidence is not None
         return results, evidence
 
@@ -213,20 +208,19 @@ class Retriever:
         query: str,
         k: int,
         method: Method,
-        sources: Collection[str] | None,
-        keep: Callable[[ScoredChunk], bool] | None,
+        scope: Scope | None,
         per_page: bool,
         *,
         with_evidence: bool,
     ) -> tuple[list[ScoredChunk], Evidence | None]:
-        # ``sources`` restrict what each method ranks (knowledge/retrieval/prefilter.py);
-        # only ``keep`` drops candidates after fusion, so only it needs more of them.
-        wanted = max(CANDIDATES, k * (FILTERED_OVERFETCH if keep is not None else OVERFETCH))
+        # ``scope`` restricts what each method ranks (knowledge/retrieval/prefilter.py), so
+        # every candidate is eligible and none needs to be fetched for a filter to drop.
+        wanted = max(CANDIDATES, k * OVERFETCH)
         vector = self._embedder.embed_query(query)
         published = self._sync()
         only = None
-        if sources is not None:
-            only = self._eligible.get(published.stamp, sources, published.lexical)
+        if scope is not None:
+            only = self._eligible.filter(published.stamp, scope, published.lexical)
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
         if method in ("hybrid", "dense") or with_evidence:
@@ -252,8 +246,8 @@ class Retriever:
         def chunk(chunk_id: int) -> ScoredChunk:
             return passages.scored(chunk_id, candidates[chunk_id], similarities[chunk_id])
 
-        # Results in rank order, each passage built and filtered only when its turn comes
-        # (a page already cited is skipped before that).
+        # Results in rank order, each passage built only when its turn comes (a page already
+        # cited is skipped before that).
         results: list[ScoredChunk] = []
         cited: set[tuple[str, str]] = set()
         for chunk_id in order:
@@ -261,15 +255,12 @@ class Retriever:
                 break
             if per_page and page_of[chunk_id] in cited:
                 continue
-            result = chunk(chunk_id)
-            if keep is not None and not keep(result):
-                continue
             cited.add(page_of[chunk_id])
+            result = chunk(chunk_id)
             results.append(replace(result, score=page[chunk_id]) if page else result)
         if not with_evidence:
             return results, None
         loaded = [chunk(i) for i in held if i in similarities]
-        loaded = [c for c in loaded if keep(c)] if keep is not None else loaded
         return results, self._evidence(query, loaded, dict(lexical), results, published)
 
     def _evidence(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict, Unpack
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.embed.embedder import TextEmbedder
 from knowledge.retrieval.evidence import Evidence
+from knowledge.retrieval.prefilter import Scope
 from knowledge.retrieval.revision import RevisionWatch
 from knowledge.retrieval.search import Method, Retriever
 from knowledge.storage.models import active_version
@@ -153,8 +154,7 @@ class SearchOptions(TypedDict, total=False):
     """``Retriever.search``'s keyword options."""
 
     method: Method
-    sources: Collection[str] | None
-    keep: Callable[[ScoredChunk], bool] | None
+    scope: Scope | None
     per_page: bool
 
 
