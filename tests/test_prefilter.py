@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 from sqlalchemy import select
@@ -17,7 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.embed.embedder import Embedder
 from knowledge.ingest.local import ingest_folder
-from knowledge.retrieval.index import VectorIndex, VectorState
+from knowledge.retrieval import prefilter
+from knowledge.retrieval.index import WINDOW_BIT, VectorIndex, VectorState
 from knowledge.retrieval.lexical import LexicalState
 from knowledge.retrieval.prefilter import Scope
 from knowledge.retrieval.search import METHODS, Method, Retriever
@@ -181,7 +183,7 @@ def test_dense_and_bm25_rank_only_eligible_chunks_below_the_top_of_the_others(
     published = search._sync()
     scope = Scope.of({"gamma"}, pages_once=[("gamma", "page0.md")])
     assert scope is not None
-    only = search._eligible.filter(published.stamp, scope, published.lexical)
+    only = search._eligible.filter(published.stamp, scope, published.lexical, published.vectors)
     eligible = chunks_of(sessions, scope)
     vector = embedder.embed_query(QUESTIONS[0])
     dense = search._index.search(vector, 10**6, published.vectors, only)
@@ -242,3 +244,37 @@ def test_an_index_change_moves_the_cached_selection(
     fresh = retriever(sessions, embedder, hnsw=False)
     for method in METHODS:
         assert ranked(search, method, BETA) == ranked(fresh, method, BETA), method
+
+
+def test_a_small_scope_of_an_hnsw_index_searches_an_exact_index_of_its_own(
+    shared: sessionmaker[Session], embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A graph walk that may stop at few of its nodes visits most of the graph; a scope of
+    few vectors is searched exactly instead, and finds what the filtered walk finds."""
+    sessions = shared
+    graph = retriever(sessions, embedder, hnsw=True)
+    published = graph._sync()
+    beta = chunks_of(sessions, Scope(frozenset({"beta"})))
+    small = graph._eligible.filter(published.stamp, BETA, published.lexical, published.vectors)
+    assert small.exact is not None
+    held = set(faiss_labels(small.exact))
+    assert {label & ~WINDOW_BIT for label in held} == beta
+    assert len(held) == len(beta) * 2 - 10  # each chunk, and a window but on each last one
+    wide = Scope.of({"alpha", "gamma"})
+    assert wide is not None
+    assert graph._eligible.filter(published.stamp, wide, published.lexical,
+                                  published.vectors).exact is None  # fmt: skip
+    exact = ranked(graph, "dense", BETA)
+
+    monkeypatch.setattr(prefilter, "EXACT_MAX_VECTORS", 10)
+    walked = retriever(sessions, embedder, hnsw=True)
+    state = walked._sync()
+    assert walked._eligible.filter(state.stamp, BETA, state.lexical, state.vectors).exact is None
+    assert ranked(walked, "dense", BETA) == exact
+    flat = retriever(sessions, embedder, hnsw=False)
+    state = flat._sync()
+    assert flat._eligible.filter(state.stamp, BETA, state.lexical, state.vectors).exact is None
+
+
+def faiss_labels(index: faiss.IndexIDMap2) -> list[int]:
+    return faiss.vector_to_array(index.id_map).tolist()

@@ -379,9 +379,12 @@ class VectorIndex:
     ) -> list[tuple[int, float]]:
         """The ``k`` best chunk ids, each scored by the better of its own cosine similarity
         and its window's, best first; with ``only``, the best of those chunks (FAISS skips
-        the others while it searches)."""
+        the others while it searches, or searches their own exact index when they are few)."""
         state = state or self.state
         index, kind, following, hidden = state.main, state.kind, state.following, state.hidden
+        selective = only  # what FAISS filters by while it searches
+        if only is not None and only.exact is not None:
+            index, kind, selective = only.exact, "flat", None
         dropped = frozenset() if only is None else only.dropped
         delta = state.delta
         recent: list[tuple[float, int]] = []
@@ -401,7 +404,7 @@ class VectorIndex:
         while True:
             found = list(recent)
             if fetch:
-                params = _search_parameters(kind, fetch, only)
+                params = _search_parameters(kind, fetch, selective)
                 scores, labels = index.search(query, fetch, params=params)
                 found += [
                     (float(s), int(lb))

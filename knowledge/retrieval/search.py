@@ -220,7 +220,9 @@ class Retriever:
         published = self._sync()
         only = None
         if scope is not None:
-            only = self._eligible.filter(published.stamp, scope, published.lexical)
+            only = self._eligible.filter(
+                published.stamp, scope, published.lexical, published.vectors
+            )
         dense: list[tuple[int, float]] = []
         lexical: list[tuple[int, float]] = []
         if method in ("hybrid", "dense") or with_evidence:
