@@ -21,8 +21,10 @@ this search only, the question's own pages); "by source" searches copy 0 only (a
 Each corpus is measured by child processes, one after another, on the same vectors:
 - ``serve``: a teambot process (Runtime, ONNX int8 embedder, FAISS + BM25 from SQL) times
   hybrid search, plain and filtered, single queries; recall@10 of its vector index against
-  exact search of the same vectors; then a one-page change committed by this process (the
-  "worker") is timed until the serving process finds it, with the CPU it spent on it.
+  exact search of the same vectors, by chunk id and by section (a page URL and place in the
+  page, the same in every copy: near-copies of the best chunk count); then a one-page change
+  committed by this process (the "worker") is timed until the serving process finds it, with
+  the CPU it spent on it.
 - ``tutorial``: sentence-transformers ``encode`` (torch, 1 thread) + FAISS flat inner product
   over the same chunk vectors: k=10 plain; filtered takes 200 and drops excluded pages, by
   source takes 200 and drops the other copies.
@@ -210,7 +212,32 @@ def serve(db: Path, limit: int) -> None:
     exact.sync()
     truth = [[c for c, _ in exact.search(v, K)] for v in vectors]
     recall = float(np.mean([len(set(h) & set(t)) / K for h, t in zip(hits, truth, strict=True)]))
-    print(json.dumps({"recall": recall}), flush=True)
+    # By section: a copy of the chunk counts (every later copy repeats every section).
+    section = sections(runtime.sessions, {c for ids in hits + truth for c in ids})
+    by_section = float(np.mean([
+        len({section[c] for c in h} & {section[c] for c in t}) / len({section[c] for c in t})
+        for h, t in zip(hits, truth, strict=True) if t
+    ]))  # fmt: skip
+    print(json.dumps({"recall": recall, "recall_sections": by_section}), flush=True)
+
+
+def sections(sessions: Any, chunk_ids: set[int]) -> dict[int, tuple[str, int]]:
+    """Chunk id → its page URL and place in the page: the same in every copy of the docs."""
+    from sqlalchemy import select
+
+    from knowledge.storage.documents import Chunk, Document
+
+    ids = sorted(chunk_ids)
+    out: dict[int, tuple[str, int]] = {}
+    with sessions() as session:
+        for start in range(0, len(ids), 5000):
+            rows = session.execute(
+                select(Chunk.id, Document.url, Chunk.ordinal)
+                .join(Document, Chunk.document_id == Document.id)
+                .where(Chunk.id.in_(ids[start : start + 5000]))
+            ).all()
+            out.update({chunk_id: (url, ordinal) for chunk_id, url, ordinal in rows})
+    return out
 
 
 def filters(sessions: Any, roots: dict[str, str]) -> tuple[Callable[[str], dict], dict]:
@@ -386,7 +413,7 @@ def measure_size(source: Path, size: int, limit: int, folder: Path, baseline: Pa
 def table(results: dict[int, dict]) -> str:
     lines = [
         "| chunks | teambot | index | hybrid plain p50 / p99 ms | hybrid filtered p50 / p99 ms "
-        "| by source p50 / p99 ms | recall@10 | serving RSS loaded / peak MB "
+        "| by source p50 / p99 ms | recall@10 chunks / sections | serving RSS loaded / peak MB "
         "| change searchable s | apply CPU s | start-up load s "
         "| caches MB: vectors / BM25 / passages |",
         "|---:|---|---|---|---|---|---:|---|---:|---:|---:|---|",
@@ -398,7 +425,8 @@ def table(results: dict[int, dict]) -> str:
             cells = [
                 f"{size:,}", name, r["kind"],
                 "{:.1f} / {:.1f}".format(*r["plain"]), "{:.1f} / {:.1f}".format(*r["filtered"]),
-                "{:.1f} / {:.1f}".format(*r["by_source"]), f"{r['recall']:.3f}",
+                "{:.1f} / {:.1f}".format(*r["by_source"]),
+                f"{r['recall']:.3f} / {r.get('recall_sections', float('nan')):.3f}",
                 f"{r['rss_loaded_mb']:.0f} / {r['peak_after_change_mb']:.0f}",
                 f"{r['searchable_s']:.2f}", f"{r['apply_cpu_s']:.2f}", f"{r['load_s']:.1f}",
                 " / ".join(f"{r['parts_mb'][part]:.0f}" for part in ("vectors", "bm25", "passages"))
@@ -407,8 +435,8 @@ def table(results: dict[int, dict]) -> str:
             lines.append("| " + " | ".join(cells) + " |")
         cells = [f"{size:,}", "tutorial (ST encode + flat)", "flat",
                  "{:.1f} / {:.1f}".format(*t["plain"]), "{:.1f} / {:.1f}".format(*t["filtered"]),
-                 "{:.1f} / {:.1f}".format(*t["by_source"]), "1.000", f"— / {t['peak_mb']:.0f}",
-                 "—", "—", "—", "—"]  # fmt: skip
+                 "{:.1f} / {:.1f}".format(*t["by_source"]), "1.000 / 1.000",
+                 f"— / {t['peak_mb']:.0f}", "—", "—", "—", "—"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

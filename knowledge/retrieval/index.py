@@ -382,10 +382,9 @@ class VectorIndex:
         the others while it searches, or searches their own exact index when they are few)."""
         state = state or self.state
         index, kind, following, hidden = state.main, state.kind, state.following, state.hidden
-        selective = only  # what FAISS filters by while it searches
+        selector = None if only is None else only.main_selector  # FAISS skips the others
         if only is not None and only.exact is not None:
-            index, kind, selective = only.exact, "flat", None
-        dropped = frozenset() if only is None else only.dropped
+            index, kind, selector = only.exact, "flat", only.exact_selector
         delta = state.delta
         recent: list[tuple[float, int]] = []
         query = vector.reshape(1, -1).astype(np.float32)
@@ -404,12 +403,12 @@ class VectorIndex:
         while True:
             found = list(recent)
             if fetch:
-                params = _search_parameters(kind, fetch, selective)
+                params = _search_parameters(kind, fetch, selector)
                 scores, labels = index.search(query, fetch, params=params)
                 found += [
                     (float(s), int(lb))
                     for s, lb in zip(scores[0], labels[0], strict=True)
-                    if lb != -1 and int(lb) not in hidden and int(lb) not in dropped
+                    if lb != -1 and int(lb) not in hidden
                 ]
                 if recent:
                     found.sort(key=lambda pair: -pair[0])
@@ -443,11 +442,10 @@ class VectorIndex:
 
 
 def _search_parameters(
-    kind: IndexKind, fetch: int, only: Filter | None
+    kind: IndexKind, fetch: int, selector: faiss.IDSelector | None
 ) -> faiss.SearchParameters | None:
     """Per call, so concurrent searches with different k or filters don't race; HNSW keeps
     an efSearch of at least HNSW_EF_SEARCH with a filter too."""
-    selector = None if only is None else only.selector
     if kind == "hnsw":
         return faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, fetch), sel=selector)
     return None if selector is None else faiss.SearchParameters(sel=selector)

@@ -14,10 +14,9 @@ searches one doc site of many) also gets an exact index of its own vectors: an H
 may only stop at 0.6% of the graph's nodes visits most of the graph (1M chunks: p99 81 ms
 against 14 ms unfiltered, bench/README.md), while exact search over 12k vectors takes ~0.5 ms.
 
-A few pages that differ with every search (an evaluated question's own page) are left out
-per search instead (``Scope.pages_once``): their labels are dropped from the dense results,
-which over-fetch as they do for labels a change hid, and their passages' BM25 scores are
-zeroed.
+A few pages that differ with every search (an evaluated question's own page, in every copy
+of the docs) are left out per search instead (``Scope.pages_once``): FAISS also skips their
+labels (a selector built per search), and their passages' BM25 scores are zeroed.
 """
 
 from __future__ import annotations
@@ -148,22 +147,32 @@ class Filter:
     labels and passage positions of its ``pages_once``."""
 
     eligible: Eligible | None
-    dropped: frozenset[int]
+    dropped: np.ndarray  # int64, sorted: the FAISS labels of ``pages_once``
     zeroed: np.ndarray  # passage positions whose BM25 scores are set to zero
+    # FAISS filters, for the main index and for the scope's exact index: ``eligible``'s
+    # selector and one leaving ``dropped`` out, combined; with what they point to.
+    main_selector: faiss.IDSelector | None
+    exact_selector: faiss.IDSelector | None
+    parts: tuple[faiss.IDSelector, ...]
+
+    @staticmethod
+    def of(eligible: Eligible | None, dropped: np.ndarray, zeroed: np.ndarray) -> Filter:
+        base = None if eligible is None else eligible.selector
+        if not len(dropped):
+            return Filter(eligible, dropped, zeroed, base, None, ())
+        batch = faiss.IDSelectorBatch(len(dropped), faiss.swig_ptr(dropped))
+        kept = faiss.IDSelectorNot(batch)
+        both = kept if base is None else faiss.IDSelectorAnd(base, kept)
+        return Filter(eligible, dropped, zeroed, both, kept, (batch, kept))
 
     def allows(self, labels: np.ndarray) -> np.ndarray:
+        """Which of these FAISS labels may be returned (bool, one each)."""
         allowed = np.ones(len(labels), bool) if self.eligible is None else (
             self.eligible.allows(labels))  # fmt: skip
-        if self.dropped:
-            allowed &= ~np.isin(labels, np.fromiter(self.dropped, np.int64, len(self.dropped)))
-        return allowed
+        return allowed & ~np.isin(labels, self.dropped) if len(self.dropped) else allowed
 
     def most(self, ntotal: int) -> int:
         return ntotal if self.eligible is None else self.eligible.most(ntotal)
-
-    @property
-    def selector(self) -> faiss.IDSelector | None:
-        return None if self.eligible is None else self.eligible.selector
 
     @property
     def exact(self) -> faiss.IndexIDMap2 | None:
@@ -231,8 +240,7 @@ class EligibleCache:
         found = None if kept == Scope() else self._eligible(stamp, kept, lexical, table, vectors)
         zeroed = table.positions(scope.pages_once)
         chunks = lexical.postings.ids[zeroed]
-        dropped = frozenset([*chunks.tolist(), *(chunks | WINDOW_BIT).tolist()])
-        return Filter(found, dropped, zeroed)
+        return Filter.of(found, np.sort(np.concatenate([chunks, chunks | WINDOW_BIT])), zeroed)
 
     def _page_table(self, stamp: str | None, lexical: LexicalState) -> PageTable:
         with self._lock:
