@@ -278,3 +278,26 @@ def test_a_small_scope_of_an_hnsw_index_searches_an_exact_index_of_its_own(
 
 def faiss_labels(index: faiss.IndexIDMap2) -> list[int]:
     return faiss.vector_to_array(index.id_map).tolist()
+
+
+def test_a_search_of_an_older_revision_never_gets_a_newer_revisions_selection(
+    sessions: sessionmaker[Session], embedder: Embedder, tmp_path: Path
+) -> None:
+    """Two threads on two revisions: the one still on the older revision must build its own
+    selection, not take the one the other cached for the newer revision."""
+    folders = ingest_sources(sessions, embedder, tmp_path)
+    search = retriever(sessions, embedder, hnsw=False)
+    old = search._sync()
+    (folders["beta"] / "extra.md").write_text("# Extra\n\n## More\n\nA new page of beta.\n")
+    ingest_folder(sessions, embedder, folders["beta"], name="beta")
+    search._revisions.stamp = lambda: "moved"  # type: ignore[method-assign]
+    new = search._sync()
+    assert len(new.lexical.postings) > len(old.lexical.postings)
+
+    cache = prefilter.EligibleCache()
+    old_table = cache._page_table(old.stamp, old.lexical)  # thread A, then B overtakes it:
+    cache.filter(new.stamp, BETA, new.lexical, new.vectors)
+    assert BETA is not None
+    found = cache._eligible(old.stamp, BETA, old.lexical, old_table, old.vectors)
+    assert len(found.passages) == len(old.lexical.postings)
+    assert len(found) == len(chunks_of(sessions, BETA)) - 1  # without the new page's chunk

@@ -262,8 +262,8 @@ class EligibleCache:
         table: PageTable,
         vectors: VectorState,
     ) -> Eligible:
-        with self._lock:
-            found = self._scopes.get(scope)
+        with self._lock:  # another thread may have moved the cache to another revision
+            found = self._scopes.get(scope) if stamp == self._stamp else None
         if found is not None:
             return found
         built = eligible(scope, lexical, table, vectors)
