@@ -200,8 +200,7 @@ def eligible(
     passages = np.isin(table.documents, np.asarray(documents, np.int64))
     passages[table.positions(scope.skip_pages)] = False
     excludes = int(passages.sum()) > len(passages) // 2
-    chunks = lexical.postings.ids[~passages if excludes else passages]
-    labels = np.sort(np.concatenate([chunks, chunks | WINDOW_BIT]))
+    labels = _labels(lexical.postings.ids[~passages if excludes else passages])
     batch = faiss.IDSelectorBatch(len(labels), faiss.swig_ptr(labels))
     selector = faiss.IDSelectorNot(batch) if excludes else batch
     exact = None
@@ -209,6 +208,11 @@ def eligible(
     if not excludes and vectors.kind == "hnsw" and len(labels) <= 2 * EXACT_MAX_VECTORS:
         exact = _exact_index(vectors.main, labels)
     return Eligible(passages, labels, excludes, selector, (batch,), exact)
+
+
+def _labels(chunks: np.ndarray) -> np.ndarray:
+    """The FAISS labels these chunks may be found under, sorted: their own and their windows'."""
+    return np.sort(np.concatenate([chunks, chunks | WINDOW_BIT]))
 
 
 def _exact_index(main: faiss.IndexIDMap2, labels: np.ndarray) -> faiss.IndexIDMap2 | None:
@@ -239,8 +243,7 @@ class EligibleCache:
         kept = scope.kept
         found = None if kept == Scope() else self._eligible(stamp, kept, lexical, table, vectors)
         zeroed = table.positions(scope.pages_once)
-        chunks = lexical.postings.ids[zeroed]
-        return Filter.of(found, np.sort(np.concatenate([chunks, chunks | WINDOW_BIT])), zeroed)
+        return Filter.of(found, _labels(lexical.postings.ids[zeroed]), zeroed)
 
     def _page_table(self, stamp: str | None, lexical: LexicalState) -> PageTable:
         with self._lock:

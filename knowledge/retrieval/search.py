@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 Method = Literal["hybrid", "dense", "bm25"]
 Key = TypeVar("Key", int, tuple[str, str])  # a chunk id, or a page: (source name, url)
 METHODS: tuple[Method, ...] = ("hybrid", "dense", "bm25")
-# Candidates taken from each ranking before fusion, filtering and one-per-page.
+# Candidates taken from each ranking (of what the scope allows) before fusion and one-per-page.
 CANDIDATES = 50
 # Candidates per wanted result.
 OVERFETCH = 5
