@@ -103,6 +103,29 @@ knowledge/retrieval/confidence.py, ``features``):
   within 0.005 of it), which beats V13 by 0.0024, not by more than 0.005: V13 is kept, its
   constants unchanged, and the held-out part was not scored again. The new features stay in
   ``features`` (measured, not in the model) so the round can be re-run.
+- Between rounds 6 and 7, exploratory and NOT pre-registered (dev only, nothing adopted, the
+  held-out part untouched): sentence-level dense evidence, i.e. the best cosine between the
+  question and any sentence of the top 4 passages, each sentence embedded at query time.
+  V13 + that feature: dev CV AUROC 0.9287 against V13's 0.9236 (V18 + it: 0.9314), for 54 ms
+  p50 of extra embedding per question, which alone breaks the issue's 30 ms budget. Not a
+  path to 0.95 either way.
+- Round 7, written before any round-7 run: calibration, not separation. The issue asks that
+  among answers with confidence ≈ c about c be supported by the docs. V13 was fitted to
+  ``answerable`` with classes weighted to even odds, so its number reads on another scale:
+  on the dev rows at THRESHOLD, the answers' mean confidence is 0.60 in hard mode with 52%
+  supported, 0.80 in known-item mode with 75% supported, and known-item confidences of
+  0.2–0.5 hold 6–12% supported questions. Variants:
+  * C0: V13's probability as it is (today).
+  * C1: Platt scaling of V13: confidence = σ(a·z + b), z = V13's linear score, a and b fitted
+    by an UNWEIGHTED logistic regression (bench/logistic.py, ``balanced=False``) on the dev
+    rows of both modes, label = ``supported`` (answerable and a gold page among the TOP_K
+    results). The threshold becomes σ(a·logit(0.14) + b) rounded down to 0.01, so decisions
+    (and every AUROC, answer_rate and abstain_rate) stay those of V13 up to that rounding;
+    rows whose decision changes are counted and reported.
+  Measured: expected calibration error (10 equal-width bins, |mean confidence − supported
+  share| weighted by the bin's share of rows) and Brier score against ``supported``, per part
+  and mode; C1's dev numbers by 5-fold CV over the same folds as the variants; the held-out
+  part scored once. C1 is adopted if its dev CV ECE is lower than C0's in both modes.
 All fitted by bench/logistic.py (Newton, L2 1e-2, classes weighted to even odds) on the dev
 part's hard-mode rows (rounds 1–4; both modes from round 5), label = answerable. Selection:
 the best mean AUROC over 5 folds of the dev rows (fold = SHA-1 of the id); a variant with
