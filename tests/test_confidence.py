@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench import logistic
+from bench.calibration import ece
 from knowledge.embed.embedder import Embedder
 from knowledge.ingest.local import ingest_folder
 from knowledge.retrieval import confidence
@@ -241,3 +242,12 @@ def test_logistic_fit_recovers_a_known_model_and_auroc_counts_pairs() -> None:
     assert coefficients == pytest.approx([2.0, -1.0], abs=0.15)
     assert logistic.auroc([0.9, 0.8, 0.3, 0.1], [True, False, True, False]) == 0.75
     assert logistic.auroc([0.5, 0.5], [True, False]) == 0.5
+
+
+def test_calibration_error_weighs_each_bins_gap_by_its_share_of_rows() -> None:
+    # Bin 0.1–0.2: mean 0.15, 1 of 2 supported → gap 0.35; bin 0.9–1.0: mean 0.95, 2 of 2 →
+    # gap 0.05. Each bin holds half the rows: (0.35 + 0.05) / 2.
+    scores = np.array([0.1, 0.2 - 1e-9, 0.9, 1.0])
+    labels = np.array([1.0, 0.0, 1.0, 1.0])
+    assert ece(scores, labels) == pytest.approx(0.2)
+    assert ece(np.array([0.25, 0.25]), np.array([1.0, 0.0])) == pytest.approx(0.25)
