@@ -19,7 +19,16 @@ import math
 import numpy as np
 
 from bench import logistic
-from bench.answerability import FOLDS, MODES, Row, fold_of, index_parser, matrix, part_rows
+from bench.answerability import (
+    FOLDS,
+    MODES,
+    Row,
+    fold_of,
+    index_parser,
+    matrix,
+    part_rows,
+    scores_of,
+)
 from bot.runtime import Runtime
 from bot.settings import Settings
 from knowledge.retrieval import confidence
@@ -28,7 +37,7 @@ BINS = 10
 
 
 def linear(rows: list[Row]) -> np.ndarray:
-    """The product model's linear score z (its confidence is σ(z))."""
+    """The product model's linear score z (its confidence, ``scores_of``, is σ(z))."""
     x = matrix(rows, confidence.MODEL_FEATURES)
     return confidence.INTERCEPT + x @ np.array(confidence.COEFFICIENTS)
 
@@ -43,8 +52,14 @@ def platt(rows: list[Row]) -> tuple[float, float]:
     return float(a[0]), b
 
 
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-z))
+def rescaled(a: float, b: float, z: np.ndarray) -> np.ndarray:
+    """C1's confidence σ(a·z + b) of linear scores ``z``."""
+    return logistic.predict(b, np.array([a]), z[:, None])
+
+
+def bin_of(scores: np.ndarray) -> np.ndarray:
+    """Each score's bin among BINS equal-width bins of [0, 1]."""
+    return np.clip((scores * BINS).astype(int), 0, BINS - 1)
 
 
 def cross_validated(rows: list[Row]) -> np.ndarray:
@@ -54,13 +69,13 @@ def cross_validated(rows: list[Row]) -> np.ndarray:
     for fold in range(FOLDS):
         test = folds == fold
         a, b = platt([row for row, t in zip(rows, test, strict=True) if not t])
-        scores[test] = sigmoid(a * z[test] + b)
+        scores[test] = rescaled(a, b, z[test])
     return scores
 
 
 def ece(scores: np.ndarray, labels: np.ndarray) -> float:
     """Expected calibration error over BINS equal-width bins, weighted by the bins' sizes."""
-    which = np.clip((scores * BINS).astype(int), 0, BINS - 1)
+    which = bin_of(scores)
     return float(
         sum(
             abs(scores[which == b].mean() - labels[which == b].mean()) * (which == b).mean()
@@ -83,7 +98,7 @@ def table(rows: list[Row], title: str, c1: np.ndarray, threshold: float) -> None
     print(f"\n### {title}\n")
     print("| mode | variant | ECE | Brier | answers' mean confidence | answers supported |")
     print("|---|---|---|---|---|---|")
-    c0 = sigmoid(linear(rows))
+    c0 = scores_of(rows)
     for mode in MODES:
         mask = np.array([row.mode == mode for row in rows])
         labels = supported(rows)[mask]
@@ -91,7 +106,7 @@ def table(rows: list[Row], title: str, c1: np.ndarray, threshold: float) -> None
         print(f"| {mode} " + line("C1", c1[mask], labels, threshold))
     print("\n| C1 confidence | n | mean | supported |\n|---|---|---|---|")
     labels = supported(rows)
-    which = np.clip((c1 * BINS).astype(int), 0, BINS - 1)
+    which = bin_of(c1)
     for b in range(BINS):
         mask = which == b
         if mask.any():
@@ -105,9 +120,9 @@ def main() -> None:
     dev = part_rows(runtime, args.db, "dev", args.refresh)
     a, b = platt(dev)
     z0 = math.log(confidence.THRESHOLD / (1 - confidence.THRESHOLD))
-    threshold = math.floor(sigmoid(np.array(a * z0 + b)) * 100) / 100
+    threshold = math.floor(rescaled(a, b, np.array([z0]))[0] * 100) / 100
     z = linear(dev)
-    changed = int(((z >= z0) != (sigmoid(a * z + b) >= threshold)).sum())
+    changed = int(((z >= z0) != (rescaled(a, b, z) >= threshold)).sum())
     print(f"C1 on all dev rows: a = {a:.4f}, b = {b:.4f}; threshold {confidence.THRESHOLD:.2f} "
           f"→ {threshold:.2f}; dev decisions changed by the rounding: {changed}")  # fmt: skip
     print("\nPaste into knowledge/retrieval/confidence.py if C1 is adopted:\n")
@@ -118,7 +133,7 @@ def main() -> None:
     table(dev, "dev (C1 by 5-fold CV)", cross_validated(dev), threshold)
     if args.heldout:
         held = part_rows(runtime, args.db, "heldout", args.refresh)
-        c1 = sigmoid(a * linear(held) + b)
+        c1 = rescaled(a, b, linear(held))
         table(held, "held-out (C1 fitted on all dev rows)", c1, threshold)
 
 
