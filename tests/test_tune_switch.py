@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.retention import forget_expired
 from bot.runtime import Runtime
 from bot.settings import Settings
+from knowledge.embed import stored
 from knowledge.embed.embedder import Embedder, TextEmbedder, resolve_model_path
 from knowledge.embed.stored import ensure_folder, save_files
 from knowledge.errors import EmbeddingModelError
@@ -239,6 +240,23 @@ def test_a_rebuilt_model_folder_holds_only_the_files_it_may(
     assert not list(tmp_path.rglob("escaped.py")) and not list(tmp_path.rglob("x.onnx"))
     with pytest.raises(EmbeddingModelError, match="no stored weights"):
         ensure_folder(sessions, "gone", BASE, tmp_path / "data" / "models" / "gone")
+
+
+def test_a_stored_file_over_the_cap_is_refused_before_it_is_read(
+    sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stored, "MAX_FILE_BYTES", 1000)
+    with sessions.begin() as session:
+        session.add(ModelFile(version="big", name="model.safetensors", data=b"\0" * 1001))
+    folder = tmp_path / "data" / "models" / "big"
+    statements: list[str] = []
+    engine = sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", lambda _c, _u, sql, *_: statements.append(sql))
+    with pytest.raises(EmbeddingModelError, match=r"model\.safetensors is unusable"):
+        ensure_folder(sessions, "big", BASE, folder)
+    assert not folder.exists() and not list((tmp_path / "data" / "models").iterdir())
+    # Its length was asked, its bytes never fetched.
+    assert not [s for s in statements if "SELECT model_files.data" in s], statements
 
 
 def _wait_for(condition, seconds: float = 20.0) -> bool:  # type: ignore[no-untyped-def]

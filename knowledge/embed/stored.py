@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.embed.embedder import resolve_model_path
@@ -64,10 +64,12 @@ def ensure_folder(sessions: sessionmaker[Session], version: str, base: str, fold
 
 
 def _write(session: Session, version: str, name: str, target: Path) -> None:
-    data = session.scalar(
-        select(ModelFile.data).where(ModelFile.version == version, ModelFile.name == name)
-    )
-    if data is None or len(data) > MAX_FILE_BYTES:
+    """Write one stored file, its size checked in SQL before its bytes are fetched."""
+    row = (ModelFile.version == version, ModelFile.name == name)
+    size = session.scalar(select(func.length(ModelFile.data)).where(*row))
+    fits = size is not None and size <= MAX_FILE_BYTES
+    data = session.scalar(select(ModelFile.data).where(*row)) if fits else None
+    if data is None:
         raise EmbeddingModelError(f"Model version {version!r}: stored file {name} is unusable.")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
